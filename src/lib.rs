@@ -5,3 +5,5 @@
 //! hashing them), and, as they grow, `wire`, `tracker` and `picker`.
 
 pub mod bencode;
+pub mod metainfo;
+pub mod storage;

@@ -150,7 +150,10 @@ impl<'a> Decoder<'a> {
         let start = self.pos;
         self.values += 1;
         if self.values > self.limits.max_values {
-            return self.err(start, DecodeErrorKind::TooManyValues(self.limits.max_values));
+            return self.err(
+                start,
+                DecodeErrorKind::TooManyValues(self.limits.max_values),
+            );
         }
         let kind = match self.peek()? {
             b'i' => {

@@ -1,0 +1,74 @@
+//! Command-line front end: argument parsing, human and JSON output, progress bars.
+//! Each command is a thin layer over the library; errors become one clear sentence.
+
+mod create;
+mod format;
+mod show;
+mod verify;
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// BatTorrent: create, inspect and verify .torrent files.
+#[derive(Debug, Parser)]
+#[command(name = "battorrent", version, about, propagate_version = true)]
+pub struct Cli {
+    /// More log output (-v info, -vv debug, -vvv trace); RUST_LOG overrides.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Make a .torrent from a file or folder.
+    Create(create::CreateArgs),
+    /// Show what a .torrent holds.
+    Show {
+        /// The .torrent file.
+        torrent: PathBuf,
+        /// Print one JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check data on disk against a .torrent; exit status 0 only if every piece is good.
+    Verify(verify::VerifyArgs),
+    /// Print a .torrent's magnet link.
+    Magnet {
+        /// The .torrent file.
+        torrent: PathBuf,
+    },
+}
+
+/// Sets up `tracing` on stderr: warnings by default, more with each -v.
+pub fn init_logging(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "info",
+        2 => "debug",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+}
+
+/// Runs one command.
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Create(args) => create::run(args),
+        Command::Show { torrent, json } => show::run(&torrent, json),
+        Command::Verify(args) => verify::run(args),
+        Command::Magnet { torrent } => {
+            let meta = show::load(&torrent)?;
+            println!("{}", meta.magnet());
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}

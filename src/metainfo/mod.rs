@@ -1,0 +1,178 @@
+//! .torrent metainfo (BEP 3, 12, 19, 27, 47; the v1 part of BEP 52) and magnet links (BEP 9).
+//!
+//! This module owns the validated, in-memory view of a torrent. Anything that loads is safe
+//! to use: sizes add up, piece hashes match the piece count, and every file path stays inside
+//! the target folder. It never touches the network and never writes files except through
+//! [`create`].
+
+pub mod create;
+mod magnet;
+mod parse;
+pub mod path;
+mod raw;
+
+pub use magnet::{Magnet, MagnetError};
+pub use parse::{MetainfoError, MAX_PIECE_LENGTH, MAX_TORRENT_FILE_SIZE};
+
+use std::fmt;
+use std::path::PathBuf;
+
+/// SHA-1 of the bencoded `info` dictionary: a torrent's identity.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct InfoHash(pub [u8; 20]);
+
+impl InfoHash {
+    /// Parses 40 hexadecimal digits (either case).
+    pub fn from_hex(hex: &str) -> Option<InfoHash> {
+        let bytes = hex.as_bytes();
+        if bytes.len() != 40 {
+            return None;
+        }
+        let mut out = [0u8; 20];
+        for (i, pair) in bytes.chunks(2).enumerate() {
+            let hi = (pair[0] as char).to_digit(16)?;
+            let lo = (pair[1] as char).to_digit(16)?;
+            out[i] = (hi * 16 + lo) as u8;
+        }
+        Some(InfoHash(out))
+    }
+
+    /// Lowercase hexadecimal, 40 digits.
+    pub fn to_hex(&self) -> String {
+        self.to_string()
+    }
+}
+
+impl fmt::Display for InfoHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.iter().try_for_each(|b| write!(f, "{b:02x}"))
+    }
+}
+
+impl fmt::Debug for InfoHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "InfoHash({self})")
+    }
+}
+
+/// Which BitTorrent protocol versions a torrent carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Version {
+    /// BEP 3 only.
+    V1,
+    /// BEP 52 hybrid: v1 and v2 parts. Only the v1 part is used for now.
+    Hybrid,
+}
+
+/// A parsed and validated .torrent file.
+#[derive(Debug, Clone)]
+pub struct Metainfo {
+    /// SHA-1 over the exact bytes of `info` as they appear in the file.
+    pub info_hash: InfoHash,
+    /// The validated `info` dictionary.
+    pub info: Info,
+    /// The raw bencoded `info` dictionary (for metadata exchange).
+    pub info_bytes: Vec<u8>,
+    /// Trackers by tier (BEP 12); from `announce` alone when there is no `announce-list`.
+    pub trackers: Vec<Vec<String>>,
+    /// Web seed URLs (BEP 19 `url-list`).
+    pub web_seeds: Vec<String>,
+    pub comment: Option<String>,
+    pub created_by: Option<String>,
+    /// Seconds since the Unix epoch.
+    pub creation_date: Option<i64>,
+    pub version: Version,
+    /// Irregularities tolerated while loading (unsorted keys, non-UTF-8 names, ...).
+    pub warnings: Vec<String>,
+}
+
+/// The `info` dictionary: what the data is and how it is cut into pieces.
+#[derive(Debug, Clone)]
+pub struct Info {
+    /// Suggested name: the file name (single-file) or the top folder (multi-file).
+    pub name: String,
+    /// Bytes per piece (the last piece may be shorter).
+    pub piece_length: u64,
+    /// SHA-1 of each piece, in order.
+    pub pieces: Vec<[u8; 20]>,
+    /// BEP 27 private flag.
+    pub private: bool,
+    /// `source` tag (used by private trackers to change the info hash).
+    pub source: Option<String>,
+    /// Files in torrent order, including BEP 47 padding files.
+    pub files: Vec<FileEntry>,
+    /// True when the torrent has a `files` list (a folder), false for a single file.
+    pub multi_file: bool,
+    /// Sum of all file lengths, padding included.
+    pub total_length: u64,
+}
+
+/// One file of a torrent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileEntry {
+    /// Checked path elements below the torrent's folder (the name, for single-file torrents).
+    pub path: Vec<String>,
+    /// Length in bytes.
+    pub length: u64,
+    /// Offset of the file's first byte in the torrent's concatenated data.
+    pub offset: u64,
+    /// BEP 47 padding file (`attr` contains `p`): zeros, never written to disk.
+    pub padding: bool,
+    /// BEP 47 `attr` string, as given (`x` executable, `h` hidden, `l` symlink, `p` padding).
+    pub attr: String,
+}
+
+impl Info {
+    /// Number of pieces.
+    pub fn piece_count(&self) -> usize {
+        self.pieces.len()
+    }
+
+    /// Length of piece `index` in bytes (the last one may be short); 0 past the end.
+    pub fn piece_len(&self, index: usize) -> u64 {
+        let start = index as u64 * self.piece_length;
+        self.total_length
+            .saturating_sub(start)
+            .min(self.piece_length)
+    }
+
+    /// Where `file` lives, relative to the download folder: `name` for a single-file
+    /// torrent, `name/path...` for a multi-file one. Every element was checked on load.
+    pub fn relative_path(&self, file: &FileEntry) -> PathBuf {
+        if self.multi_file {
+            path::relative_path(
+                std::iter::once(self.name.as_str()).chain(file.path.iter().map(String::as_str)),
+            )
+        } else {
+            path::relative_path([self.name.as_str()])
+        }
+    }
+
+    /// The file's path as shown to people: elements joined with '/'.
+    pub fn display_path(&self, file: &FileEntry) -> String {
+        file.path.join("/")
+    }
+}
+
+impl Metainfo {
+    /// Parses and validates a .torrent file's bytes. See [`MetainfoError`] for what is refused.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Metainfo, MetainfoError> {
+        parse::parse(bytes)
+    }
+
+    /// Reads and parses a .torrent file, refusing files over [`MAX_TORRENT_FILE_SIZE`].
+    pub fn load(path: &std::path::Path) -> Result<Metainfo, MetainfoError> {
+        parse::load(path)
+    }
+
+    /// The magnet link for this torrent: info hash, name, and every tracker.
+    pub fn magnet(&self) -> Magnet {
+        Magnet {
+            info_hash: self.info_hash,
+            display_name: Some(self.info.name.clone()),
+            trackers: self.trackers.iter().flatten().cloned().collect(),
+            web_seeds: self.web_seeds.clone(),
+            exact_length: Some(self.info.total_length),
+        }
+    }
+}

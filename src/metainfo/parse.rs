@@ -1,0 +1,457 @@
+//! Loading: bytes → bencode [`Value`] (strict, spanned) → validated [`Metainfo`].
+//!
+//! Fields are read from the decoder's values rather than through serde so that every error
+//! can say which field, at which byte offset, was wrong.
+
+use super::path::check_element;
+use super::{FileEntry, Info, InfoHash, Metainfo, Version};
+use crate::bencode::{self, DecodeError, Limits, Value};
+use sha1::{Digest, Sha1};
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use thiserror::Error;
+
+/// Largest .torrent file accepted (64 MiB: over 3 million pieces).
+pub const MAX_TORRENT_FILE_SIZE: u64 = 64 << 20;
+/// Largest piece length accepted (256 MiB); hashing buffers never grow with it.
+pub const MAX_PIECE_LENGTH: u64 = 256 << 20;
+
+/// Why a .torrent could not be loaded.
+#[derive(Debug, Error)]
+pub enum MetainfoError {
+    #[error("cannot read {}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("the file is {size} bytes; a .torrent may be at most {max} bytes")]
+    TooLarge { size: u64, max: u64 },
+    #[error(transparent)]
+    Bencode(#[from] DecodeError),
+    #[error("'{field}' at byte {offset}: {problem}")]
+    Field {
+        field: String,
+        offset: usize,
+        problem: String,
+    },
+    #[error("'{field}' is missing from the {place}")]
+    Missing {
+        field: &'static str,
+        place: &'static str,
+    },
+    #[error("not supported yet: {0}")]
+    Unsupported(String),
+}
+
+fn field_err(
+    field: impl Into<String>,
+    at: &Value<'_>,
+    problem: impl Into<String>,
+) -> MetainfoError {
+    MetainfoError::Field {
+        field: field.into(),
+        offset: at.span.start,
+        problem: problem.into(),
+    }
+}
+
+fn wrong_type(field: impl Into<String>, at: &Value<'_>, expected: &str) -> MetainfoError {
+    field_err(
+        field,
+        at,
+        format!("expected {expected}, found {}", at.type_name()),
+    )
+}
+
+fn int(field: &str, v: &Value<'_>) -> Result<i64, MetainfoError> {
+    v.as_int().ok_or_else(|| wrong_type(field, v, "an integer"))
+}
+
+fn bytes<'a>(field: &str, v: &Value<'a>) -> Result<&'a [u8], MetainfoError> {
+    v.as_bytes().ok_or_else(|| wrong_type(field, v, "a string"))
+}
+
+fn list<'v, 'a>(field: &str, v: &'v Value<'a>) -> Result<&'v [Value<'a>], MetainfoError> {
+    v.as_list().ok_or_else(|| wrong_type(field, v, "a list"))
+}
+
+/// Text from a string field; invalid UTF-8 is replaced and noted in `warnings`.
+fn text(field: &str, v: &Value<'_>, warnings: &mut Vec<String>) -> Result<String, MetainfoError> {
+    let raw = bytes(field, v)?;
+    Ok(match std::str::from_utf8(raw) {
+        Ok(s) => s.to_owned(),
+        Err(_) => {
+            warnings.push(format!(
+                "'{field}' at byte {} is not UTF-8; invalid bytes were replaced",
+                v.span.start
+            ));
+            String::from_utf8_lossy(raw).into_owned()
+        }
+    })
+}
+
+/// Text from `key.utf-8` when present and valid, else from `key` (BEP 3 extension used by
+/// many clients for names in legacy encodings).
+fn utf8_preferred(
+    dict: &Value<'_>,
+    key: &'static str,
+    place: &'static str,
+    warnings: &mut Vec<String>,
+) -> Result<String, MetainfoError> {
+    let utf8_key = format!("{key}.utf-8");
+    if let Some(s) = dict.get(&utf8_key).and_then(Value::as_str) {
+        return Ok(s.to_owned());
+    }
+    let v = dict
+        .get(key)
+        .ok_or(MetainfoError::Missing { field: key, place })?;
+    text(key, v, warnings)
+}
+
+pub(super) fn load(path: &Path) -> Result<Metainfo, MetainfoError> {
+    let io = |source| MetainfoError::Io {
+        path: path.to_owned(),
+        source,
+    };
+    let size = std::fs::metadata(path).map_err(io)?.len();
+    if size > MAX_TORRENT_FILE_SIZE {
+        return Err(MetainfoError::TooLarge {
+            size,
+            max: MAX_TORRENT_FILE_SIZE,
+        });
+    }
+    let bytes = std::fs::read(path).map_err(io)?;
+    parse(&bytes)
+}
+
+pub(super) fn parse(input: &[u8]) -> Result<Metainfo, MetainfoError> {
+    if input.len() as u64 > MAX_TORRENT_FILE_SIZE {
+        return Err(MetainfoError::TooLarge {
+            size: input.len() as u64,
+            max: MAX_TORRENT_FILE_SIZE,
+        });
+    }
+    let doc = bencode::decode(input, Limits::default())?;
+    let mut warnings: Vec<String> = doc.warnings.iter().map(|w| w.to_string()).collect();
+    let root = &doc.root;
+    if root.as_dict().is_none() {
+        return Err(wrong_type("(top level)", root, "a dictionary"));
+    }
+    let info_value = root.get("info").ok_or(MetainfoError::Missing {
+        field: "info",
+        place: "top-level dictionary",
+    })?;
+    if info_value.as_dict().is_none() {
+        return Err(wrong_type("info", info_value, "a dictionary"));
+    }
+    let info_bytes = input[info_value.span.clone()].to_vec();
+    let info_hash = InfoHash(Sha1::digest(&info_bytes).into());
+    let (info, version) = parse_info(info_value, &mut warnings)?;
+
+    let trackers = parse_trackers(root, &mut warnings);
+    let web_seeds = match root.get("url-list") {
+        Some(v) if v.as_bytes().is_some() => v.as_str().into_iter().map(str::to_owned).collect(),
+        Some(v) => v
+            .as_list()
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|u| u.as_str())
+            .filter(|u| !u.is_empty())
+            .map(str::to_owned)
+            .collect(),
+        None => Vec::new(),
+    };
+    let optional_text = |key: &str, warnings: &mut Vec<String>| -> Option<String> {
+        let v = root.get(key)?;
+        text(key, v, warnings).ok()
+    };
+    let comment = optional_text("comment", &mut warnings);
+    let created_by = optional_text("created by", &mut warnings);
+    let creation_date = root.get("creation date").and_then(Value::as_int);
+
+    Ok(Metainfo {
+        info_hash,
+        info,
+        info_bytes,
+        trackers,
+        web_seeds,
+        comment,
+        created_by,
+        creation_date,
+        version,
+        warnings,
+    })
+}
+
+/// BEP 12 tiers from `announce-list`, or the single `announce` URL. Malformed entries are
+/// skipped with a warning: trackers are hints, not part of the torrent's identity.
+fn parse_trackers(root: &Value<'_>, warnings: &mut Vec<String>) -> Vec<Vec<String>> {
+    let mut tiers = Vec::new();
+    if let Some(list) = root.get("announce-list") {
+        for tier in list.as_list().unwrap_or_default() {
+            let urls: Vec<String> = tier
+                .as_list()
+                .unwrap_or_default()
+                .iter()
+                .filter_map(|u| u.as_str())
+                .filter(|u| !u.is_empty())
+                .map(str::to_owned)
+                .collect();
+            if urls.is_empty() {
+                warnings.push(format!(
+                    "'announce-list' tier at byte {} has no usable URL; skipped",
+                    tier.span.start
+                ));
+            } else {
+                tiers.push(urls);
+            }
+        }
+    }
+    if tiers.is_empty() {
+        if let Some(url) = root.get("announce").and_then(Value::as_str) {
+            if !url.is_empty() {
+                tiers.push(vec![url.to_owned()]);
+            }
+        }
+    }
+    tiers
+}
+
+fn parse_info(
+    info: &Value<'_>,
+    warnings: &mut Vec<String>,
+) -> Result<(Info, Version), MetainfoError> {
+    let place = "info dictionary";
+    let version = match info.get("meta version") {
+        None => Version::V1,
+        Some(v) => match int("info.meta version", v)? {
+            1 => Version::V1,
+            2 if info.get("pieces").is_none() => {
+                return Err(MetainfoError::Unsupported(
+                    "v2-only torrent (BEP 52): it has no v1 'pieces'; only v1 and hybrid torrents can be used"
+                        .into(),
+                ))
+            }
+            2 => Version::Hybrid,
+            n => return Err(MetainfoError::Unsupported(format!("'meta version' {n}"))),
+        },
+    };
+
+    let name = utf8_preferred(info, "name", place, warnings)?;
+    if let Err(why) = check_element(&name) {
+        let at = info.get("name.utf-8").or(info.get("name")).unwrap_or(info);
+        return Err(field_err("info.name", at, format!("unsafe name: {why}")));
+    }
+
+    let pl_value = info.get("piece length").ok_or(MetainfoError::Missing {
+        field: "piece length",
+        place,
+    })?;
+    let piece_length = int("info.piece length", pl_value)?;
+    if piece_length <= 0 || piece_length as u64 > MAX_PIECE_LENGTH {
+        return Err(field_err(
+            "info.piece length",
+            pl_value,
+            format!("{piece_length} is outside 1..={MAX_PIECE_LENGTH}"),
+        ));
+    }
+    let piece_length = piece_length as u64;
+
+    let pieces_value = info.get("pieces").ok_or(MetainfoError::Missing {
+        field: "pieces",
+        place,
+    })?;
+    let pieces_raw = bytes("info.pieces", pieces_value)?;
+    if pieces_raw.len() % 20 != 0 {
+        return Err(field_err(
+            "info.pieces",
+            pieces_value,
+            format!("length {} is not a multiple of 20", pieces_raw.len()),
+        ));
+    }
+
+    let private = match info.get("private") {
+        None => false,
+        Some(v) => int("info.private", v)? == 1,
+    };
+    let source = match info.get("source") {
+        Some(v) => Some(text("info.source", v, warnings)?),
+        None => None,
+    };
+
+    let (files, multi_file) =
+        match (info.get("length"), info.get("files")) {
+            (Some(_), Some(files)) => return Err(field_err(
+                "info.files",
+                files,
+                "both 'length' and 'files' are present; a torrent is either one file or a folder",
+            )),
+            (None, None) => {
+                return Err(MetainfoError::Missing {
+                    field: "length' or 'files",
+                    place,
+                })
+            }
+            (Some(length), None) => {
+                let len = file_length("info.length", length)?;
+                let file = FileEntry {
+                    path: vec![name.clone()],
+                    length: len,
+                    offset: 0,
+                    padding: false,
+                    attr: info
+                        .get("attr")
+                        .and_then(Value::as_str)
+                        .unwrap_or("")
+                        .to_owned(),
+                };
+                (vec![file], false)
+            }
+            (None, Some(files)) => (parse_files(files, warnings)?, true),
+        };
+    let total_length = files.last().map_or(0, |f| f.offset + f.length);
+    if total_length == 0 {
+        return Err(MetainfoError::Field {
+            field: "info".into(),
+            offset: info.span.start,
+            problem: "the torrent holds no data (total size 0)".into(),
+        });
+    }
+    let expected = total_length.div_ceil(piece_length);
+    let actual = (pieces_raw.len() / 20) as u64;
+    if actual != expected {
+        return Err(field_err(
+            "info.pieces",
+            pieces_value,
+            format!(
+                "has {actual} hashes but {total_length} bytes in pieces of {piece_length} need {expected}"
+            ),
+        ));
+    }
+    let pieces = pieces_raw
+        .chunks_exact(20)
+        .map(|c| c.try_into().expect("chunks of 20"))
+        .collect();
+    let info = Info {
+        name,
+        piece_length,
+        pieces,
+        private,
+        source,
+        files,
+        multi_file,
+        total_length,
+    };
+    Ok((info, version))
+}
+
+fn file_length(field: &str, v: &Value<'_>) -> Result<u64, MetainfoError> {
+    let len = int(field, v)?;
+    u64::try_from(len).map_err(|_| field_err(field, v, format!("negative length {len}")))
+}
+
+fn parse_files(
+    files: &Value<'_>,
+    warnings: &mut Vec<String>,
+) -> Result<Vec<FileEntry>, MetainfoError> {
+    let items = list("info.files", files)?;
+    if items.is_empty() {
+        return Err(field_err("info.files", files, "the file list is empty"));
+    }
+    let mut out = Vec::with_capacity(items.len());
+    let mut offset: u64 = 0;
+    let mut seen_files: HashSet<Vec<String>> = HashSet::new();
+    let mut seen_dirs: HashSet<Vec<String>> = HashSet::new();
+    for (i, item) in items.iter().enumerate() {
+        let field = format!("info.files[{i}]");
+        if item.as_dict().is_none() {
+            return Err(wrong_type(field, item, "a dictionary"));
+        }
+        let len_value = item.get("length").ok_or(MetainfoError::Missing {
+            field: "length",
+            place: "file entry",
+        })?;
+        let length = file_length(&format!("{field}.length"), len_value)?;
+        let path = file_path(item, &field, warnings)?;
+        let attr = item
+            .get("attr")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_owned();
+        let padding = attr.contains('p');
+
+        // Two entries for one path, or a path that is both a file and a folder, would make
+        // two parts of the torrent share bytes on disk.
+        if !padding {
+            if seen_dirs.contains(&path) || !seen_files.insert(path.clone()) {
+                return Err(field_err(
+                    &field,
+                    item,
+                    format!("path '{}' is used twice", path.join("/")),
+                ));
+            }
+            for depth in 1..path.len() {
+                let dir = path[..depth].to_vec();
+                if seen_files.contains(&dir) {
+                    return Err(field_err(
+                        &field,
+                        item,
+                        format!("'{}' is both a file and a folder", dir.join("/")),
+                    ));
+                }
+                seen_dirs.insert(dir);
+            }
+        }
+        let end = offset
+            .checked_add(length)
+            .filter(|&end| end <= i64::MAX as u64)
+            .ok_or_else(|| {
+                field_err(format!("{field}.length"), len_value, "total size overflows")
+            })?;
+        out.push(FileEntry {
+            path,
+            length,
+            offset,
+            padding,
+            attr,
+        });
+        offset = end;
+    }
+    Ok(out)
+}
+
+fn file_path(
+    item: &Value<'_>,
+    field: &str,
+    warnings: &mut Vec<String>,
+) -> Result<Vec<String>, MetainfoError> {
+    let utf8 = item
+        .get("path.utf-8")
+        .and_then(Value::as_list)
+        .filter(|l| !l.is_empty() && l.iter().all(|e| e.as_str().is_some()));
+    let (key, value) = match (utf8, item.get("path")) {
+        (Some(_), _) => ("path.utf-8", item.get("path.utf-8").expect("checked")),
+        (None, Some(p)) => ("path", p),
+        (None, None) => {
+            return Err(MetainfoError::Missing {
+                field: "path",
+                place: "file entry",
+            })
+        }
+    };
+    let elements = list(&format!("{field}.{key}"), value)?;
+    if elements.is_empty() {
+        return Err(field_err(format!("{field}.{key}"), value, "empty path"));
+    }
+    elements
+        .iter()
+        .enumerate()
+        .map(|(j, e)| {
+            let element_field = format!("{field}.{key}[{j}]");
+            let s = text(&element_field, e, warnings)?;
+            check_element(&s)
+                .map_err(|why| field_err(&element_field, e, format!("unsafe path: {why}")))?;
+            Ok(s)
+        })
+        .collect()
+}
