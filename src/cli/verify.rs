@@ -45,7 +45,7 @@ pub fn run(args: VerifyArgs) -> anyhow::Result<ExitCode> {
         options.threads = args.threads;
     }
     let bar = format::progress_bar(info.total_length, "Verifying");
-    let results = hash_pieces(&layout, options, |_, _, len| bar.inc(len))?;
+    let results = hash_pieces(&layout, options, |n| bar.inc(n))?;
     bar.finish_and_clear();
 
     let good: Vec<bool> = results

@@ -297,7 +297,7 @@ pub fn build(
         },
         require_all: true,
     };
-    let hashes = hash_pieces(&layout, hash_options, |_, _, len| on_progress(len))?;
+    let hashes = hash_pieces(&layout, hash_options, &mut on_progress)?;
     let mut piece_bytes = Vec::with_capacity(hashes.len() * 20);
     for hash in hashes {
         match hash {

@@ -1,22 +1,35 @@
 //! Parallel piece hashing over a [`Layout`].
 //!
-//! Workers take piece indexes in order from a shared counter, read each piece in small
-//! chunks with positional reads and feed SHA-1 as they go, so the bytes are hashed while
-//! still in the CPU cache. Memory is `threads × CHUNK` whatever the piece length, and the
-//! reads stay nearly sequential. SHA-1 uses the CPU's SHA extensions when it has them.
+//! Workers take piece indexes in order from a shared counter and hash each piece where it
+//! lies: files of at least [`MAP_THRESHOLD`] bytes are memory-mapped read-only and hashed in
+//! place (on this class of machine the kernel's copy into a read buffer costs as much as
+//! SHA-1 itself); smaller files are read with positional reads into a small buffer.
+//! Memory stays at `threads × (CHUNK + WINDOW)` of mapped or buffered bytes, whatever the piece length.
+//! SHA-1 uses the CPU's SHA extensions when it has them.
+//!
+//! Caveat of mapping: if another program truncates a file while it is being hashed, the
+//! process gets SIGBUS (libtorrent 2 makes the same trade). Lengths are checked before
+//! mapping, so files that are merely short or missing are reported normally.
 
 use super::Layout;
+use memmap2::{Mmap, MmapOptions};
 use sha1::{Digest, Sha1};
 use std::fs::File;
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::time::Duration;
 use thiserror::Error;
 
-/// Bytes read per system call.
+/// Bytes read per system call for files that are not mapped.
 const CHUNK: usize = 256 << 10;
+/// Files at least this large are memory-mapped.
+const MAP_THRESHOLD: u64 = 1 << 20;
+/// Size of each worker's sliding mapping (a multiple of the page size).
+const WINDOW: u64 = 16 << 20;
+/// How often progress is reported.
+const PROGRESS_EVERY: Duration = Duration::from_millis(100);
 
 /// What hashing one piece found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,55 +69,81 @@ pub enum HashError {
     Short { path: PathBuf, expected: u64 },
 }
 
-/// Hashes every piece of `layout`, calling `on_piece(index, result, piece_len)` on the
-/// calling thread as pieces finish (in no particular order). Returns the results in piece order.
+/// Hashes every piece of `layout` and returns the results in piece order.
+/// `on_progress(bytes)` is called on the calling thread with the bytes hashed since its
+/// previous call, about every 100 ms and once at the end.
 ///
 /// Errors: any read error other than a missing or short file; with
 /// [`HashOptions::require_all`], missing and short files too. The first error stops the work.
 pub fn hash_pieces(
     layout: &Layout,
     options: HashOptions,
-    mut on_piece: impl FnMut(usize, PieceHash, u64),
+    mut on_progress: impl FnMut(u64),
 ) -> Result<Vec<PieceHash>, HashError> {
     let count = layout.piece_count();
     let threads = options.threads.clamp(1, count.max(1));
     let next = AtomicUsize::new(0);
     let stop = AtomicBool::new(false);
+    let hashed_bytes = AtomicU64::new(0);
+    let finished = AtomicUsize::new(0);
     let mut results = vec![PieceHash::Incomplete; count];
-    let (tx, rx) = mpsc::sync_channel::<(usize, Result<PieceHash, HashError>)>(threads * 4);
 
     std::thread::scope(|scope| {
-        for _ in 0..threads {
-            let tx = tx.clone();
-            let (next, stop) = (&next, &stop);
-            scope.spawn(move || {
-                let mut worker = Worker::new(layout, options.require_all);
-                while !stop.load(Ordering::Relaxed) {
-                    let index = next.fetch_add(1, Ordering::Relaxed);
-                    if index >= count {
-                        break;
+        let caller = std::thread::current();
+        let handles: Vec<_> = (0..threads)
+            .map(|_| {
+                let (next, stop, hashed_bytes, finished) = (&next, &stop, &hashed_bytes, &finished);
+                let caller = caller.clone();
+                scope.spawn(move || {
+                    let mut worker = Worker::new(layout, options.require_all);
+                    let mut done = Vec::new();
+                    let mut outcome = Ok(());
+                    while !stop.load(Ordering::Relaxed) {
+                        let index = next.fetch_add(1, Ordering::Relaxed);
+                        if index >= count {
+                            break;
+                        }
+                        match worker.hash_piece(index) {
+                            Ok(hash) => done.push((index, hash)),
+                            Err(e) => {
+                                stop.store(true, Ordering::Relaxed);
+                                outcome = Err(e);
+                                break;
+                            }
+                        }
+                        let range = layout.piece_range(index);
+                        hashed_bytes.fetch_add(range.end - range.start, Ordering::Relaxed);
                     }
-                    let result = worker.hash_piece(index);
-                    if tx.send((index, result)).is_err() {
-                        break;
-                    }
-                }
-            });
+                    finished.fetch_add(1, Ordering::Release);
+                    caller.unpark();
+                    outcome.map(|()| done)
+                })
+            })
+            .collect();
+
+        let mut reported = 0;
+        loop {
+            let all_done = finished.load(Ordering::Acquire) == threads;
+            let now = hashed_bytes.load(Ordering::Relaxed);
+            if now > reported {
+                on_progress(now - reported);
+                reported = now;
+            }
+            if all_done {
+                break;
+            }
+            std::thread::park_timeout(PROGRESS_EVERY);
         }
-        drop(tx);
+
         let mut failure = None;
-        for (index, result) in rx {
-            match result {
-                Ok(hash) => {
-                    results[index] = hash;
-                    on_piece(
-                        index,
-                        hash,
-                        layout.piece_range(index).end - layout.piece_range(index).start,
-                    );
+        for handle in handles {
+            match handle.join().expect("hash worker panicked") {
+                Ok(done) => {
+                    for (index, hash) in done {
+                        results[index] = hash;
+                    }
                 }
                 Err(e) => {
-                    stop.store(true, Ordering::Relaxed);
                     failure.get_or_insert(e);
                 }
             }
@@ -113,12 +152,45 @@ pub fn hash_pieces(
     })
 }
 
-/// One thread's state: a read buffer and the file it read last.
+/// How a worker reads the file it has open.
+enum Source {
+    Missing,
+    Read(File),
+    Mapped(Windowed),
+}
+
+/// A file read through a sliding read-only mapping of [`WINDOW`] bytes, so the process maps
+/// at most one window per worker (resident size stays small) and unmaps rarely.
+struct Windowed {
+    file: File,
+    len: u64,
+    map: Option<(u64, Mmap)>,
+}
+
+impl Windowed {
+    /// The mapped bytes from `pos` to the end of the window holding it.
+    fn window(&mut self, pos: u64) -> io::Result<&[u8]> {
+        let base = pos / WINDOW * WINDOW;
+        if self.map.as_ref().map(|(b, _)| *b) != Some(base) {
+            self.map = None; // unmap the old window first
+            let len = (self.len - base).min(WINDOW) as usize;
+            // SAFETY: read-only mapping inside the file's length (checked by the caller);
+            // see the module note on concurrent truncation.
+            let map = unsafe { MmapOptions::new().offset(base).len(len).map(&self.file)? };
+            let _ = map.advise(memmap2::Advice::Sequential);
+            self.map = Some((base, map));
+        }
+        let (_, map) = self.map.as_ref().expect("just mapped");
+        Ok(&map[(pos - base) as usize..])
+    }
+}
+
+/// One thread's state: a read buffer and the file it used last.
 struct Worker<'a> {
     layout: &'a Layout,
     require_all: bool,
     buf: Vec<u8>,
-    open: Option<(usize, Option<File>)>,
+    open: Option<(usize, Source)>,
 }
 
 impl<'a> Worker<'a> {
@@ -126,16 +198,31 @@ impl<'a> Worker<'a> {
         Worker {
             layout,
             require_all,
-            buf: vec![0; CHUNK],
+            buf: Vec::new(),
             open: None,
         }
+    }
+
+    fn short(&self, file: usize) -> Result<PieceHash, HashError> {
+        let slot = &self.layout.files[file];
+        if self.require_all {
+            return Err(HashError::Short {
+                path: slot.path.clone(),
+                expected: slot.length,
+            });
+        }
+        Ok(PieceHash::Incomplete)
     }
 
     fn hash_piece(&mut self, index: usize) -> Result<PieceHash, HashError> {
         let mut sha = Sha1::new();
         let layout = self.layout;
+        if self.buf.is_empty() {
+            self.buf = vec![0; CHUNK];
+        }
         for seg in layout.segments(layout.piece_range(index)) {
             let slot = &layout.files[seg.file];
+            let (start, end) = (seg.file_offset, seg.file_offset + seg.len);
             if slot.padding {
                 self.buf.fill(0);
                 let mut left = seg.len;
@@ -146,61 +233,79 @@ impl<'a> Worker<'a> {
                 }
                 continue;
             }
-            let Some(file) = open_file(&mut self.open, layout, seg.file, self.require_all)? else {
-                return Ok(PieceHash::Incomplete);
-            };
-            let mut pos = seg.file_offset;
-            let end = seg.file_offset + seg.len;
-            while pos < end {
-                let want = (end - pos).min(CHUNK as u64) as usize;
-                let got = match file.read_at(&mut self.buf[..want], pos) {
-                    Ok(n) => n,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                    Err(source) => {
-                        return Err(HashError::Io {
+            match open_source(&mut self.open, layout, seg.file, self.require_all)? {
+                Source::Missing => return Ok(PieceHash::Incomplete),
+                Source::Mapped(mapped) => {
+                    if end > mapped.len {
+                        return self.short(seg.file);
+                    }
+                    let mut pos = start;
+                    while pos < end {
+                        let window = mapped.window(pos).map_err(|source| HashError::Io {
                             path: slot.path.clone(),
                             source,
-                        })
+                        })?;
+                        let n = (end - pos).min(window.len() as u64);
+                        sha.update(&window[..n as usize]);
+                        pos += n;
                     }
-                };
-                if got == 0 {
-                    if self.require_all {
-                        return Err(HashError::Short {
-                            path: slot.path.clone(),
-                            expected: slot.length,
-                        });
-                    }
-                    return Ok(PieceHash::Incomplete);
                 }
-                sha.update(&self.buf[..got]);
-                pos += got as u64;
+                Source::Read(file) => {
+                    let mut pos = start;
+                    while pos < end {
+                        let want = (end - pos).min(CHUNK as u64) as usize;
+                        let got = match file.read_at(&mut self.buf[..want], pos) {
+                            Ok(0) => return self.short(seg.file),
+                            Ok(n) => n,
+                            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                            Err(source) => {
+                                return Err(HashError::Io {
+                                    path: slot.path.clone(),
+                                    source,
+                                })
+                            }
+                        };
+                        sha.update(&self.buf[..got]);
+                        pos += got as u64;
+                    }
+                }
             }
         }
         Ok(PieceHash::Hashed(sha.finalize().into()))
     }
 }
 
-/// The open file at `index` (reusing the one in `cache` when it matches), or `None` if it
-/// does not exist and missing files are tolerated.
-fn open_file<'c>(
-    cache: &'c mut Option<(usize, Option<File>)>,
+/// The source for file `index`, reusing the one in `cache` when it matches. A missing file
+/// is [`Source::Missing`] unless `require_all`, where it is an error.
+fn open_source<'c>(
+    cache: &'c mut Option<(usize, Source)>,
     layout: &Layout,
     index: usize,
     require_all: bool,
-) -> Result<Option<&'c File>, HashError> {
+) -> Result<&'c mut Source, HashError> {
     if cache.as_ref().map(|(i, _)| *i) != Some(index) {
         let path = &layout.files[index].path;
-        let file = match File::open(path) {
-            Ok(f) => Some(f),
-            Err(e) if e.kind() == io::ErrorKind::NotFound && !require_all => None,
-            Err(source) => {
-                return Err(HashError::Io {
-                    path: path.clone(),
-                    source,
-                })
+        let io_err = |source| HashError::Io {
+            path: path.clone(),
+            source,
+        };
+        let source = match File::open(path) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound && !require_all => Source::Missing,
+            Err(e) => return Err(io_err(e)),
+            Ok(file) => {
+                let len = file.metadata().map_err(io_err)?.len();
+                if len >= MAP_THRESHOLD {
+                    Source::Mapped(Windowed {
+                        file,
+                        len,
+                        map: None,
+                    })
+                } else {
+                    Source::Read(file)
+                }
             }
         };
-        *cache = Some((index, file));
+        *cache = Some((index, source));
     }
-    Ok(cache.as_ref().and_then(|(_, f)| f.as_ref()))
+    Ok(&mut cache.as_mut().expect("just filled").1)
 }
