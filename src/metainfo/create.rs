@@ -44,10 +44,10 @@ pub struct CreateOptions {
 /// Why a torrent could not be made.
 #[derive(Debug, Error)]
 pub enum CreateError {
-    #[error("cannot read {}: {source}", path.display())]
+    #[error("cannot read {}: {error}", path.display())]
     Io {
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error("nothing to put in a torrent: {} holds no files (hidden files and symbolic links are skipped unless --include-hidden / --follow-symlinks)", path.display())]
     NoFiles { path: PathBuf },
@@ -64,7 +64,7 @@ pub enum CreateError {
     #[error(transparent)]
     Hash(#[from] HashError),
     #[error("internal error: the torrent we wrote does not load back: {0}")]
-    Reload(#[from] MetainfoError),
+    Reload(MetainfoError),
 }
 
 /// One file to include.
@@ -114,7 +114,7 @@ pub fn scan(
 ) -> Result<Input, CreateError> {
     let io = |source| CreateError::Io {
         path: path.to_owned(),
-        source,
+        error: source,
     };
     let absolute = fs::canonicalize(path).map_err(io)?;
     let meta = fs::metadata(&absolute).map_err(io)?;
@@ -181,7 +181,7 @@ fn walk(
 ) -> Result<(), CreateError> {
     let io = |source| CreateError::Io {
         path: dir.to_owned(),
-        source,
+        error: source,
     };
     if prefix.len() >= MAX_DIR_DEPTH {
         return Err(CreateError::TooDeep {
@@ -210,7 +210,7 @@ fn walk(
         }
         let mut kind = entry.file_type().map_err(|source| CreateError::Io {
             path: path.clone(),
-            source,
+            error: source,
         })?;
         let mut length = None;
         if kind.is_symlink() {
@@ -220,7 +220,7 @@ fn walk(
             }
             let meta = fs::metadata(&path).map_err(|source| CreateError::Io {
                 path: path.clone(),
-                source,
+                error: source,
             })?;
             kind = meta.file_type();
             length = Some(meta.len());
@@ -243,7 +243,7 @@ fn walk(
                     .metadata()
                     .map_err(|source| CreateError::Io {
                         path: path.clone(),
-                        source,
+                        error: source,
                     })?
                     .len(),
             };
@@ -342,6 +342,78 @@ pub fn build(
         url_list: (!options.web_seeds.is_empty()).then(|| options.web_seeds.clone()),
     };
     let bytes = serde_bencode::to_bytes(&torrent).expect("serializing plain structs cannot fail");
-    let metainfo = Metainfo::from_bytes(&bytes)?;
+    let metainfo = Metainfo::from_bytes(&bytes).map_err(CreateError::Reload)?;
     Ok(Created { bytes, metainfo })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bencode::{self, Limits};
+
+    #[test]
+    fn auto_piece_length_follows_the_documented_rule() {
+        assert_eq!(auto_piece_length(1), MIN_PIECE_LENGTH);
+        assert_eq!(auto_piece_length(100 << 20), 128 << 10);
+        assert_eq!(auto_piece_length(1 << 30), 256 << 10);
+        assert_eq!(auto_piece_length(100 << 30), 4 << 20);
+        assert_eq!(auto_piece_length(u64::MAX), 16 << 20);
+        for total in [1u64, 1 << 20, 1 << 30, 1 << 40] {
+            let pl = auto_piece_length(total);
+            assert!(pl.is_power_of_two() && (MIN_PIECE_LENGTH..=16 << 20).contains(&pl));
+        }
+    }
+
+    fn sample_torrent() -> Created {
+        let dir =
+            std::env::temp_dir().join(format!("battorrent-unit-create-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("d/sub")).unwrap();
+        std::fs::write(dir.join("d/a"), vec![7u8; 40_000]).unwrap();
+        std::fs::write(dir.join("d/sub/b"), b"hello").unwrap();
+        let input = scan(&dir.join("d"), false, false).unwrap();
+        let options = CreateOptions {
+            trackers: vec![
+                vec!["http://a/".into()],
+                vec!["http://b/".into(), "http://c/".into()],
+            ],
+            piece_length: Some(16 << 10),
+            private: true,
+            comment: Some("c".into()),
+            web_seeds: vec!["http://w/".into()],
+            creation_date: Some(1_700_000_000),
+            ..CreateOptions::default()
+        };
+        let created = build(&input, &options, |_| {}).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        created
+    }
+
+    #[test]
+    fn output_is_canonical_and_survives_a_serde_round_trip() {
+        let created = sample_torrent();
+        let doc = bencode::decode(&created.bytes, Limits::default()).unwrap();
+        assert!(doc.warnings.is_empty(), "{:?}", doc.warnings);
+        assert_eq!(bencode::encode(&doc.root).unwrap(), created.bytes);
+        let raw: RawTorrent = serde_bencode::from_bytes(&created.bytes).unwrap();
+        assert_eq!(serde_bencode::to_bytes(&raw).unwrap(), created.bytes);
+    }
+
+    #[test]
+    fn built_torrent_describes_its_input() {
+        let meta = sample_torrent().metainfo;
+        assert_eq!(meta.info.name, "d");
+        assert!(meta.info.multi_file && meta.info.private);
+        let paths: Vec<_> = meta.info.files.iter().map(|f| f.path.join("/")).collect();
+        assert_eq!(paths, ["a", "sub/b"]);
+        assert_eq!(meta.info.total_length, 40_005);
+        assert_eq!(meta.info.piece_count(), 3);
+        assert_eq!(meta.trackers.len(), 2);
+        assert_eq!(meta.web_seeds, ["http://w/"]);
+        assert_eq!(meta.creation_date, Some(1_700_000_000));
+        // Piece 0 is 16 KiB of 7s.
+        let expected: [u8; 20] = Sha1::digest(vec![7u8; 16 << 10]).into();
+        assert_eq!(meta.info.pieces[0], expected);
+    }
+
+    use sha1::{Digest, Sha1};
 }

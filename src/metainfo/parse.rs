@@ -19,10 +19,10 @@ pub const MAX_PIECE_LENGTH: u64 = 256 << 20;
 /// Why a .torrent could not be loaded.
 #[derive(Debug, Error)]
 pub enum MetainfoError {
-    #[error("cannot read {}: {source}", path.display())]
+    #[error("cannot read {}: {error}", path.display())]
     Io {
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error("the file is {size} bytes; a .torrent may be at most {max} bytes")]
     TooLarge { size: u64, max: u64 },
@@ -111,7 +111,7 @@ fn utf8_preferred(
 pub(super) fn load(path: &Path) -> Result<Metainfo, MetainfoError> {
     let io = |source| MetainfoError::Io {
         path: path.to_owned(),
-        source,
+        error: source,
     };
     let size = std::fs::metadata(path).map_err(io)?.len();
     if size > MAX_TORRENT_FILE_SIZE {
@@ -454,4 +454,61 @@ fn file_path(
             Ok(s)
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn torrent(info: impl AsRef<[u8]>) -> Vec<u8> {
+        [b"d8:announce9:http://x/4:info", info.as_ref(), b"e"].concat()
+    }
+
+    #[test]
+    fn info_hash_is_over_the_original_bytes_even_when_unsorted() {
+        // Keys out of order plus an unknown key: a re-encoding would sort them and drop
+        // nothing, giving a different hash. The raw bytes must be hashed.
+        let info = format!(
+            "d4:name1:x12:piece lengthi16384e6:lengthi5e6:pieces20:{}7:unknowni1ee",
+            "a".repeat(20)
+        );
+        let bytes = torrent(&info);
+        let meta = parse(&bytes).unwrap();
+        let expected: [u8; 20] = Sha1::digest(info.as_bytes()).into();
+        assert_eq!(meta.info_hash.0, expected);
+        assert_eq!(meta.info_bytes, info.as_bytes());
+        assert!(
+            meta.warnings.iter().any(|w| w.contains("out of order")),
+            "{:?}",
+            meta.warnings
+        );
+    }
+
+    #[test]
+    fn utf8_names_are_preferred_and_trackers_fall_back_to_announce() {
+        let info = [
+            &b"d5:filesld6:lengthi3e4:pathl2:\xff\xfee10:path.utf-8l5:caf\xc3\xa9eee"[..],
+            b"4:name3:old10:name.utf-84:new!12:piece lengthi16384e6:pieces20:",
+            &[b'a'; 20],
+            b"e",
+        ]
+        .concat();
+        let meta = parse(&torrent(&info)).unwrap();
+        assert_eq!(meta.info.name, "new!");
+        assert_eq!(meta.info.files[0].path, ["caf\u{e9}"]);
+        assert_eq!(meta.trackers, [["http://x/"]]);
+    }
+
+    #[test]
+    fn padding_files_are_marked_and_counted_in_offsets() {
+        let info = format!(
+            "d5:filesld6:lengthi5e4:pathl1:aeed4:attr1:p6:lengthi16379e4:pathl4:.pad5:16379eed6:lengthi3e4:pathl1:beee4:name1:d12:piece lengthi16384e6:pieces40:{}e",
+            "a".repeat(40)
+        );
+        let meta = parse(&torrent(&info)).unwrap();
+        let files = &meta.info.files;
+        assert!(!files[0].padding && files[1].padding && !files[2].padding);
+        assert_eq!(files[2].offset, 16384);
+        assert_eq!(meta.info.piece_len(1), 3);
+    }
 }

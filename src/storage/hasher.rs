@@ -63,8 +63,8 @@ impl Default for HashOptions {
 /// A read that failed, with the file it concerned.
 #[derive(Debug, Error)]
 pub enum HashError {
-    #[error("cannot read {}: {source}", path.display())]
-    Io { path: PathBuf, source: io::Error },
+    #[error("cannot read {}: {error}", path.display())]
+    Io { path: PathBuf, error: io::Error },
     #[error("{} is shorter than expected ({expected} bytes): was it changed while hashing?", path.display())]
     Short { path: PathBuf, expected: u64 },
 }
@@ -243,7 +243,7 @@ impl<'a> Worker<'a> {
                     while pos < end {
                         let window = mapped.window(pos).map_err(|source| HashError::Io {
                             path: slot.path.clone(),
-                            source,
+                            error: source,
                         })?;
                         let n = (end - pos).min(window.len() as u64);
                         sha.update(&window[..n as usize]);
@@ -261,7 +261,7 @@ impl<'a> Worker<'a> {
                             Err(source) => {
                                 return Err(HashError::Io {
                                     path: slot.path.clone(),
-                                    source,
+                                    error: source,
                                 })
                             }
                         };
@@ -287,7 +287,7 @@ fn open_source<'c>(
         let path = &layout.files[index].path;
         let io_err = |source| HashError::Io {
             path: path.clone(),
-            source,
+            error: source,
         };
         let source = match File::open(path) {
             Err(e) if e.kind() == io::ErrorKind::NotFound && !require_all => Source::Missing,
