@@ -1,9 +1,12 @@
 //! BatTorrent: a BitTorrent protocol engine.
 //!
-//! The modules follow the protocol's parts: [`bencode`] (the wire format of metadata),
+//! The modules follow the protocol's parts: [`bencode`] (the encoding of metadata),
 //! [`metainfo`] (.torrent files and magnet links), [`storage`] (mapping pieces onto files and
-//! hashing them), and, as they grow, `wire`, `tracker` and `picker`.
+//! hashing them), [`wire`], [`tracker`] and [`picker`] (filled as the peer engine grows).
 
 pub mod bencode;
 pub mod metainfo;
+pub mod picker;
 pub mod storage;
+pub mod tracker;
+pub mod wire;

@@ -1,0 +1,3 @@
+//! Piece selection: rarest first, endgame.
+//!
+//! Nothing here yet: the peer engine issue fills it.
