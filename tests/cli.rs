@@ -250,6 +250,17 @@ fn create_refuses_empty_input_and_overwrites() {
     );
     ok(&s.0, &["create", "x.bin", "--force"]);
 
+    // Re-creating a torrent written inside its own input folder leaves the old one out.
+    s.file("folder/data", 5000);
+    ok(&s.0, &["create", "folder", "-o", "folder/self.torrent"]);
+    ok(
+        &s.0,
+        &["create", "folder", "-o", "folder/self.torrent", "--force"],
+    );
+    let shown = ok(&s.0, &["show", "folder/self.torrent", "--json"]);
+    assert_eq!(json_field(&shown, "total_size"), "5000");
+    assert!(ok(&s.0, &["verify", "folder/self.torrent", "--dir", "."]).starts_with("OK"));
+
     let (_, _, err) = fails(&s.0, &["create", "x.bin", "-f", "-l", "1K"]);
     assert!(err.contains("piece length 1024 is outside"), "{err}");
     let (code, _, err) = fails(&s.0, &["create", "x.bin", "-f", "-l", "big"]);

@@ -59,7 +59,7 @@ pub struct CreateArgs {
 
 pub fn run(args: CreateArgs) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
-    let input = scan(&args.path, args.include_hidden, args.follow_symlinks)?;
+    let mut input = scan(&args.path, args.include_hidden, args.follow_symlinks)?;
     let output = args
         .output
         .clone()
@@ -70,6 +70,7 @@ pub fn run(args: CreateArgs) -> anyhow::Result<ExitCode> {
             output.display()
         );
     }
+    input.exclude(&output)?;
     let mut trackers: Vec<Vec<String>> = args.announce.iter().map(|u| vec![u.clone()]).collect();
     trackers.extend(args.tier.iter().map(|t| {
         t.split(',')

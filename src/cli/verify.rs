@@ -62,7 +62,6 @@ pub fn run(args: VerifyArgs) -> anyhow::Result<ExitCode> {
                 return Status::Good;
             }
             match std::fs::metadata(&slot.path) {
-                Err(_) if slot.length > 0 => Status::Missing,
                 Err(_) => Status::Missing,
                 Ok(m) if m.len() != slot.length => Status::WrongSize(m.len()),
                 Ok(_) => match layout.pieces_of_file(i).filter(|&p| !good[p]).count() {

@@ -88,6 +88,27 @@ pub struct Input {
     pub total_length: u64,
 }
 
+impl Input {
+    /// Drops the file at `path` (such as the .torrent being written into the input
+    /// folder) from the input. Fails like [`scan`] if nothing with data is left.
+    pub fn exclude(&mut self, path: &Path) -> Result<(), CreateError> {
+        let Ok(target) = fs::canonicalize(path) else {
+            return Ok(()); // does not exist yet, so it was not scanned
+        };
+        self.files.retain(|f| f.disk_path != target);
+        self.total_length = self.files.iter().map(|f| f.length).sum();
+        match (self.files.is_empty(), self.total_length) {
+            (true, _) => Err(CreateError::NoFiles {
+                path: path.to_owned(),
+            }),
+            (false, 0) => Err(CreateError::NoData {
+                path: path.to_owned(),
+            }),
+            _ => Ok(()),
+        }
+    }
+}
+
 /// A finished torrent: its bytes and its parsed form.
 #[derive(Debug, Clone)]
 pub struct Created {
