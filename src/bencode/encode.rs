@@ -21,43 +21,84 @@ pub fn encode(value: &Value<'_>) -> Result<Vec<u8>, EncodeError> {
 }
 
 fn write(value: &Value<'_>, out: &mut Vec<u8>) -> Result<(), EncodeError> {
+    let mut w = Writer(out);
     match &value.kind {
-        Kind::Int(i) => {
-            out.push(b'i');
-            out.extend_from_slice(i.to_string().as_bytes());
-            out.push(b'e');
-        }
-        Kind::Bytes(b) => write_bytes(b, out),
+        Kind::Int(i) => w.int(*i),
+        Kind::Bytes(b) => w.bytes(b),
         Kind::List(items) => {
-            out.push(b'l');
+            w.begin_list();
             for item in items {
-                write(item, out)?;
+                write(item, w.0)?;
             }
-            out.push(b'e');
+            w.end();
         }
         Kind::Dict(entries) => {
             let mut sorted: Vec<_> = entries.iter().collect();
             sorted.sort_by(|a, b| a.0.cmp(b.0));
-            if let Some(w) = sorted.windows(2).find(|w| w[0].0 == w[1].0) {
+            if let Some(pair) = sorted.windows(2).find(|pair| pair[0].0 == pair[1].0) {
                 return Err(EncodeError::DuplicateKey(
-                    String::from_utf8_lossy(w[0].0).into_owned(),
+                    String::from_utf8_lossy(pair[0].0).into_owned(),
                 ));
             }
-            out.push(b'd');
+            w.begin_dict();
             for (key, item) in sorted {
-                write_bytes(key, out);
-                write(item, out)?;
+                w.bytes(key);
+                write(item, w.0)?;
             }
-            out.push(b'e');
+            w.end();
         }
     }
     Ok(())
 }
 
-fn write_bytes(bytes: &[u8], out: &mut Vec<u8>) {
-    out.extend_from_slice(bytes.len().to_string().as_bytes());
-    out.push(b':');
-    out.extend_from_slice(bytes);
+/// A streaming bencode writer appending to a byte vector: the hot-path encoder for
+/// responses built directly from state (tracker replies). The caller writes dictionary keys
+/// in sorted order; [`encode`] is the checked way for arbitrary values.
+pub struct Writer<'o>(pub &'o mut Vec<u8>);
+
+impl Writer<'_> {
+    /// `i<n>e`
+    pub fn int(&mut self, n: i64) {
+        self.0.push(b'i');
+        self.0
+            .extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
+        self.0.push(b'e');
+    }
+
+    /// `<len>:<bytes>`
+    pub fn bytes(&mut self, bytes: &[u8]) {
+        self.0
+            .extend_from_slice(itoa::Buffer::new().format(bytes.len()).as_bytes());
+        self.0.push(b':');
+        self.0.extend_from_slice(bytes);
+    }
+
+    /// A dictionary key followed by an integer value.
+    pub fn key_int(&mut self, key: &str, n: i64) {
+        self.bytes(key.as_bytes());
+        self.int(n);
+    }
+
+    /// A dictionary key followed by a string value.
+    pub fn key_bytes(&mut self, key: &str, value: &[u8]) {
+        self.bytes(key.as_bytes());
+        self.bytes(value);
+    }
+
+    /// `l`
+    pub fn begin_list(&mut self) {
+        self.0.push(b'l');
+    }
+
+    /// `d`
+    pub fn begin_dict(&mut self) {
+        self.0.push(b'd');
+    }
+
+    /// `e`, closing the innermost list or dictionary.
+    pub fn end(&mut self) {
+        self.0.push(b'e');
+    }
 }
 
 #[cfg(test)]

@@ -13,7 +13,7 @@ mod decode;
 mod encode;
 
 pub use decode::{decode, DecodeError, DecodeErrorKind, Document, Limits, Warning, WarningKind};
-pub use encode::{encode, EncodeError};
+pub use encode::{encode, EncodeError, Writer};
 
 use std::ops::Range;
 

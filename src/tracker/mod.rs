@@ -1,3 +1,15 @@
-//! Trackers: the HTTP tracker server and the announce/scrape client.
+//! Trackers (BEP 3, 7, 23, 48): the HTTP tracker's logic, and later its server and client.
 //!
-//! Nothing here yet: the tracker issue fills it.
+//! `query` parses requests, `swarm` keeps who is in which swarm, `response` writes the
+//! bencoded answers. None of them touch sockets or read the clock, so all of it is tested
+//! with plain calls. The tracker never trusts an address a client reports about itself.
+
+pub mod query;
+pub mod response;
+pub mod swarm;
+
+pub use query::{parse_announce, parse_scrape, Announce, Event, QueryError};
+pub use swarm::{AccessList, Refusal, ScrapeEntry, Totals, Tracker, TrackerConfig};
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,325 @@
+//! Parsing announce and scrape query strings (BEP 3, 23, 48) from raw bytes.
+//!
+//! Values are percent-decoded as bytes (info hashes and peer ids are binary). Every
+//! refusal is a [`QueryError`] whose text becomes the bencoded `failure reason`.
+
+use crate::metainfo::InfoHash;
+use thiserror::Error;
+
+/// Why a request was refused; the text is sent to the client as `failure reason`.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum QueryError {
+    #[error("missing {0}")]
+    Missing(&'static str),
+    #[error("{0} must be exactly 20 bytes, got {1}")]
+    WrongLength(&'static str, usize),
+    #[error("{0} is given more than once")]
+    Repeated(&'static str),
+    #[error("{0} is not a whole number")]
+    NotNumber(&'static str),
+    #[error("port must be 1 to 65535")]
+    BadPort,
+    #[error("unknown event '{0}' (expected started, stopped, completed or empty)")]
+    BadEvent(String),
+    #[error("malformed percent-encoding in the query")]
+    BadEncoding,
+    #[error("too many info_hash values (at most {0})")]
+    TooManyHashes(usize),
+}
+
+/// The `event` of an announce.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Event {
+    /// A regular interval announce (`event` absent or empty; BEP 21 `paused` too).
+    None,
+    Started,
+    Stopped,
+    Completed,
+}
+
+/// A parsed announce request. The peer's address comes from the connection, not from here.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Announce {
+    pub info_hash: InfoHash,
+    pub peer_id: [u8; 20],
+    pub port: u16,
+    pub uploaded: u64,
+    pub downloaded: u64,
+    /// Bytes still wanted; `None` when the client did not say (treated as a leecher).
+    pub left: Option<u64>,
+    pub event: Event,
+    /// Peers wanted; `None` for the tracker's default.
+    pub numwant: Option<u32>,
+    /// Compact peer list (BEP 23): the default unless `compact=0`.
+    pub compact: bool,
+    pub no_peer_id: bool,
+}
+
+/// Iterates over `key=value` pairs of a raw query, percent-decoded.
+fn pairs(query: &[u8]) -> impl Iterator<Item = Result<(Vec<u8>, Vec<u8>), QueryError>> + '_ {
+    query
+        .split(|&b| b == b'&')
+        .filter(|p| !p.is_empty())
+        .map(|pair| {
+            let (k, v) = match pair.iter().position(|&b| b == b'=') {
+                Some(i) => (&pair[..i], &pair[i + 1..]),
+                None => (pair, &pair[..0]),
+            };
+            Ok((percent_decode(k)?, percent_decode(v)?))
+        })
+}
+
+/// Decodes `%XX` escapes; everything else (including `+`) is taken literally.
+pub fn percent_decode(input: &[u8]) -> Result<Vec<u8>, QueryError> {
+    let mut out = Vec::with_capacity(input.len());
+    let mut i = 0;
+    while i < input.len() {
+        if input[i] == b'%' {
+            let hex = input.get(i + 1..i + 3).ok_or(QueryError::BadEncoding)?;
+            let digit = |c: u8| (c as char).to_digit(16).ok_or(QueryError::BadEncoding);
+            out.push((digit(hex[0])? * 16 + digit(hex[1])?) as u8);
+            i += 3;
+        } else {
+            out.push(input[i]);
+            i += 1;
+        }
+    }
+    Ok(out)
+}
+
+fn twenty(name: &'static str, value: &[u8]) -> Result<[u8; 20], QueryError> {
+    value
+        .try_into()
+        .map_err(|_| QueryError::WrongLength(name, value.len()))
+}
+
+fn number(name: &'static str, value: &[u8]) -> Result<u64, QueryError> {
+    let text = std::str::from_utf8(value).map_err(|_| QueryError::NotNumber(name))?;
+    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(QueryError::NotNumber(name));
+    }
+    text.parse().map_err(|_| QueryError::NotNumber(name))
+}
+
+fn set_once<T>(slot: &mut Option<T>, name: &'static str, value: T) -> Result<(), QueryError> {
+    if slot.replace(value).is_some() {
+        return Err(QueryError::Repeated(name));
+    }
+    Ok(())
+}
+
+/// Parses the query of `GET /announce?...`. Unknown keys (`key`, `ip`, `trackerid`, ...)
+/// are ignored; `ip` in particular is never trusted.
+pub fn parse_announce(query: &[u8]) -> Result<Announce, QueryError> {
+    let (mut info_hash, mut peer_id, mut port) = (None, None, None);
+    let (mut uploaded, mut downloaded, mut left, mut numwant) = (None, None, None, None);
+    let (mut event, mut compact, mut no_peer_id) = (None, None, false);
+    for pair in pairs(query) {
+        let (key, value) = pair?;
+        match key.as_slice() {
+            b"info_hash" => set_once(
+                &mut info_hash,
+                "info_hash",
+                InfoHash(twenty("info_hash", &value)?),
+            )?,
+            b"peer_id" => set_once(&mut peer_id, "peer_id", twenty("peer_id", &value)?)?,
+            b"port" => {
+                let p = number("port", &value).map_err(|_| QueryError::BadPort)?;
+                let p = u16::try_from(p)
+                    .ok()
+                    .filter(|&p| p != 0)
+                    .ok_or(QueryError::BadPort)?;
+                set_once(&mut port, "port", p)?;
+            }
+            b"uploaded" => set_once(&mut uploaded, "uploaded", number("uploaded", &value)?)?,
+            b"downloaded" => {
+                set_once(&mut downloaded, "downloaded", number("downloaded", &value)?)?
+            }
+            b"left" => set_once(&mut left, "left", number("left", &value)?)?,
+            b"numwant" => {
+                let n = number("numwant", &value)?.min(u64::from(u32::MAX)) as u32;
+                set_once(&mut numwant, "numwant", n)?;
+            }
+            b"compact" => compact = Some(value.as_slice() != b"0"),
+            b"no_peer_id" => no_peer_id = value.as_slice() == b"1",
+            b"event" => {
+                let e = match value.as_slice() {
+                    b"" | b"empty" | b"paused" => Event::None,
+                    b"started" => Event::Started,
+                    b"stopped" => Event::Stopped,
+                    b"completed" => Event::Completed,
+                    other => {
+                        return Err(QueryError::BadEvent(
+                            String::from_utf8_lossy(other).into_owned(),
+                        ))
+                    }
+                };
+                set_once(&mut event, "event", e)?;
+            }
+            _ => {}
+        }
+    }
+    Ok(Announce {
+        info_hash: info_hash.ok_or(QueryError::Missing("info_hash"))?,
+        peer_id: peer_id.ok_or(QueryError::Missing("peer_id"))?,
+        port: port.ok_or(QueryError::Missing("port"))?,
+        uploaded: uploaded.unwrap_or(0),
+        downloaded: downloaded.unwrap_or(0),
+        left,
+        event: event.unwrap_or(Event::None),
+        numwant,
+        compact: compact.unwrap_or(true),
+        no_peer_id,
+    })
+}
+
+/// Parses the query of `GET /scrape?...`: one or more `info_hash` values, at most `max`.
+pub fn parse_scrape(query: &[u8], max: usize) -> Result<Vec<InfoHash>, QueryError> {
+    let mut hashes = Vec::new();
+    for pair in pairs(query) {
+        let (key, value) = pair?;
+        if key == b"info_hash" {
+            if hashes.len() == max {
+                return Err(QueryError::TooManyHashes(max));
+            }
+            hashes.push(InfoHash(twenty("info_hash", &value)?));
+        }
+    }
+    if hashes.is_empty() {
+        return Err(QueryError::Missing("info_hash"));
+    }
+    Ok(hashes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HASH: &str = "%124Vx%9A%BC%DE%F1%23Eg%89%AB%CD%EF%124Vx%9A";
+    const HASH_BYTES: [u8; 20] = [
+        0x12, 0x34, 0x56, 0x78, 0x9a, 0xbc, 0xde, 0xf1, 0x23, 0x45, 0x67, 0x89, 0xab, 0xcd, 0xef,
+        0x12, 0x34, 0x56, 0x78, 0x9a,
+    ];
+
+    fn announce(extra: &str) -> Result<Announce, QueryError> {
+        parse_announce(
+            format!("info_hash={HASH}&peer_id=-BT0001-abcdefghijkl&port=6881{extra}").as_bytes(),
+        )
+    }
+
+    #[test]
+    fn parses_binary_info_hash_and_defaults() {
+        let a = announce("").unwrap();
+        assert_eq!(a.info_hash.0, HASH_BYTES);
+        assert_eq!(&a.peer_id, b"-BT0001-abcdefghijkl");
+        assert_eq!(a.port, 6881);
+        assert_eq!(
+            (a.left, a.event, a.numwant, a.compact, a.no_peer_id),
+            (None, Event::None, None, true, false)
+        );
+    }
+
+    #[test]
+    fn parses_every_field() {
+        let a = announce("&uploaded=1&downloaded=2&left=0&event=completed&numwant=200&compact=0&no_peer_id=1&ip=1.2.3.4&key=zz")
+            .unwrap();
+        assert_eq!((a.uploaded, a.downloaded, a.left), (1, 2, Some(0)));
+        assert_eq!(a.event, Event::Completed);
+        assert_eq!(a.numwant, Some(200));
+        assert!(!a.compact && a.no_peer_id);
+        assert_eq!(announce("&event=").unwrap().event, Event::None);
+        assert_eq!(announce("&event=stopped").unwrap().event, Event::Stopped);
+    }
+
+    #[test]
+    fn refuses_malformed_requests_with_reasons() {
+        let err = |q: &str| parse_announce(q.as_bytes()).unwrap_err().to_string();
+        assert_eq!(
+            err("peer_id=-BT0001-abcdefghijkl&port=1"),
+            "missing info_hash"
+        );
+        assert_eq!(err(&format!("info_hash={HASH}&port=1")), "missing peer_id");
+        assert_eq!(
+            err(&format!("info_hash={HASH}&peer_id=-BT0001-abcdefghijkl")),
+            "missing port"
+        );
+        assert_eq!(
+            err("info_hash=abc&peer_id=-BT0001-abcdefghijkl&port=1"),
+            "info_hash must be exactly 20 bytes, got 3"
+        );
+        assert_eq!(
+            err(&format!("info_hash={HASH}&peer_id=short&port=1")),
+            "peer_id must be exactly 20 bytes, got 5"
+        );
+        assert_eq!(announce("").map(|_| ()), Ok(()));
+        assert_eq!(
+            announce("&port=6882").unwrap_err(),
+            QueryError::Repeated("port")
+        );
+        let port = |p: &str| {
+            parse_announce(
+                format!("info_hash={HASH}&peer_id=-BT0001-abcdefghijkl&port={p}").as_bytes(),
+            )
+            .unwrap_err()
+        };
+        assert_eq!(port("0"), QueryError::BadPort);
+        assert_eq!(port("65536"), QueryError::BadPort);
+        assert_eq!(port("-1"), QueryError::BadPort);
+        assert_eq!(port("x"), QueryError::BadPort);
+        assert_eq!(
+            announce("&left=abc").unwrap_err(),
+            QueryError::NotNumber("left")
+        );
+        assert_eq!(
+            announce("&uploaded=-5").unwrap_err(),
+            QueryError::NotNumber("uploaded")
+        );
+        assert_eq!(
+            announce("&left=99999999999999999999999").unwrap_err(),
+            QueryError::NotNumber("left")
+        );
+        assert_eq!(
+            announce("&event=bogus").unwrap_err().to_string(),
+            "unknown event 'bogus' (expected started, stopped, completed or empty)"
+        );
+        assert_eq!(
+            announce(&format!("&info_hash={HASH}")).unwrap_err(),
+            QueryError::Repeated("info_hash")
+        );
+        assert_eq!(announce("&x=%zz").unwrap_err(), QueryError::BadEncoding);
+        assert_eq!(announce("&x=%4").unwrap_err(), QueryError::BadEncoding);
+    }
+
+    #[test]
+    fn scrape_takes_several_hashes_up_to_a_limit() {
+        let q = format!("info_hash={HASH}&info_hash=%00%00%00%00%00%00%00%00%00%00%00%00%00%00%00%00%00%00%00%00");
+        let hashes = parse_scrape(q.as_bytes(), 10).unwrap();
+        assert_eq!(hashes.len(), 2);
+        assert_eq!(hashes[0].0, HASH_BYTES);
+        assert_eq!(
+            parse_scrape(q.as_bytes(), 1),
+            Err(QueryError::TooManyHashes(1))
+        );
+        assert_eq!(parse_scrape(b"", 10), Err(QueryError::Missing("info_hash")));
+        assert_eq!(
+            parse_scrape(b"info_hash=x", 10),
+            Err(QueryError::WrongLength("info_hash", 1))
+        );
+    }
+
+    #[test]
+    fn plus_is_literal_and_garbage_never_panics() {
+        assert_eq!(percent_decode(b"a+b%20c").unwrap(), b"a+b c");
+        for garbage in [
+            &b"&&&=&=="[..],
+            b"%",
+            b"%%%",
+            b"\xff\xfe=\x00",
+            b"info_hash",
+            b"port=&port=",
+        ] {
+            let _ = parse_announce(garbage);
+            let _ = parse_scrape(garbage, 5);
+        }
+    }
+}

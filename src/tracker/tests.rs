@@ -1,0 +1,281 @@
+//! Scripted announces against the tracker logic: no sockets, a hand-driven clock.
+
+use super::*;
+use crate::bencode::{decode, Limits, Value};
+use crate::metainfo::InfoHash;
+use std::net::IpAddr;
+
+const T1: InfoHash = InfoHash([1; 20]);
+const T2: InfoHash = InfoHash([2; 20]);
+
+fn req(hash: InfoHash, port: u16, left: u64, event: Event) -> Announce {
+    let mut peer_id = [b'p'; 20];
+    peer_id[..2].copy_from_slice(&port.to_be_bytes());
+    Announce {
+        info_hash: hash,
+        peer_id,
+        port,
+        uploaded: 0,
+        downloaded: 0,
+        left: Some(left),
+        event,
+        numwant: None,
+        compact: true,
+        no_peer_id: false,
+    }
+}
+
+fn ip(text: &str) -> IpAddr {
+    text.parse().unwrap()
+}
+
+/// Announces and returns the decoded response (checked canonical: no warnings).
+fn announce(t: &mut Tracker, r: &Announce, from: &str, now: u32) -> Vec<u8> {
+    let mut out = Vec::new();
+    t.announce(r, ip(from), now, &mut out)
+        .expect("announce accepted");
+    let doc = decode(&out, Limits::default()).expect("valid bencode");
+    assert!(
+        doc.warnings.is_empty(),
+        "keys out of order: {:?}",
+        doc.warnings
+    );
+    out
+}
+
+fn field<'a>(root: &'a Value<'a>, key: &str) -> &'a Value<'a> {
+    root.get(key).unwrap_or_else(|| panic!("no {key}"))
+}
+
+/// Ports of the compact IPv4 peers in a response.
+fn ports(response: &[u8]) -> Vec<u16> {
+    let doc = decode(response, Limits::default()).unwrap();
+    let peers = field(&doc.root, "peers").as_bytes().unwrap();
+    let mut ports: Vec<u16> = peers
+        .chunks(6)
+        .map(|c| u16::from_be_bytes([c[4], c[5]]))
+        .collect();
+    ports.sort();
+    ports
+}
+
+fn counts(response: &[u8]) -> (i64, i64) {
+    let doc = decode(response, Limits::default()).unwrap();
+    (
+        field(&doc.root, "complete").as_int().unwrap(),
+        field(&doc.root, "incomplete").as_int().unwrap(),
+    )
+}
+
+#[test]
+fn peers_see_each_other_but_never_themselves() {
+    let mut t = Tracker::new(TrackerConfig::default(), AccessList::Open);
+    let r1 = announce(&mut t, &req(T1, 1001, 10, Event::Started), "10.0.0.1", 0);
+    assert_eq!(ports(&r1), Vec::<u16>::new());
+    assert_eq!(counts(&r1), (0, 1));
+    let r2 = announce(&mut t, &req(T1, 1002, 10, Event::Started), "10.0.0.1", 1);
+    assert_eq!(ports(&r2), [1001]);
+    let r3 = announce(&mut t, &req(T1, 1003, 0, Event::Started), "10.0.0.2", 2);
+    assert_eq!(ports(&r3), [1001, 1002]);
+    assert_eq!(counts(&r3), (1, 2));
+    // Same address, other port: a different peer; same address and port: the same peer.
+    let again = announce(&mut t, &req(T1, 1001, 10, Event::None), "10.0.0.1", 3);
+    assert_eq!(ports(&again), [1002, 1003]);
+    assert_eq!(
+        t.totals(),
+        Totals {
+            torrents: 1,
+            peers: 3,
+            seeders: 1
+        }
+    );
+}
+
+#[test]
+fn seeders_get_only_leechers() {
+    let mut t = Tracker::new(TrackerConfig::default(), AccessList::Open);
+    for port in 1..=3 {
+        announce(&mut t, &req(T1, port, 0, Event::Started), "10.0.0.1", 0);
+    }
+    announce(&mut t, &req(T1, 9, 5, Event::Started), "10.0.0.9", 0);
+    let seeder = announce(&mut t, &req(T1, 1, 0, Event::None), "10.0.0.1", 1);
+    assert_eq!(ports(&seeder), [9]);
+    let leecher = announce(&mut t, &req(T1, 9, 5, Event::None), "10.0.0.9", 1);
+    assert_eq!(ports(&leecher), [1, 2, 3]);
+}
+
+#[test]
+fn numwant_is_honoured_and_capped() {
+    let config = TrackerConfig {
+        default_numwant: 3,
+        max_numwant: 5,
+        ..TrackerConfig::default()
+    };
+    let mut t = Tracker::new(config, AccessList::Open);
+    for port in 1..=20 {
+        announce(&mut t, &req(T1, port, 1, Event::Started), "10.0.0.1", 0);
+    }
+    let mut r = req(T1, 100, 1, Event::Started);
+    assert_eq!(ports(&announce(&mut t, &r, "10.0.0.2", 0)).len(), 3);
+    r.numwant = Some(1000);
+    assert_eq!(ports(&announce(&mut t, &r, "10.0.0.2", 0)).len(), 5);
+    r.numwant = Some(0);
+    assert_eq!(ports(&announce(&mut t, &r, "10.0.0.2", 0)).len(), 0);
+}
+
+#[test]
+fn stopped_leaves_and_completed_counts_once() {
+    let mut t = Tracker::new(TrackerConfig::default(), AccessList::Open);
+    announce(&mut t, &req(T1, 1, 5, Event::Started), "10.0.0.1", 0);
+    announce(&mut t, &req(T1, 2, 5, Event::Started), "10.0.0.2", 0);
+    announce(&mut t, &req(T1, 1, 0, Event::Completed), "10.0.0.1", 1);
+    announce(&mut t, &req(T1, 1, 0, Event::Completed), "10.0.0.1", 2);
+    assert_eq!(
+        t.scrape(&T1),
+        ScrapeEntry {
+            complete: 1,
+            incomplete: 1,
+            downloaded: 1
+        }
+    );
+    assert_eq!(
+        t.totals(),
+        Totals {
+            torrents: 1,
+            peers: 2,
+            seeders: 1
+        }
+    );
+    let bye = announce(&mut t, &req(T1, 2, 5, Event::Stopped), "10.0.0.2", 3);
+    assert_eq!(ports(&bye), Vec::<u16>::new());
+    assert_eq!(
+        t.scrape(&T1),
+        ScrapeEntry {
+            complete: 1,
+            incomplete: 0,
+            downloaded: 1
+        }
+    );
+    assert_eq!(
+        t.totals(),
+        Totals {
+            torrents: 1,
+            peers: 1,
+            seeders: 1
+        }
+    );
+    // A stop for an unknown torrent creates nothing.
+    announce(&mut t, &req(T2, 1, 5, Event::Stopped), "10.0.0.1", 3);
+    assert_eq!(t.totals().torrents, 1);
+}
+
+#[test]
+fn silent_peers_expire_and_empty_swarms_go() {
+    let config = TrackerConfig {
+        peer_ttl: 100,
+        ..TrackerConfig::default()
+    };
+    let mut t = Tracker::new(config, AccessList::Open);
+    announce(&mut t, &req(T1, 1, 0, Event::Started), "10.0.0.1", 0);
+    announce(&mut t, &req(T2, 2, 5, Event::Started), "10.0.0.2", 50);
+    assert_eq!(t.expire(100), 0);
+    assert_eq!(t.expire(101), 1);
+    assert_eq!(
+        t.totals(),
+        Totals {
+            torrents: 1,
+            peers: 1,
+            seeders: 0
+        }
+    );
+    assert_eq!(t.expire(151), 1);
+    assert_eq!(t.totals(), Totals::default());
+}
+
+#[test]
+fn caps_bound_memory() {
+    let config = TrackerConfig {
+        max_torrents: 1,
+        max_peers_per_torrent: 2,
+        ..TrackerConfig::default()
+    };
+    let mut t = Tracker::new(config, AccessList::Open);
+    announce(&mut t, &req(T1, 1, 5, Event::Started), "10.0.0.1", 0);
+    let mut out = Vec::new();
+    assert_eq!(
+        t.announce(&req(T2, 1, 5, Event::Started), ip("10.0.0.1"), 0, &mut out),
+        Err(Refusal::Full(1))
+    );
+    announce(&mut t, &req(T1, 2, 5, Event::Started), "10.0.0.2", 0);
+    // The third peer is answered but not stored.
+    let third = announce(&mut t, &req(T1, 3, 5, Event::Started), "10.0.0.3", 0);
+    assert_eq!(ports(&third), [1, 2]);
+    assert_eq!(t.totals().peers, 2);
+    let first = announce(&mut t, &req(T1, 1, 5, Event::None), "10.0.0.1", 1);
+    assert_eq!(ports(&first), [2]);
+}
+
+#[test]
+fn access_lists() {
+    let allow = AccessList::Allow([T1].into_iter().collect());
+    let mut t = Tracker::new(TrackerConfig::default(), allow);
+    announce(&mut t, &req(T1, 1, 5, Event::Started), "10.0.0.1", 0);
+    let mut out = Vec::new();
+    let refused = t.announce(&req(T2, 1, 5, Event::Started), ip("10.0.0.1"), 0, &mut out);
+    assert_eq!(refused, Err(Refusal::NotAllowed));
+    let deny = AccessList::Deny([T1].into_iter().collect());
+    assert!(!deny.permits(&T1) && deny.permits(&T2));
+}
+
+#[test]
+fn dictionary_form_and_ipv6() {
+    let mut t = Tracker::new(TrackerConfig::default(), AccessList::Open);
+    announce(&mut t, &req(T1, 1, 5, Event::Started), "10.0.0.1", 0);
+    announce(&mut t, &req(T1, 2, 5, Event::Started), "fd00::2", 0);
+    let mut r = req(T1, 3, 5, Event::Started);
+    let compact = announce(&mut t, &r, "fd00::3", 0);
+    let doc = decode(&compact, Limits::default()).unwrap();
+    let peers6 = field(&doc.root, "peers6").as_bytes().unwrap();
+    assert_eq!(peers6.len(), 18);
+    assert_eq!(
+        &peers6[..16],
+        &"fd00::2".parse::<std::net::Ipv6Addr>().unwrap().octets()
+    );
+    assert_eq!(
+        field(&doc.root, "peers").as_bytes().unwrap(),
+        [10, 0, 0, 1, 0, 1]
+    );
+
+    r.compact = false;
+    let dict = announce(&mut t, &r, "fd00::3", 1);
+    let doc = decode(&dict, Limits::default()).unwrap();
+    let list = field(&doc.root, "peers").as_list().unwrap();
+    assert_eq!(list.len(), 2);
+    let first = &list[0];
+    assert_eq!(field(first, "ip").as_str(), Some("fd00::2"));
+    assert_eq!(field(first, "port").as_int(), Some(2));
+    assert_eq!(field(first, "peer id").as_bytes().unwrap().len(), 20);
+    r.no_peer_id = true;
+    let no_id = announce(&mut t, &r, "fd00::3", 2);
+    let doc = decode(&no_id, Limits::default()).unwrap();
+    assert!(field(&doc.root, "peers").as_list().unwrap()[0]
+        .get("peer id")
+        .is_none());
+}
+
+#[test]
+fn scrape_and_failure_responses_are_canonical() {
+    let mut t = Tracker::new(TrackerConfig::default(), AccessList::Open);
+    announce(&mut t, &req(T2, 1, 0, Event::Started), "10.0.0.1", 0);
+    let mut out = Vec::new();
+    response::write_scrape(&mut out, &[(T1, t.scrape(&T1)), (T2, t.scrape(&T2))]);
+    let doc = decode(&out, Limits::default()).unwrap();
+    assert!(doc.warnings.is_empty());
+    let files = field(&doc.root, "files");
+    let t2 = files.get(std::str::from_utf8(&[2; 20]).unwrap()).unwrap();
+    assert_eq!(field(t2, "complete").as_int(), Some(1));
+    assert_eq!(field(t2, "incomplete").as_int(), Some(0));
+    let mut out = Vec::new();
+    response::write_failure(&mut out, "missing info_hash");
+    assert_eq!(out, b"d14:failure reason17:missing info_hashe");
+}
