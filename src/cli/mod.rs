@@ -4,13 +4,14 @@
 mod create;
 mod format;
 mod show;
+mod tracker;
 mod verify;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-/// BatTorrent: create, inspect and verify .torrent files.
+/// BatTorrent: create, inspect and verify .torrent files; run a tracker.
 #[derive(Debug, Parser)]
 #[command(name = "battorrent", version, about, propagate_version = true)]
 pub struct Cli {
@@ -40,6 +41,8 @@ pub enum Command {
         /// The .torrent file.
         torrent: PathBuf,
     },
+    /// Run an HTTP tracker (announce, scrape, /stats, /metrics).
+    Tracker(tracker::TrackerArgs),
 }
 
 /// Sets up `tracing` on stderr: warnings by default, more with each -v.
@@ -65,6 +68,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Create(args) => create::run(args),
         Command::Show { torrent, json } => show::run(&torrent, json),
         Command::Verify(args) => verify::run(args),
+        Command::Tracker(args) => tracker::run(args),
         Command::Magnet { torrent } => {
             let meta = show::load(&torrent)?;
             println!("{}", meta.magnet());

@@ -1,4 +1,4 @@
-//! Trackers (BEP 3, 7, 23, 48): the HTTP tracker's logic, and later its server and client.
+//! Trackers (BEP 3, 7, 23, 48): the HTTP tracker's logic and server (the client comes next).
 //!
 //! `query` parses requests, `swarm` keeps who is in which swarm, `response` writes the
 //! bencoded answers. None of them touch sockets or read the clock, so all of it is tested
@@ -6,9 +6,11 @@
 
 pub mod query;
 pub mod response;
+pub mod server;
 pub mod swarm;
 
 pub use query::{parse_announce, parse_scrape, Announce, Event, QueryError};
+pub use server::{serve, ServerConfig, Shared};
 pub use swarm::{AccessList, Refusal, ScrapeEntry, Totals, Tracker, TrackerConfig};
 
 #[cfg(test)]

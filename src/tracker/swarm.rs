@@ -62,6 +62,29 @@ pub enum AccessList {
 }
 
 impl AccessList {
+    /// Reads info hashes from a file: 40 hex digits a line; blank lines and lines starting
+    /// with '#' are skipped. Errors name the file and line.
+    pub fn read_hashes(path: &std::path::Path) -> Result<HashSet<InfoHash>, String> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        let mut hashes = HashSet::new();
+        for (n, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let hash = InfoHash::from_hex(line).ok_or_else(|| {
+                format!(
+                    "{}:{}: expected 40 hexadecimal digits, found {line:?}",
+                    path.display(),
+                    n + 1
+                )
+            })?;
+            hashes.insert(hash);
+        }
+        Ok(hashes)
+    }
+
     /// Whether `hash` may be tracked.
     pub fn permits(&self, hash: &InfoHash) -> bool {
         match self {

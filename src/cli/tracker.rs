@@ -1,0 +1,130 @@
+//! `battorrent tracker`: the HTTP tracker server.
+
+use anyhow::{bail, Context};
+use battorrent::tracker::{serve, AccessList, ServerConfig, Shared};
+use clap::Args;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+#[derive(Debug, Args)]
+pub struct TrackerArgs {
+    /// Address to listen on (IPv4 or IPv6); may be repeated.
+    #[arg(short, long, value_name = "ADDR", default_value = "0.0.0.0:6969")]
+    bind: Vec<SocketAddr>,
+    /// Seconds clients should wait between announces.
+    #[arg(long, default_value_t = 1800)]
+    interval: u32,
+    /// Serve only the info hashes in FILE (40 hex digits a line); reloaded on SIGHUP.
+    #[arg(long, value_name = "FILE", conflicts_with = "deny")]
+    allow: Option<PathBuf>,
+    /// Serve every info hash except those in FILE; reloaded on SIGHUP.
+    #[arg(long, value_name = "FILE")]
+    deny: Option<PathBuf>,
+    /// Most peers returned per announce.
+    #[arg(long, default_value_t = 200)]
+    max_numwant: u32,
+    /// Take client addresses from X-Forwarded-For (only behind a proxy you run).
+    #[arg(long)]
+    trust_proxy: bool,
+    /// Most open connections.
+    #[arg(long, default_value_t = 10_000)]
+    max_connections: usize,
+    /// Worker threads (1 runs everything on the calling thread).
+    #[arg(long, default_value_t = 1)]
+    threads: usize,
+}
+
+impl TrackerArgs {
+    fn access(&self) -> anyhow::Result<AccessList> {
+        Ok(match (&self.allow, &self.deny) {
+            (Some(file), _) => {
+                AccessList::Allow(AccessList::read_hashes(file).map_err(anyhow::Error::msg)?)
+            }
+            (_, Some(file)) => {
+                AccessList::Deny(AccessList::read_hashes(file).map_err(anyhow::Error::msg)?)
+            }
+            _ => AccessList::Open,
+        })
+    }
+}
+
+pub fn run(args: TrackerArgs) -> anyhow::Result<ExitCode> {
+    if args.interval == 0 {
+        bail!("--interval must be at least 1 second");
+    }
+    let mut config = ServerConfig {
+        trust_proxy: args.trust_proxy,
+        max_connections: args.max_connections,
+        ..ServerConfig::default()
+    };
+    config.tracker.interval = args.interval;
+    config.tracker.min_interval = (args.interval / 6).max(1);
+    config.tracker.peer_ttl = args.interval.saturating_mul(2).saturating_add(60);
+    config.tracker.max_numwant = args.max_numwant;
+    config.tracker.default_numwant = config.tracker.default_numwant.min(args.max_numwant);
+    let shared = Shared::new(config, args.access()?);
+
+    let runtime = if args.threads <= 1 {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(args.threads)
+            .enable_all()
+            .build()?
+    };
+    runtime.block_on(async move {
+        let mut listeners = Vec::new();
+        for addr in &args.bind {
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen on {addr}"))?;
+            eprintln!(
+                "tracker listening on http://{}/announce",
+                listener.local_addr()?
+            );
+            listeners.push(listener);
+        }
+        tokio::spawn(reload_on_sighup(shared.clone(), args));
+        serve(shared, listeners, shutdown_signal()).await?;
+        eprintln!("tracker stopped");
+        anyhow::Ok(())
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Completes on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut int), Ok(mut term)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) else {
+        tracing::error!("cannot install signal handlers; stop the tracker with SIGKILL");
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = int.recv() => {}
+        _ = term.recv() => {}
+    }
+}
+
+/// Re-reads the allow or deny list on every SIGHUP; a bad file keeps the old list.
+async fn reload_on_sighup(shared: Arc<Shared>, args: TrackerArgs) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let Ok(mut hup) = signal(SignalKind::hangup()) else {
+        return;
+    };
+    while hup.recv().await.is_some() {
+        match args.access() {
+            Ok(access) => {
+                shared.set_access(access);
+                eprintln!("access list reloaded");
+            }
+            Err(e) => eprintln!("access list not reloaded, keeping the old one: {e:#}"),
+        }
+    }
+}

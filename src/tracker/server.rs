@@ -1,0 +1,468 @@
+//! The HTTP tracker server: HTTP/1.1 with keep-alive and pipelining on tokio + httparse.
+//!
+//! Limits: a request (line and headers) is at most [`ServerConfig::max_request_bytes`] and
+//! 32 headers; request bodies are refused; a connection that has not sent a complete request
+//! within [`ServerConfig::request_timeout`] is closed, as is one idle for
+//! [`ServerConfig::idle_timeout`]; at most [`ServerConfig::max_connections`] are open at
+//! once (more are accepted and closed at once). Tracker state sits behind one mutex that is
+//! held only for the in-memory update.
+
+use super::query::{parse_announce, parse_scrape, QueryError};
+use super::response::{write_failure, write_scrape};
+use super::swarm::{AccessList, Tracker, TrackerConfig};
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
+
+/// Settings of the HTTP server around the tracker logic.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub tracker: TrackerConfig,
+    /// Take the client address from the last `X-Forwarded-For` entry (behind a proxy).
+    pub trust_proxy: bool,
+    pub max_connections: usize,
+    pub max_request_bytes: usize,
+    pub request_timeout: Duration,
+    pub idle_timeout: Duration,
+}
+
+impl Default for ServerConfig {
+    /// 10,000 connections, 8 KiB requests, 10 s to send a request, 60 s idle keep-alive.
+    fn default() -> Self {
+        ServerConfig {
+            tracker: TrackerConfig::default(),
+            trust_proxy: false,
+            max_connections: 10_000,
+            max_request_bytes: 8 << 10,
+            request_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+/// Request counters for /stats and /metrics.
+#[derive(Debug, Default)]
+struct Counters {
+    announces: AtomicU64,
+    scrapes: AtomicU64,
+    other: AtomicU64,
+    bad_requests: AtomicU64,
+    refused: AtomicU64,
+    connections: AtomicU64,
+    connections_dropped: AtomicU64,
+}
+
+/// State shared by all connections.
+pub struct Shared {
+    config: ServerConfig,
+    tracker: Mutex<Tracker>,
+    counters: Counters,
+    started: Instant,
+}
+
+impl Shared {
+    /// Tracker state and counters for a server with `config` and `access`.
+    pub fn new(config: ServerConfig, access: AccessList) -> Arc<Shared> {
+        Arc::new(Shared {
+            tracker: Mutex::new(Tracker::new(config.tracker.clone(), access)),
+            config,
+            counters: Counters::default(),
+            started: Instant::now(),
+        })
+    }
+
+    /// Seconds since start: the tracker's clock.
+    fn now(&self) -> u32 {
+        self.started.elapsed().as_secs() as u32
+    }
+
+    fn tracker(&self) -> std::sync::MutexGuard<'_, Tracker> {
+        // A panic while holding the lock cannot leave the maps half-updated in a way that
+        // matters more than stopping service would, so keep serving.
+        self.tracker.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Replaces the access list (for SIGHUP reloads).
+    pub fn set_access(&self, access: AccessList) {
+        self.tracker().access = access;
+    }
+
+    /// Drops peers that stopped announcing; returns how many.
+    pub fn expire(&self) -> usize {
+        let now = self.now();
+        self.tracker().expire(now)
+    }
+}
+
+/// Listens on every address of `binds` and serves until `shutdown` completes.
+/// Returns once the listeners are closed; open connections are dropped.
+pub async fn serve(
+    shared: Arc<Shared>,
+    listeners: Vec<TcpListener>,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> io::Result<()> {
+    let permits = Arc::new(Semaphore::new(shared.config.max_connections));
+    let mut tasks = tokio::task::JoinSet::new();
+    for listener in listeners {
+        tasks.spawn(accept_loop(shared.clone(), listener, permits.clone()));
+    }
+    let expiry = {
+        let shared = shared.clone();
+        let every = Duration::from_secs(u64::from(shared.config.tracker.interval / 4).clamp(1, 60));
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            loop {
+                tick.tick().await;
+                let dropped = shared.expire();
+                if dropped > 0 {
+                    tracing::debug!("expired {dropped} peers");
+                }
+            }
+        })
+    };
+    shutdown.await;
+    expiry.abort();
+    tasks.shutdown().await;
+    Ok(())
+}
+
+async fn accept_loop(shared: Arc<Shared>, listener: TcpListener, permits: Arc<Semaphore>) {
+    loop {
+        let (stream, peer) = match listener.accept().await {
+            Ok(pair) => pair,
+            Err(e) => {
+                // Out of file descriptors and the like: wait rather than spin.
+                tracing::warn!("accept failed: {e}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let Ok(permit) = permits.clone().try_acquire_owned() else {
+            shared
+                .counters
+                .connections_dropped
+                .fetch_add(1, Ordering::Relaxed);
+            drop(stream);
+            continue;
+        };
+        shared.counters.connections.fetch_add(1, Ordering::Relaxed);
+        let _ = stream.set_nodelay(true);
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            if let Err(e) = connection(&shared, stream, peer).await {
+                tracing::trace!("connection from {peer} ended: {e}");
+            }
+            drop(permit);
+        });
+    }
+}
+
+/// What to send back for one request.
+struct Reply {
+    status: u16,
+    content_type: &'static str,
+}
+
+/// Serves one connection: reads requests (pipelined or not), answers each, closes on
+/// error, timeout, `Connection: close`, or when the client closes.
+async fn connection(shared: &Shared, mut stream: TcpStream, peer: SocketAddr) -> io::Result<()> {
+    let config = &shared.config;
+    let mut buf = vec![0u8; config.max_request_bytes];
+    let mut filled = 0;
+    let mut out = Vec::with_capacity(1024);
+    let mut body = Vec::with_capacity(512);
+    loop {
+        let mut start = 0;
+        let mut close = false;
+        while start < filled && !close {
+            let mut headers = [httparse::EMPTY_HEADER; 32];
+            let mut req = httparse::Request::new(&mut headers);
+            let parsed = req.parse(&buf[start..filled]);
+            body.clear();
+            let reply = match parsed {
+                Ok(httparse::Status::Partial) => break,
+                Ok(httparse::Status::Complete(n)) => {
+                    start += n;
+                    close = wants_close(&req);
+                    if has_body(&req) {
+                        close = true;
+                        failure(shared, &mut body, 400, "request bodies are not accepted")
+                    } else {
+                        route(shared, &req, client_ip(config, &req, peer), &mut body)
+                    }
+                }
+                Err(e) => {
+                    close = true;
+                    failure(
+                        shared,
+                        &mut body,
+                        400,
+                        &format!("malformed HTTP request: {e}"),
+                    )
+                }
+            };
+            write_response(&mut out, &reply, &body, close);
+        }
+        if !out.is_empty() {
+            stream.write_all(&out).await?;
+            out.clear();
+        }
+        if close {
+            return stream.shutdown().await;
+        }
+        buf.copy_within(start..filled, 0);
+        filled -= start;
+        if filled == buf.len() {
+            let mut body = Vec::new();
+            let reply = failure(
+                shared,
+                &mut body,
+                431,
+                "request line and headers are too large",
+            );
+            write_response(&mut out, &reply, &body, true);
+            stream.write_all(&out).await?;
+            return stream.shutdown().await;
+        }
+        let wait = if filled == 0 {
+            config.idle_timeout
+        } else {
+            config.request_timeout
+        };
+        match tokio::time::timeout(wait, stream.read(&mut buf[filled..])).await {
+            Ok(Ok(0)) => return Ok(()),
+            Ok(Ok(n)) => filled += n,
+            Ok(Err(e)) => return Err(e),
+            Err(_) => return Ok(()), // too slow or idle too long
+        }
+    }
+}
+
+fn header<'r>(req: &'r httparse::Request<'_, '_>, name: &str) -> Option<&'r [u8]> {
+    req.headers
+        .iter()
+        .find(|h| h.name.eq_ignore_ascii_case(name))
+        .map(|h| h.value)
+}
+
+/// HTTP/1.1 keeps the connection unless told otherwise; HTTP/1.0 closes unless told to keep.
+fn wants_close(req: &httparse::Request<'_, '_>) -> bool {
+    let connection = header(req, "connection").map(|v| v.to_ascii_lowercase());
+    match req.version {
+        Some(1) => connection.is_some_and(|v| v.windows(5).any(|w| w == b"close")),
+        _ => !connection.is_some_and(|v| v.windows(10).any(|w| w == b"keep-alive")),
+    }
+}
+
+fn has_body(req: &httparse::Request<'_, '_>) -> bool {
+    header(req, "transfer-encoding").is_some()
+        || header(req, "content-length").is_some_and(|v| v.iter().any(|&b| b != b'0' && b != b' '))
+}
+
+/// The client's address: the connection's, or with `--trust-proxy` the last
+/// `X-Forwarded-For` entry. IPv4-mapped IPv6 addresses count as IPv4.
+fn client_ip(config: &ServerConfig, req: &httparse::Request<'_, '_>, peer: SocketAddr) -> IpAddr {
+    let forwarded = config
+        .trust_proxy
+        .then(|| header(req, "x-forwarded-for"))
+        .flatten()
+        .and_then(|v| std::str::from_utf8(v).ok())
+        .and_then(|v| v.rsplit(',').next())
+        .and_then(|last| last.trim().parse::<IpAddr>().ok());
+    forwarded.unwrap_or(peer.ip()).to_canonical()
+}
+
+fn failure(shared: &Shared, body: &mut Vec<u8>, status: u16, reason: &str) -> Reply {
+    shared.counters.bad_requests.fetch_add(1, Ordering::Relaxed);
+    write_failure(body, reason);
+    Reply {
+        status,
+        content_type: "text/plain",
+    }
+}
+
+fn ok(content_type: &'static str) -> Reply {
+    Reply {
+        status: 200,
+        content_type,
+    }
+}
+
+fn route(
+    shared: &Shared,
+    req: &httparse::Request<'_, '_>,
+    ip: IpAddr,
+    body: &mut Vec<u8>,
+) -> Reply {
+    let target = req.path.unwrap_or("/").as_bytes();
+    let (path, query) = match target.iter().position(|&b| b == b'?') {
+        Some(i) => (&target[..i], &target[i + 1..]),
+        None => (target, &target[..0]),
+    };
+    if req.method != Some("GET") {
+        return failure(shared, body, 405, "only GET is supported");
+    }
+    let bad = |body: &mut Vec<u8>, e: QueryError| failure(shared, body, 400, &e.to_string());
+    match path {
+        b"/announce" => {
+            shared.counters.announces.fetch_add(1, Ordering::Relaxed);
+            let announce = match parse_announce(query) {
+                Ok(a) => a,
+                Err(e) => return bad(body, e),
+            };
+            let now = shared.now();
+            let result = shared.tracker().announce(&announce, ip, now, body);
+            if let Err(refusal) = result {
+                // A well-formed request the tracker declines: 200, as clients expect.
+                shared.counters.refused.fetch_add(1, Ordering::Relaxed);
+                body.clear();
+                write_failure(body, &refusal.to_string());
+            }
+            ok("text/plain")
+        }
+        b"/scrape" => {
+            shared.counters.scrapes.fetch_add(1, Ordering::Relaxed);
+            let mut hashes = match parse_scrape(query, shared.config.tracker.max_scrape_hashes) {
+                Ok(h) => h,
+                Err(e) => return bad(body, e),
+            };
+            hashes.sort_unstable();
+            hashes.dedup();
+            let entries: Vec<_> = {
+                let tracker = shared.tracker();
+                hashes.iter().map(|h| (*h, tracker.scrape(h))).collect()
+            };
+            write_scrape(body, &entries);
+            ok("text/plain")
+        }
+        b"/stats" => {
+            shared.counters.other.fetch_add(1, Ordering::Relaxed);
+            body.extend_from_slice(stats_json(shared).as_bytes());
+            ok("application/json")
+        }
+        b"/metrics" => {
+            shared.counters.other.fetch_add(1, Ordering::Relaxed);
+            body.extend_from_slice(metrics_text(shared).as_bytes());
+            ok("text/plain; version=0.0.4")
+        }
+        _ => failure(shared, body, 404, "unknown path: use /announce or /scrape"),
+    }
+}
+
+fn write_response(out: &mut Vec<u8>, reply: &Reply, body: &[u8], close: bool) {
+    let reason = match reply.status {
+        200 => "OK",
+        400 => "Bad Request",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        431 => "Request Header Fields Too Large",
+        _ => "Error",
+    };
+    let mut number = itoa::Buffer::new();
+    out.extend_from_slice(b"HTTP/1.1 ");
+    out.extend_from_slice(number.format(reply.status).as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(reason.as_bytes());
+    out.extend_from_slice(b"\r\nContent-Type: ");
+    out.extend_from_slice(reply.content_type.as_bytes());
+    out.extend_from_slice(b"\r\nContent-Length: ");
+    out.extend_from_slice(number.format(body.len()).as_bytes());
+    if close {
+        out.extend_from_slice(b"\r\nConnection: close");
+    }
+    out.extend_from_slice(b"\r\n\r\n");
+    out.extend_from_slice(body);
+}
+
+fn counter(c: &AtomicU64) -> u64 {
+    c.load(Ordering::Relaxed)
+}
+
+fn stats_json(shared: &Shared) -> String {
+    let totals = shared.tracker().totals();
+    let c = &shared.counters;
+    serde_json::json!({
+        "uptime_seconds": shared.now(),
+        "torrents": totals.torrents,
+        "peers": totals.peers,
+        "seeders": totals.seeders,
+        "leechers": totals.peers - totals.seeders,
+        "requests": {
+            "announce": counter(&c.announces),
+            "scrape": counter(&c.scrapes),
+            "other": counter(&c.other),
+        },
+        "errors": {
+            "bad_request": counter(&c.bad_requests),
+            "refused": counter(&c.refused),
+        },
+        "connections": {
+            "accepted": counter(&c.connections),
+            "dropped_over_limit": counter(&c.connections_dropped),
+        },
+    })
+    .to_string()
+}
+
+fn metrics_text(shared: &Shared) -> String {
+    let totals = shared.tracker().totals();
+    let c = &shared.counters;
+    let mut s = String::new();
+    let mut metric = |name: &str, kind: &str, help: &str, samples: &[(&str, u64)]| {
+        s += &format!(
+            "# HELP battorrent_tracker_{name} {help}\n# TYPE battorrent_tracker_{name} {kind}\n"
+        );
+        for (labels, value) in samples {
+            s += &format!("battorrent_tracker_{name}{labels} {value}\n");
+        }
+    };
+    metric(
+        "torrents",
+        "gauge",
+        "Torrents with at least one peer.",
+        &[("", totals.torrents as u64)],
+    );
+    metric(
+        "peers",
+        "gauge",
+        "Peers by state.",
+        &[
+            ("{state=\"seeder\"}", totals.seeders as u64),
+            (
+                "{state=\"leecher\"}",
+                (totals.peers - totals.seeders) as u64,
+            ),
+        ],
+    );
+    metric(
+        "requests_total",
+        "counter",
+        "HTTP requests by kind.",
+        &[
+            ("{kind=\"announce\"}", counter(&c.announces)),
+            ("{kind=\"scrape\"}", counter(&c.scrapes)),
+            ("{kind=\"other\"}", counter(&c.other)),
+        ],
+    );
+    metric(
+        "errors_total",
+        "counter",
+        "Requests answered with a failure reason.",
+        &[
+            ("{kind=\"bad_request\"}", counter(&c.bad_requests)),
+            ("{kind=\"refused\"}", counter(&c.refused)),
+        ],
+    );
+    metric(
+        "connections_total",
+        "counter",
+        "Connections accepted.",
+        &[("", counter(&c.connections))],
+    );
+    s
+}
