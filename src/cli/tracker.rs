@@ -31,6 +31,9 @@ pub struct TrackerArgs {
     /// Most open connections.
     #[arg(long, default_value_t = 10_000)]
     max_connections: usize,
+    /// Seconds a client has to send a complete request.
+    #[arg(long, default_value_t = 10)]
+    request_timeout: u64,
     /// Worker threads (1 runs everything on the calling thread).
     #[arg(long, default_value_t = 1)]
     threads: usize,
@@ -57,6 +60,7 @@ pub fn run(args: TrackerArgs) -> anyhow::Result<ExitCode> {
     let mut config = ServerConfig {
         trust_proxy: args.trust_proxy,
         max_connections: args.max_connections,
+        request_timeout: std::time::Duration::from_secs(args.request_timeout.max(1)),
         ..ServerConfig::default()
     };
     config.tracker.interval = args.interval;

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""libtorrent helper for tests/interop_tools.rs.
+"""libtorrent helper for tests/interop_tools/ (the interop_tools test crate).
 
 Run with the system interpreter (/usr/bin/python3, which has python3-libtorrent):
 

@@ -1,0 +1,312 @@
+//! The tracker server over real loopback sockets: every malformed request gets its status
+//! and failure reason; keep-alive, pipelining, limits, access lists and SIGHUP reloads work.
+//! Each test starts `battorrent tracker` on 127.0.0.1:0 and stops it by process id.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+const HASH: &str = "%124Vx%9A%BC%DE%F1%23Eg%89%AB%CD%EF%124Vx%9A";
+const HASH_HEX: &str = "123456789abcdef123456789abcdef123456789a";
+const PEER: &str = "-BT0001-abcdefghijkl";
+
+/// A running tracker, killed on drop.
+struct Tracker {
+    child: Child,
+    port: u16,
+}
+
+impl Tracker {
+    fn start(extra: &[&str]) -> Tracker {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_battorrent"))
+            .args(["tracker", "--bind", "127.0.0.1:0"])
+            .args(extra)
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start tracker");
+        let mut line = String::new();
+        BufReader::new(child.stderr.as_mut().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let port = line
+            .rsplit(':')
+            .next()
+            .and_then(|rest| rest.split('/').next())
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("no port in {line:?}"));
+        Tracker { child, port }
+    }
+
+    fn connect(&self) -> TcpStream {
+        let s = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        s
+    }
+
+    /// One request on a fresh connection; returns (status, body).
+    fn get(&self, target: &str) -> (u16, Vec<u8>) {
+        let mut s = self.connect();
+        write!(
+            s,
+            "GET {target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        read_response(&mut BufReader::new(s))
+    }
+
+    fn announce(&self, query: &str) -> (u16, Vec<u8>) {
+        self.get(&format!("/announce?{query}"))
+    }
+}
+
+impl Drop for Tracker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Reads one HTTP response: status and body (by Content-Length).
+fn read_response(r: &mut impl BufRead) -> (u16, Vec<u8>) {
+    let mut status_line = String::new();
+    r.read_line(&mut status_line).unwrap();
+    let status = status_line
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("bad status line {status_line:?}"));
+    let mut length = 0;
+    loop {
+        let mut line = String::new();
+        r.read_line(&mut line).unwrap();
+        if line == "\r\n" || line.is_empty() {
+            break;
+        }
+        if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+            length = v.trim().parse().unwrap();
+        }
+    }
+    let mut body = vec![0; length];
+    r.read_exact(&mut body).unwrap();
+    (status, body)
+}
+
+fn text(body: &[u8]) -> String {
+    String::from_utf8_lossy(body).into_owned()
+}
+
+#[test]
+fn malformed_announces_get_400_and_a_reason() {
+    let t = Tracker::start(&[]);
+    let ok = format!("info_hash={HASH}&peer_id={PEER}");
+    let cases = [
+        (format!("peer_id={PEER}&port=1"), "missing info_hash"),
+        (
+            format!("info_hash=abc&peer_id={PEER}&port=1"),
+            "info_hash must be exactly 20 bytes, got 3",
+        ),
+        (
+            format!("info_hash={HASH}%00&peer_id={PEER}&port=1"),
+            "info_hash must be exactly 20 bytes, got 21",
+        ),
+        (format!("info_hash={HASH}&port=1"), "missing peer_id"),
+        (
+            format!("{ok}x&port=1"),
+            "peer_id must be exactly 20 bytes, got 21",
+        ),
+        (ok.clone(), "missing port"),
+        (format!("{ok}&port=0"), "port must be 1 to 65535"),
+        (format!("{ok}&port=70000"), "port must be 1 to 65535"),
+        (format!("{ok}&port=http"), "port must be 1 to 65535"),
+        (
+            format!("{ok}&port=1&left=lots"),
+            "left is not a whole number",
+        ),
+        (
+            format!("{ok}&port=1&uploaded=-1"),
+            "uploaded is not a whole number",
+        ),
+        (
+            format!("{ok}&port=1&downloaded=1e9"),
+            "downloaded is not a whole number",
+        ),
+        (
+            format!("{ok}&port=1&numwant=x"),
+            "numwant is not a whole number",
+        ),
+        (
+            format!("{ok}&port=1&event=finished"),
+            "unknown event 'finished'",
+        ),
+        (
+            format!("{ok}&port=1&port=2"),
+            "port is given more than once",
+        ),
+        (format!("{ok}&port=1&x=%G0"), "malformed percent-encoding"),
+    ];
+    for (query, reason) in cases {
+        let (status, body) = t.announce(&query);
+        assert_eq!(status, 400, "{query}");
+        let body = text(&body);
+        assert!(
+            body.starts_with("d14:failure reason") && body.contains(reason),
+            "{query}: {body}"
+        );
+    }
+    let (status, body) = t.get("/nowhere");
+    assert_eq!((status, text(&body).contains("unknown path")), (404, true));
+    let (status, body) = t.get("/scrape");
+    assert_eq!(
+        (status, text(&body).contains("missing info_hash")),
+        (400, true)
+    );
+    let (status, _) = t.announce(&format!("{ok}&port=6881"));
+    assert_eq!(status, 200);
+}
+
+#[test]
+fn keep_alive_and_pipelined_requests_are_answered_in_order() {
+    let t = Tracker::start(&[]);
+    let mut s = t.connect();
+    let mut batch = String::new();
+    for port in 1..=5 {
+        batch += &format!("GET /announce?info_hash={HASH}&peer_id={PEER}&port={port}&left=1 HTTP/1.1\r\nHost: x\r\n\r\n");
+    }
+    batch += "GET /stats HTTP/1.1\r\nHost: x\r\n\r\n";
+    s.write_all(batch.as_bytes()).unwrap();
+    let mut r = BufReader::new(s.try_clone().unwrap());
+    for expected_peers in 0..5 {
+        let (status, body) = read_response(&mut r);
+        assert_eq!(status, 200);
+        // Each new peer on 127.0.0.1 sees the ones before it: 6 bytes each.
+        let body = text(&body);
+        assert!(
+            body.contains(&format!("5:peers{}:", expected_peers * 6)),
+            "{body}"
+        );
+    }
+    let (status, stats) = read_response(&mut r);
+    assert_eq!(status, 200);
+    assert!(text(&stats).contains("\"peers\":5"), "{}", text(&stats));
+    // The same connection still works afterwards.
+    write!(s, "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let (status, metrics) = read_response(&mut r);
+    assert_eq!(status, 200);
+    assert!(text(&metrics).contains("battorrent_tracker_requests_total{kind=\"announce\"} 5"));
+}
+
+#[test]
+fn garbage_oversized_and_slow_requests_are_cut_off() {
+    let t = Tracker::start(&["--request-timeout", "1"]);
+    let mut s = t.connect();
+    s.write_all(b"\x16\x03\x01 not http at all\r\n\r\n")
+        .unwrap();
+    let (status, body) = read_response(&mut BufReader::new(s));
+    assert_eq!(status, 400);
+    assert!(text(&body).contains("malformed HTTP request"));
+
+    let mut s = t.connect();
+    let huge = format!("GET /announce?{} HTTP/1.1\r\n", "a".repeat(20_000));
+    let _ = s.write_all(huge.as_bytes());
+    let (status, body) = read_response(&mut BufReader::new(s));
+    assert_eq!(status, 431);
+    assert!(text(&body).contains("too large"));
+
+    let mut s = t.connect();
+    write!(
+        s,
+        "POST /announce HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello"
+    )
+    .unwrap();
+    let (status, body) = read_response(&mut BufReader::new(s));
+    assert_eq!(status, 400);
+    assert!(text(&body).contains("bodies are not accepted"));
+
+    // A client that starts a request and stalls is disconnected after the timeout.
+    let mut s = t.connect();
+    s.write_all(b"GET /announce?info_hash=").unwrap();
+    let started = std::time::Instant::now();
+    let mut rest = Vec::new();
+    let n = s.read_to_end(&mut rest).unwrap();
+    assert_eq!(n, 0, "expected a silent close");
+    assert!(started.elapsed() < Duration::from_secs(5));
+}
+
+#[test]
+fn connection_cap_closes_extra_connections() {
+    let t = Tracker::start(&["--max-connections", "2"]);
+    let _a = t.connect();
+    let _b = t.connect();
+    std::thread::sleep(Duration::from_millis(200));
+    let mut c = t.connect();
+    let _ = c.write_all(b"GET /stats HTTP/1.1\r\n\r\n");
+    let mut buf = [0u8; 16];
+    assert_eq!(
+        c.read(&mut buf).unwrap_or(0),
+        0,
+        "third connection should be closed"
+    );
+    drop((_a, _b));
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(t.get("/stats").0, 200);
+}
+
+#[test]
+fn allow_list_is_enforced_and_reloaded_on_sighup() {
+    let dir = std::env::temp_dir().join(format!("battorrent-allow-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let list = dir.join("allow.txt");
+    std::fs::write(&list, "# nothing allowed yet\n").unwrap();
+    let t = Tracker::start(&["--allow", list.to_str().unwrap()]);
+    let query = format!("info_hash={HASH}&peer_id={PEER}&port=1");
+    let (status, body) = t.announce(&query);
+    assert_eq!(status, 200);
+    assert!(
+        text(&body).contains("does not serve that info_hash"),
+        "{}",
+        text(&body)
+    );
+
+    std::fs::write(&list, format!("{HASH_HEX}\n")).unwrap();
+    let pid = t.child.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-HUP", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let mut served = false;
+    for _ in 0..50 {
+        std::thread::sleep(Duration::from_millis(100));
+        let (_, body) = t.announce(&query);
+        if text(&body).contains("8:interval") {
+            served = true;
+            break;
+        }
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert!(served, "the reloaded allow list was not applied");
+}
+
+#[test]
+fn scrape_reports_counts_for_several_hashes() {
+    let t = Tracker::start(&[]);
+    t.announce(&format!(
+        "info_hash={HASH}&peer_id={PEER}&port=1&left=0&event=completed"
+    ));
+    t.announce(&format!(
+        "info_hash={HASH}&peer_id=-BT0001-zzzzzzzzzzzz&port=2&left=9"
+    ));
+    let zero = "%00".repeat(20);
+    let (status, body) = t.get(&format!("/scrape?info_hash={HASH}&info_hash={zero}"));
+    assert_eq!(status, 200);
+    let body = text(&body);
+    assert!(
+        body.contains("d8:completei0e10:downloadedi0e10:incompletei0ee"),
+        "{body}"
+    );
+    assert!(
+        body.contains("d8:completei1e10:downloadedi1e10:incompletei1ee"),
+        "{body}"
+    );
+}
