@@ -310,3 +310,114 @@ fn scrape_reports_counts_for_several_hashes() {
         "{body}"
     );
 }
+
+mod client {
+    //! Our tracker client against our tracker server.
+
+    use super::{Tracker, HASH_HEX};
+    use battorrent::metainfo::InfoHash;
+    use battorrent::tracker::{AnnounceParams, ClientError, Event, TrackerClient};
+
+    fn params(port: u16, left: u64) -> AnnounceParams {
+        let mut peer_id = *b"-BT0100-000000000000";
+        peer_id[18..].copy_from_slice(&port.to_be_bytes());
+        AnnounceParams {
+            info_hash: InfoHash::from_hex(HASH_HEX).unwrap(),
+            peer_id,
+            port,
+            uploaded: 0,
+            downloaded: 0,
+            left,
+            event: Event::Started,
+            numwant: None,
+            key: 1,
+        }
+    }
+
+    fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+    }
+
+    #[test]
+    fn peers_find_each_other_through_our_tracker() {
+        let t = Tracker::start(&[]);
+        let url = format!("http://127.0.0.1:{}/announce", t.port);
+        runtime().block_on(async {
+            let mut seeder = TrackerClient::new(&[vec![url.clone()]]);
+            let mut leecher = TrackerClient::new(&[vec![url.clone()]]);
+            let (_, first) = seeder.announce(&params(7001, 0)).await.unwrap();
+            assert!(first.peers.is_empty());
+            assert_eq!(first.interval, 1800);
+            let (_, second) = leecher.announce(&params(7002, 100)).await.unwrap();
+            assert_eq!(second.peers, ["127.0.0.1:7001".parse().unwrap()]);
+            assert_eq!((second.complete, second.incomplete), (Some(1), Some(1)));
+
+            let mut done = params(7002, 0);
+            done.event = Event::Completed;
+            leecher.announce(&done).await.unwrap();
+            let stats = leecher
+                .scrape(&url.parse().unwrap(), &[done.info_hash])
+                .await
+                .unwrap();
+            assert_eq!(stats.len(), 1);
+            assert_eq!(
+                (
+                    stats[0].1.complete,
+                    stats[0].1.incomplete,
+                    stats[0].1.downloaded
+                ),
+                (2, 0, 1)
+            );
+        });
+    }
+
+    #[test]
+    fn unreachable_trackers_fall_back_within_the_tier_and_working_ones_move_first() {
+        let t = Tracker::start(&[]);
+        let dead = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            format!(
+                "http://127.0.0.1:{}/announce",
+                l.local_addr().unwrap().port()
+            )
+        };
+        let good = format!("http://127.0.0.1:{}/announce", t.port);
+        runtime().block_on(async {
+            let mut client =
+                TrackerClient::new(&[vec![dead.clone(), good.clone()], vec!["udp://x:1".into()]]);
+            assert_eq!(client.tiers().len(), 1, "UDP tiers are skipped for now");
+            let (used, _) = client.announce(&params(7003, 5)).await.unwrap();
+            assert_eq!(used.as_str(), good);
+            assert_eq!(client.tiers()[0][0].as_str(), good);
+
+            let mut only_dead = TrackerClient::new(&[vec![dead.clone()]]);
+            let err = only_dead.announce(&params(7004, 5)).await.unwrap_err();
+            assert!(matches!(err, ClientError::Transport { .. }), "{err}");
+        });
+    }
+
+    #[test]
+    fn refusals_reach_the_caller_as_failure_reasons() {
+        let dir = std::env::temp_dir().join(format!("battorrent-refuse-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let list = dir.join("allow.txt");
+        std::fs::write(&list, "").unwrap();
+        let t = Tracker::start(&["--allow", list.to_str().unwrap()]);
+        let url = format!("http://127.0.0.1:{}/announce", t.port);
+        let err = runtime().block_on(async {
+            TrackerClient::new(&[vec![url]])
+                .announce(&params(7005, 5))
+                .await
+                .unwrap_err()
+        });
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert!(
+            err.to_string()
+                .ends_with("refused: this tracker does not serve that info_hash"),
+            "{err}"
+        );
+    }
+}

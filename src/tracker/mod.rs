@@ -1,14 +1,17 @@
-//! Trackers (BEP 3, 7, 23, 48): the HTTP tracker's logic and server (the client comes next).
+//! Trackers (BEP 3, 7, 12, 23, 48): the HTTP tracker's logic, its server, and the client
+//! peers use to announce.
 //!
 //! `query` parses requests, `swarm` keeps who is in which swarm, `response` writes the
 //! bencoded answers. None of them touch sockets or read the clock, so all of it is tested
 //! with plain calls. The tracker never trusts an address a client reports about itself.
 
+pub mod client;
 pub mod query;
 pub mod response;
 pub mod server;
 pub mod swarm;
 
+pub use client::{AnnounceParams, AnnounceResponse, ClientError, ScrapeStats, TrackerClient};
 pub use query::{parse_announce, parse_scrape, Announce, Event, QueryError};
 pub use server::{serve, ServerConfig, Shared};
 pub use swarm::{AccessList, Refusal, ScrapeEntry, Totals, Tracker, TrackerConfig};
