@@ -19,8 +19,12 @@ struct Tracker {
 
 impl Tracker {
     fn start(extra: &[&str]) -> Tracker {
+        Tracker::start_on("127.0.0.1:0", extra)
+    }
+
+    fn start_on(bind: &str, extra: &[&str]) -> Tracker {
         let mut child = Command::new(env!("CARGO_BIN_EXE_battorrent"))
-            .args(["tracker", "--bind", "127.0.0.1:0"])
+            .args(["tracker", "--bind", bind])
             .args(extra)
             .stderr(Stdio::piped())
             .spawn()
@@ -39,7 +43,11 @@ impl Tracker {
     }
 
     fn connect(&self) -> TcpStream {
-        let s = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        self.connect_to("127.0.0.1")
+    }
+
+    fn connect_to(&self, host: &str) -> TcpStream {
+        let s = TcpStream::connect((host, self.port)).unwrap();
         s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
         s
     }
@@ -308,6 +316,65 @@ fn scrape_reports_counts_for_several_hashes() {
     assert!(
         body.contains("d8:completei1e10:downloadedi1e10:incompletei1ee"),
         "{body}"
+    );
+}
+
+/// Announces with an `X-Forwarded-For` header; returns the body.
+fn announce_forwarded(t: &Tracker, port: u16, forwarded: &str) -> Vec<u8> {
+    let mut s = t.connect();
+    write!(
+        s,
+        "GET /announce?info_hash={HASH}&peer_id={PEER}&port={port}&left=1 HTTP/1.1\r\n\
+         X-Forwarded-For: {forwarded}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    read_response(&mut BufReader::new(s)).1
+}
+
+#[test]
+fn forwarded_addresses_are_used_only_when_trusted() {
+    let plain = Tracker::start(&[]);
+    announce_forwarded(&plain, 1, "10.1.2.3");
+    let body = announce_forwarded(&plain, 2, "10.9.9.9");
+    // Untrusted: the peer is the connection's address, 127.0.0.1:1.
+    assert!(
+        body.windows(6).any(|w| w == [127, 0, 0, 1, 0, 1]),
+        "{}",
+        text(&body)
+    );
+
+    let proxied = Tracker::start(&["--trust-proxy"]);
+    announce_forwarded(&proxied, 1, "192.0.2.1, 10.1.2.3");
+    let body = announce_forwarded(&proxied, 2, "10.9.9.9");
+    // Trusted: the last (proxy-added) entry is the client.
+    assert!(
+        body.windows(6).any(|w| w == [10, 1, 2, 3, 0, 1]),
+        "{}",
+        text(&body)
+    );
+}
+
+#[test]
+fn ipv6_binds_serve_peers6() {
+    if std::net::TcpListener::bind("[::1]:0").is_err() {
+        eprintln!("skipped: no IPv6 loopback on this machine");
+        return;
+    }
+    let t = Tracker::start_on("[::1]:0", &[]);
+    let announce = |port: u16| {
+        let mut s = t.connect_to("::1");
+        write!(s, "GET /announce?info_hash={HASH}&peer_id={PEER}&port={port} HTTP/1.1\r\nConnection: close\r\n\r\n").unwrap();
+        read_response(&mut BufReader::new(s)).1
+    };
+    announce(1);
+    let body = announce(2);
+    let mut expected = b"6:peers618:".to_vec();
+    expected.extend_from_slice(&std::net::Ipv6Addr::LOCALHOST.octets());
+    expected.extend_from_slice(&[0, 1]);
+    assert!(
+        body.windows(expected.len()).any(|w| w == expected),
+        "{}",
+        text(&body)
     );
 }
 
