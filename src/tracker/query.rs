@@ -55,50 +55,76 @@ pub struct Announce {
     pub no_peer_id: bool,
 }
 
-/// Iterates over `key=value` pairs of a raw query, percent-decoded.
-fn pairs(query: &[u8]) -> impl Iterator<Item = Result<(Vec<u8>, Vec<u8>), QueryError>> + '_ {
+/// Iterates over the raw (still percent-encoded) `key=value` pairs of a query.
+fn pairs(query: &[u8]) -> impl Iterator<Item = (&[u8], &[u8])> {
     query
         .split(|&b| b == b'&')
         .filter(|p| !p.is_empty())
-        .map(|pair| {
-            let (k, v) = match pair.iter().position(|&b| b == b'=') {
-                Some(i) => (&pair[..i], &pair[i + 1..]),
-                None => (pair, &pair[..0]),
-            };
-            Ok((percent_decode(k)?, percent_decode(v)?))
+        .map(|pair| match pair.iter().position(|&b| b == b'=') {
+            Some(i) => (&pair[..i], &pair[i + 1..]),
+            None => (pair, &pair[..0]),
         })
 }
 
-/// Decodes `%XX` escapes; everything else (including `+`) is taken literally.
-pub fn percent_decode(input: &[u8]) -> Result<Vec<u8>, QueryError> {
-    let mut out = Vec::with_capacity(input.len());
+/// Decodes `%XX` escapes of `raw` into `buf` and returns the decoded length, which may
+/// exceed `buf.len()` (the excess is dropped) so callers can report the true length.
+/// Everything but `%XX` (including `+`) is taken literally.
+fn decode_into(raw: &[u8], buf: &mut [u8]) -> Result<usize, QueryError> {
     let mut i = 0;
-    while i < input.len() {
-        if input[i] == b'%' {
-            let hex = input.get(i + 1..i + 3).ok_or(QueryError::BadEncoding)?;
+    let mut n = 0;
+    while i < raw.len() {
+        let byte = if raw[i] == b'%' {
+            let hex = raw.get(i + 1..i + 3).ok_or(QueryError::BadEncoding)?;
             let digit = |c: u8| (c as char).to_digit(16).ok_or(QueryError::BadEncoding);
-            out.push((digit(hex[0])? * 16 + digit(hex[1])?) as u8);
             i += 3;
+            (digit(hex[0])? * 16 + digit(hex[1])?) as u8
         } else {
-            out.push(input[i]);
             i += 1;
+            raw[i - 1]
+        };
+        if let Some(slot) = buf.get_mut(n) {
+            *slot = byte;
         }
+        n += 1;
     }
+    Ok(n)
+}
+
+/// Percent-decodes a whole value (see [`decode_into`] for the rules).
+pub fn percent_decode(input: &[u8]) -> Result<Vec<u8>, QueryError> {
+    let mut out = vec![0; input.len()];
+    let n = decode_into(input, &mut out)?;
+    out.truncate(n);
     Ok(out)
 }
 
-fn twenty(name: &'static str, value: &[u8]) -> Result<[u8; 20], QueryError> {
-    value
-        .try_into()
-        .map_err(|_| QueryError::WrongLength(name, value.len()))
+fn twenty(name: &'static str, raw: &[u8]) -> Result<[u8; 20], QueryError> {
+    let mut out = [0u8; 20];
+    match decode_into(raw, &mut out)? {
+        20 => Ok(out),
+        n => Err(QueryError::WrongLength(name, n)),
+    }
 }
 
-fn number(name: &'static str, value: &[u8]) -> Result<u64, QueryError> {
-    let text = std::str::from_utf8(value).map_err(|_| QueryError::NotNumber(name))?;
-    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+fn number(name: &'static str, raw: &[u8]) -> Result<u64, QueryError> {
+    let mut buf = [0u8; 20];
+    let n = decode_into(raw, &mut buf)?;
+    let digits = buf.get(..n).ok_or(QueryError::NotNumber(name))?;
+    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
         return Err(QueryError::NotNumber(name));
     }
-    text.parse().map_err(|_| QueryError::NotNumber(name))
+    digits
+        .iter()
+        .try_fold(0u64, |acc, &d| {
+            acc.checked_mul(10)?.checked_add(u64::from(d - b'0'))
+        })
+        .ok_or(QueryError::NotNumber(name))
+}
+
+/// Decodes a short value (a key, an event, a flag); longer ones come back as `None`.
+fn short<'b>(raw: &[u8], buf: &'b mut [u8; 16]) -> Result<Option<&'b [u8]>, QueryError> {
+    let n = decode_into(raw, buf)?;
+    Ok(buf.get(..n))
 }
 
 fn set_once<T>(slot: &mut Option<T>, name: &'static str, value: T) -> Result<(), QueryError> {
@@ -114,49 +140,51 @@ pub fn parse_announce(query: &[u8]) -> Result<Announce, QueryError> {
     let (mut info_hash, mut peer_id, mut port) = (None, None, None);
     let (mut uploaded, mut downloaded, mut left, mut numwant) = (None, None, None, None);
     let (mut event, mut compact, mut no_peer_id) = (None, None, false);
-    for pair in pairs(query) {
-        let (key, value) = pair?;
-        match key.as_slice() {
-            b"info_hash" => set_once(
-                &mut info_hash,
-                "info_hash",
-                InfoHash(twenty("info_hash", &value)?),
-            )?,
-            b"peer_id" => set_once(&mut peer_id, "peer_id", twenty("peer_id", &value)?)?,
+    let (mut key_buf, mut value_buf) = ([0u8; 16], [0u8; 16]);
+    for (raw_key, value) in pairs(query) {
+        let Some(key) = short(raw_key, &mut key_buf)? else {
+            decode_into(value, &mut [])?; // an unknown long key; still refuse bad escapes
+            continue;
+        };
+        match key {
+            b"info_hash" => {
+                let hash = InfoHash(twenty("info_hash", value)?);
+                set_once(&mut info_hash, "info_hash", hash)?;
+            }
+            b"peer_id" => set_once(&mut peer_id, "peer_id", twenty("peer_id", value)?)?,
             b"port" => {
-                let p = number("port", &value).map_err(|_| QueryError::BadPort)?;
+                let p = number("port", value).map_err(|_| QueryError::BadPort)?;
                 let p = u16::try_from(p)
                     .ok()
                     .filter(|&p| p != 0)
                     .ok_or(QueryError::BadPort)?;
                 set_once(&mut port, "port", p)?;
             }
-            b"uploaded" => set_once(&mut uploaded, "uploaded", number("uploaded", &value)?)?,
-            b"downloaded" => {
-                set_once(&mut downloaded, "downloaded", number("downloaded", &value)?)?
-            }
-            b"left" => set_once(&mut left, "left", number("left", &value)?)?,
+            b"uploaded" => set_once(&mut uploaded, "uploaded", number("uploaded", value)?)?,
+            b"downloaded" => set_once(&mut downloaded, "downloaded", number("downloaded", value)?)?,
+            b"left" => set_once(&mut left, "left", number("left", value)?)?,
             b"numwant" => {
-                let n = number("numwant", &value)?.min(u64::from(u32::MAX)) as u32;
+                let n = number("numwant", value)?.min(u64::from(u32::MAX)) as u32;
                 set_once(&mut numwant, "numwant", n)?;
             }
-            b"compact" => compact = Some(value.as_slice() != b"0"),
-            b"no_peer_id" => no_peer_id = value.as_slice() == b"1",
+            b"compact" => compact = Some(short(value, &mut value_buf)? != Some(b"0")),
+            b"no_peer_id" => no_peer_id = short(value, &mut value_buf)? == Some(b"1"),
             b"event" => {
-                let e = match value.as_slice() {
-                    b"" | b"empty" | b"paused" => Event::None,
-                    b"started" => Event::Started,
-                    b"stopped" => Event::Stopped,
-                    b"completed" => Event::Completed,
-                    other => {
-                        return Err(QueryError::BadEvent(
-                            String::from_utf8_lossy(other).into_owned(),
-                        ))
+                let e = match short(value, &mut value_buf)? {
+                    Some(b"" | b"empty" | b"paused") => Event::None,
+                    Some(b"started") => Event::Started,
+                    Some(b"stopped") => Event::Stopped,
+                    Some(b"completed") => Event::Completed,
+                    _ => {
+                        let text = String::from_utf8_lossy(&percent_decode(value)?).into_owned();
+                        return Err(QueryError::BadEvent(text));
                     }
                 };
                 set_once(&mut event, "event", e)?;
             }
-            _ => {}
+            _ => {
+                decode_into(value, &mut [])?;
+            }
         }
     }
     Ok(Announce {
@@ -176,13 +204,15 @@ pub fn parse_announce(query: &[u8]) -> Result<Announce, QueryError> {
 /// Parses the query of `GET /scrape?...`: one or more `info_hash` values, at most `max`.
 pub fn parse_scrape(query: &[u8], max: usize) -> Result<Vec<InfoHash>, QueryError> {
     let mut hashes = Vec::new();
-    for pair in pairs(query) {
-        let (key, value) = pair?;
-        if key == b"info_hash" {
+    let mut key_buf = [0u8; 16];
+    for (raw_key, value) in pairs(query) {
+        if short(raw_key, &mut key_buf)? == Some(b"info_hash") {
             if hashes.len() == max {
                 return Err(QueryError::TooManyHashes(max));
             }
-            hashes.push(InfoHash(twenty("info_hash", &value)?));
+            hashes.push(InfoHash(twenty("info_hash", value)?));
+        } else {
+            decode_into(value, &mut [])?;
         }
     }
     if hashes.is_empty() {

@@ -151,7 +151,7 @@ async fn accept_loop(shared: Arc<Shared>, listener: TcpListener, permits: Arc<Se
             continue;
         };
         shared.counters.connections.fetch_add(1, Ordering::Relaxed);
-        let _ = stream.set_nodelay(true);
+        // No TCP_NODELAY: every reply batch is one write, so Nagle never holds one back.
         let shared = shared.clone();
         tokio::spawn(async move {
             if let Err(e) = connection(&shared, stream, peer).await {
@@ -213,7 +213,7 @@ async fn connection(shared: &Shared, mut stream: TcpStream, peer: SocketAddr) ->
             out.clear();
         }
         if close {
-            return stream.shutdown().await;
+            return Ok(()); // dropping the stream closes it after the queued reply
         }
         buf.copy_within(start..filled, 0);
         filled -= start;
@@ -226,8 +226,7 @@ async fn connection(shared: &Shared, mut stream: TcpStream, peer: SocketAddr) ->
                 "request line and headers are too large",
             );
             write_response(&mut out, &reply, &body, true);
-            stream.write_all(&out).await?;
-            return stream.shutdown().await;
+            return stream.write_all(&out).await;
         }
         let wait = if filled == 0 {
             config.idle_timeout

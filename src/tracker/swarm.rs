@@ -243,6 +243,8 @@ pub struct Tracker {
     peers: usize,
     seeders: usize,
     rng: fastrand::Rng,
+    /// Reused between announces so a reply allocates nothing once warmed up.
+    scratch: PeerList,
 }
 
 /// Compact form of an address and port (BEP 23 / BEP 7).
@@ -270,6 +272,7 @@ impl Tracker {
             peers: 0,
             seeders: 0,
             rng: fastrand::Rng::new(),
+            scratch: PeerList::new(true),
         }
     }
 
@@ -316,8 +319,8 @@ impl Tracker {
             last_seen: now,
         };
         let swarm = self.torrents.entry(req.info_hash).or_default();
-        let mut list = PeerList::new(req.compact);
-        list.no_peer_id = req.no_peer_id;
+        let mut list = std::mem::replace(&mut self.scratch, PeerList::new(true));
+        list.reset(req.compact, req.no_peer_id);
         let rng = &mut self.rng;
         let (before, after) = match ip {
             IpAddr::V4(v4) => {
@@ -360,6 +363,7 @@ impl Tracker {
             self.torrents.remove(&req.info_hash);
         }
         response::write_announce(out, &self.config, counts, &list);
+        self.scratch = list;
         Ok(())
     }
 
@@ -442,6 +446,15 @@ impl PeerList {
             dicts: Vec::new(),
             len: 0,
         }
+    }
+
+    fn reset(&mut self, compact: bool, no_peer_id: bool) {
+        self.compact = compact;
+        self.no_peer_id = no_peer_id;
+        self.v4.clear();
+        self.v6.clear();
+        self.dicts.clear();
+        self.len = 0;
     }
 
     fn add4(&mut self, k: &[u8; 6], p: &PeerInfo) {
