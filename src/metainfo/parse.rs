@@ -151,14 +151,7 @@ pub(super) fn parse(input: &[u8]) -> Result<Metainfo, MetainfoError> {
     let trackers = parse_trackers(root, &mut warnings);
     let web_seeds = match root.get("url-list") {
         Some(v) if v.as_bytes().is_some() => v.as_str().into_iter().map(str::to_owned).collect(),
-        Some(v) => v
-            .as_list()
-            .unwrap_or_default()
-            .iter()
-            .filter_map(|u| u.as_str())
-            .filter(|u| !u.is_empty())
-            .map(str::to_owned)
-            .collect(),
+        Some(v) => url_list(v),
         None => Vec::new(),
     };
     let optional_text = |key: &str, warnings: &mut Vec<String>| -> Option<String> {
@@ -183,20 +176,24 @@ pub(super) fn parse(input: &[u8]) -> Result<Metainfo, MetainfoError> {
     })
 }
 
+/// The non-empty UTF-8 strings of a list (nothing if `v` is not a list).
+fn url_list(v: &Value<'_>) -> Vec<String> {
+    v.as_list()
+        .unwrap_or_default()
+        .iter()
+        .filter_map(Value::as_str)
+        .filter(|u| !u.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
 /// BEP 12 tiers from `announce-list`, or the single `announce` URL. Malformed entries are
 /// skipped with a warning: trackers are hints, not part of the torrent's identity.
 fn parse_trackers(root: &Value<'_>, warnings: &mut Vec<String>) -> Vec<Vec<String>> {
     let mut tiers = Vec::new();
     if let Some(list) = root.get("announce-list") {
         for tier in list.as_list().unwrap_or_default() {
-            let urls: Vec<String> = tier
-                .as_list()
-                .unwrap_or_default()
-                .iter()
-                .filter_map(|u| u.as_str())
-                .filter(|u| !u.is_empty())
-                .map(str::to_owned)
-                .collect();
+            let urls = url_list(tier);
             if urls.is_empty() {
                 warnings.push(format!(
                     "'announce-list' tier at byte {} has no usable URL; skipped",
