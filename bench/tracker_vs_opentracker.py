@@ -7,7 +7,8 @@ The tracker runs pinned to CPU 0, wrk to CPU 1. Runs alternate between the track
 the medians are compared:
   - Connection: close on both (opentracker closes every connection anyway);
     target: ours >= 1.2 x opentracker.
-  - keep-alive for ours alone; target: >= 100,000 announces/s.
+  - keep-alive for ours alone; target: >= 100,000 announces/s. Also reported with
+    --pipeline N requests in flight per connection (HTTP/1.1 pipelining).
 
 Usage: python3 bench/tracker_vs_opentracker.py [--runs 3] [--seconds 10] [--connections 64]
 Needs: apt-get install opentracker wrk
@@ -70,14 +71,14 @@ def stop(proc):
         proc.wait()
 
 
-def wrk(port, seconds, connections, close, hashes_lua):
+def wrk(port, seconds, connections, close, hashes_lua, pipeline=1):
     cmd = ["taskset", "-c", "1", "wrk", "-t1", f"-c{connections}", f"-d{seconds}s",
            "-s", os.path.join(ROOT, "bench/announce.lua")]
     if close:
         cmd += ["-H", "Connection: close"]
     cmd.append(f"http://127.0.0.1:{port}")
     out = subprocess.run(cmd, capture_output=True, text=True, check=True,
-                         env=dict(os.environ, HASHES_LUA=hashes_lua)).stdout
+                         env=dict(os.environ, HASHES_LUA=hashes_lua, PIPELINE=str(pipeline))).stdout
     rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     bad = int(re.search(r"non-200: (\d+)", out).group(1))
     errors = re.search(r"Socket errors:.*", out)
@@ -89,6 +90,7 @@ def main():
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--seconds", type=int, default=10)
     ap.add_argument("--connections", type=int, default=64)
+    ap.add_argument("--pipeline", type=int, default=8, help="depth for the pipelined keep-alive run")
     args = ap.parse_args()
     for tool in ("opentracker", "wrk", "taskset"):
         if not shutil.which(tool):
@@ -106,30 +108,33 @@ def main():
         f.writelines('"' + "".join(f"%{b:02X}" for b in h) + '",\n' for h in hashes)
         f.write("}\n")
 
-    plan = [("battorrent", True), ("opentracker", True), ("battorrent", False)]
+    # (tracker, Connection: close, pipeline depth)
+    plan = [("battorrent", True, 1), ("opentracker", True, 1), ("battorrent", False, 1),
+            ("battorrent", False, args.pipeline)]
     rates = {p: [] for p in plan}
     for _ in range(args.runs):
-        for kind, close in plan:
+        for kind, close, depth in plan:
             port = free_port()
             proc = start(kind, port, whitelist)
             try:
-                rate, bad, errors = wrk(port, args.seconds, args.connections, close, hashes_lua)
+                rate, bad, errors = wrk(port, args.seconds, args.connections, close, hashes_lua, depth)
             finally:
                 stop(proc)
             if bad:
                 sys.exit(f"{kind}: {bad} non-200 answers ({errors})")
-            rates[(kind, close)].append(rate)
+            rates[(kind, close, depth)].append(rate)
 
     med = {p: statistics.median(r) for p, r in rates.items()}
     print(f"1,000 info hashes, random peers, mixed events, numwant=50; tracker on CPU 0, "
           f"wrk -t1 -c{args.connections} on CPU 1, {args.runs} runs x {args.seconds} s")
-    for (kind, close), r in rates.items():
-        mode = "Connection: close" if close else "keep-alive"
+    for (kind, close, depth), r in rates.items():
+        mode = "Connection: close" if close else f"keep-alive x{depth}"
         runs = ", ".join(f"{x:,.0f}" for x in r)
-        print(f"  {kind:<11} {mode:<17} median {med[(kind, close)]:>10,.0f} announces/s   runs: {runs}")
-    ratio = med[("battorrent", True)] / med[("opentracker", True)]
+        print(f"  {kind:<11} {mode:<17} median {med[(kind, close, depth)]:>10,.0f} announces/s   runs: {runs}")
+    ratio = med[("battorrent", True, 1)] / med[("opentracker", True, 1)]
     print(f"  ratio battorrent/opentracker (Connection: close): {ratio:.2f}  (target >= 1.2)")
-    print(f"  battorrent keep-alive: {med[('battorrent', False)]:,.0f}/s  (target >= 100,000)")
+    print(f"  battorrent keep-alive: {med[('battorrent', False, 1)]:,.0f}/s, pipelined x{args.pipeline}: "
+          f"{med[('battorrent', False, args.pipeline)]:,.0f}/s  (target >= 100,000)")
     shutil.rmtree(tmp)
 
 
