@@ -90,7 +90,8 @@ fn decode_into(raw: &[u8], buf: &mut [u8]) -> Result<usize, QueryError> {
     Ok(n)
 }
 
-/// Percent-decodes a whole value (see [`decode_into`] for the rules).
+/// Percent-decodes a whole value: `%XX` escapes become bytes; everything else, `+` included,
+/// is taken literally.
 pub fn percent_decode(input: &[u8]) -> Result<Vec<u8>, QueryError> {
     let mut out = vec![0; input.len()];
     let n = decode_into(input, &mut out)?;
