@@ -130,7 +130,7 @@ impl Info {
 
     /// Length of piece `index` in bytes (the last one may be short); 0 past the end.
     pub fn piece_len(&self, index: usize) -> u64 {
-        let start = index as u64 * self.piece_length;
+        let start = (index as u64).saturating_mul(self.piece_length);
         self.total_length
             .saturating_sub(start)
             .min(self.piece_length)

@@ -88,7 +88,9 @@ impl Layout {
 
     /// Byte range of piece `index` in the torrent's data (the last one may be short).
     pub fn piece_range(&self, index: usize) -> Range<u64> {
-        let start = (index as u64 * self.piece_length).min(self.total_length);
+        let start = (index as u64)
+            .saturating_mul(self.piece_length)
+            .min(self.total_length);
         start..(start + self.piece_length).min(self.total_length)
     }
 
@@ -167,6 +169,13 @@ mod tests {
         assert_eq!(l.piece_count(), 3);
         assert_eq!(l.piece_range(2), 8..10);
         assert_eq!(l.pieces_of_file(0), 0..3);
+    }
+
+    #[test]
+    fn indexes_past_the_end_are_empty_not_a_panic() {
+        let l = layout();
+        assert_eq!(l.piece_range(usize::MAX), 16..16);
+        assert_eq!(l.segments(l.piece_range(usize::MAX)).count(), 0);
     }
 
     #[test]
