@@ -9,12 +9,18 @@ use std::net::{IpAddr, Ipv4Addr};
 /// Resident set size in bytes, from /proc/self/statm.
 fn rss() -> u64 {
     let statm = std::fs::read_to_string("/proc/self/statm").expect("read /proc/self/statm");
-    let pages: u64 = statm.split_whitespace().nth(1).and_then(|p| p.parse().ok()).expect("statm field");
+    let pages: u64 = statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|p| p.parse().ok())
+        .expect("statm field");
     pages * 4096
 }
 
 fn main() {
-    let mut args = std::env::args().skip(1).map(|a| a.parse::<u32>().expect("a number"));
+    let mut args = std::env::args()
+        .skip(1)
+        .map(|a| a.parse::<u32>().expect("a number"));
     let peers = args.next().unwrap_or(1_000_000);
     let torrents = args.next().unwrap_or(10_000);
     let mut tracker = Tracker::new(TrackerConfig::default(), AccessList::Open);
