@@ -104,6 +104,18 @@ pub enum DecodeErrorKind {
 /// Errors name the byte offset of the problem. Unsorted and duplicate dictionary keys are
 /// accepted and listed in [`Document::warnings`]; callers that need canonical input check
 /// that list.
+///
+/// ```
+/// use battorrent::bencode::{decode, Limits};
+///
+/// let doc = decode(b"d4:spaml1:ai7eee", Limits::default()).unwrap();
+/// let list = doc.root.get("spam").unwrap();
+/// assert_eq!(list.span, 7..15); // where the list's bytes are in the input
+/// assert_eq!(list.as_list().unwrap()[1].as_int(), Some(7));
+///
+/// let err = decode(b"li01ee", Limits::default()).unwrap_err();
+/// assert_eq!(err.to_string(), "invalid bencode at byte 2: integer has a leading zero");
+/// ```
 pub fn decode(input: &[u8], limits: Limits) -> Result<Document<'_>, DecodeError> {
     let mut decoder = Decoder {
         input,

@@ -6,6 +6,15 @@ use std::fmt;
 use thiserror::Error;
 
 /// A parsed magnet link.
+///
+/// ```
+/// use battorrent::metainfo::Magnet;
+///
+/// let link = "magnet:?xt=urn:btih:c12fe1c06bba254a9dc9f519b335aa7c1367a88a&dn=Some%20File";
+/// let magnet: Magnet = link.parse().unwrap();
+/// assert_eq!(magnet.display_name.as_deref(), Some("Some File"));
+/// assert_eq!(magnet.to_string(), link);
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Magnet {
     /// From `xt=urn:btih:` (40 hex digits or 32 base32 characters).
