@@ -244,8 +244,12 @@ fn garbage_oversized_and_slow_requests_are_cut_off() {
 #[test]
 fn connection_cap_closes_extra_connections() {
     let t = Tracker::start(&["--max-connections", "2"]);
-    let _a = t.connect();
-    let _b = t.connect();
+    // Connections count once they send something (the listener defers accept until data
+    // arrives), so these two start a request and stall.
+    let mut _a = t.connect();
+    let mut _b = t.connect();
+    _a.write_all(b"GET /").unwrap();
+    _b.write_all(b"GET /").unwrap();
     std::thread::sleep(Duration::from_millis(200));
     let mut c = t.connect();
     let _ = c.write_all(b"GET /stats HTTP/1.1\r\n\r\n");

@@ -4,7 +4,9 @@
 //! 32 headers; request bodies are refused; a connection that has not sent a complete request
 //! within [`ServerConfig::request_timeout`] is closed, as is one idle for
 //! [`ServerConfig::idle_timeout`]; at most [`ServerConfig::max_connections`] are open at
-//! once (more are accepted and closed at once). Tracker state sits behind one mutex that is
+//! once (more are accepted and closed at once). The listener defers accepting a connection
+//! until its first bytes arrive (TCP_DEFER_ACCEPT), so silent connections never take a slot
+//! and each accepted one can usually be answered at once. Tracker state sits behind one mutex that is
 //! held only for the in-memory update.
 
 use super::query::{parse_announce, parse_scrape, QueryError};
@@ -106,6 +108,9 @@ pub async fn serve(
     listeners: Vec<TcpListener>,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> io::Result<()> {
+    for listener in &listeners {
+        defer_accept(listener);
+    }
     let permits = Arc::new(Semaphore::new(shared.config.max_connections));
     let mut tasks = tokio::task::JoinSet::new();
     for listener in listeners {
@@ -129,6 +134,26 @@ pub async fn serve(
     expiry.abort();
     tasks.shutdown().await;
     Ok(())
+}
+
+/// Asks the kernel to hand over connections only once their first bytes have arrived
+/// (TCP_DEFER_ACCEPT), saving a wake-up per connection. Best effort: ignored if refused.
+fn defer_accept(listener: &TcpListener) {
+    use std::os::fd::AsRawFd;
+    let seconds: libc::c_int = 5;
+    // SAFETY: setsockopt on a socket we own, with a pointer to a live c_int and its size.
+    let result = unsafe {
+        libc::setsockopt(
+            listener.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_DEFER_ACCEPT,
+            (&seconds as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if result != 0 {
+        tracing::debug!("TCP_DEFER_ACCEPT not set: {}", io::Error::last_os_error());
+    }
 }
 
 async fn accept_loop(shared: Arc<Shared>, listener: TcpListener, permits: Arc<Semaphore>) {
