@@ -73,6 +73,7 @@ pub fn run(args: VerifyArgs) -> anyhow::Result<ExitCode> {
         .collect();
     let good_count = good.iter().filter(|&&g| g).count();
     let all_good = good_count == good.len() && statuses.iter().all(|s| *s == Status::Good);
+    let bad: Vec<usize> = (0..good.len()).filter(|&i| !good[i]).collect();
 
     if args.json {
         let files: Vec<_> = info
@@ -90,7 +91,6 @@ pub fn run(args: VerifyArgs) -> anyhow::Result<ExitCode> {
                 serde_json::json!({"path": info.display_path(f), "status": status, "detail": detail})
             })
             .collect();
-        let bad: Vec<usize> = (0..good.len()).filter(|&i| !good[i]).collect();
         let out = serde_json::json!({
             "ok": all_good,
             "info_hash": meta.info_hash.to_hex(),
@@ -115,7 +115,6 @@ pub fn run(args: VerifyArgs) -> anyhow::Result<ExitCode> {
                 ),
             }
         }
-        let bad: Vec<usize> = (0..good.len()).filter(|&i| !good[i]).collect();
         if !bad.is_empty() {
             println!("bad pieces  {}", ranges(&bad));
         }

@@ -119,7 +119,25 @@ impl<K> Default for Peers<K> {
     }
 }
 
-impl<K: Hash + Eq + Copy + AsRef<[u8]>> Peers<K> {
+/// A compact address+port key of one family, and how it goes into a reply.
+trait CompactKey: Hash + Eq + Copy {
+    /// Appends this peer to `list` in the form the client asked for.
+    fn add_to(&self, list: &mut PeerList, peer: &PeerInfo);
+}
+
+impl CompactKey for [u8; 6] {
+    fn add_to(&self, list: &mut PeerList, peer: &PeerInfo) {
+        list.add4(self, peer);
+    }
+}
+
+impl CompactKey for [u8; 18] {
+    fn add_to(&self, list: &mut PeerList, peer: &PeerInfo) {
+        list.add6(self, peer);
+    }
+}
+
+impl<K: CompactKey> Peers<K> {
     fn len(&self) -> usize {
         self.seeders.len() + self.leechers.len()
     }
@@ -322,35 +340,28 @@ impl Tracker {
         let mut list = std::mem::replace(&mut self.scratch, PeerList::new(true));
         list.reset(req.compact, req.no_peer_id);
         let rng = &mut self.rng;
+        let join = Join {
+            info,
+            seeder,
+            stopped,
+            max_peers,
+            want,
+        };
         let (before, after) = match ip {
-            IpAddr::V4(v4) => {
-                let me = compact4(v4, req.port);
-                let others = swarm.v6.len();
-                let change = update(&mut swarm.v4, me, info, seeder, stopped, max_peers, others);
-                if !stopped {
-                    swarm
-                        .v4
-                        .pick(Some(&me), seeder, want, rng, |k, p| list.add4(k, p));
-                    swarm
-                        .v6
-                        .pick(None, seeder, want - list.len, rng, |k, p| list.add6(k, p));
-                }
-                change
-            }
-            IpAddr::V6(v6) => {
-                let me = compact6(v6, req.port);
-                let others = swarm.v4.len();
-                let change = update(&mut swarm.v6, me, info, seeder, stopped, max_peers, others);
-                if !stopped {
-                    swarm
-                        .v6
-                        .pick(Some(&me), seeder, want, rng, |k, p| list.add6(k, p));
-                    swarm
-                        .v4
-                        .pick(None, seeder, want - list.len, rng, |k, p| list.add4(k, p));
-                }
-                change
-            }
+            IpAddr::V4(v4) => join.run(
+                &mut swarm.v4,
+                &swarm.v6,
+                compact4(v4, req.port),
+                rng,
+                &mut list,
+            ),
+            IpAddr::V6(v6) => join.run(
+                &mut swarm.v6,
+                &swarm.v4,
+                compact6(v6, req.port),
+                rng,
+                &mut list,
+            ),
         };
         if req.event == Event::Completed && seeder && before != Some(true) {
             swarm.downloaded += 1;
@@ -396,11 +407,52 @@ impl Tracker {
     }
 }
 
+/// One announce's change to a swarm: who the requester is now, and how many peers it wants.
+struct Join {
+    info: PeerInfo,
+    seeder: bool,
+    stopped: bool,
+    max_peers: usize,
+    want: usize,
+}
+
+impl Join {
+    /// Updates the requester `me` among `own` (its address family), then fills `list` from
+    /// its own family first and `other` after. Returns its state before and after, as
+    /// [`update`] does.
+    fn run<K: CompactKey, O: CompactKey>(
+        &self,
+        own: &mut Peers<K>,
+        other: &Peers<O>,
+        me: K,
+        rng: &mut fastrand::Rng,
+        list: &mut PeerList,
+    ) -> (Option<bool>, Option<bool>) {
+        let change = update(
+            own,
+            me,
+            self.info,
+            self.seeder,
+            self.stopped,
+            self.max_peers,
+            other.len(),
+        );
+        if !self.stopped {
+            own.pick(Some(&me), self.seeder, self.want, rng, |k, p| {
+                k.add_to(list, p)
+            });
+            let rest = self.want - list.len;
+            other.pick(None, self.seeder, rest, rng, |k, p| k.add_to(list, p));
+        }
+        change
+    }
+}
+
 /// Moves the peer `key` into the right set, or out when stopped. Returns its state before
 /// and after: `None` when absent, `Some(true)` as a seeder, `Some(false)` as a leecher.
 /// A new peer is not stored when the swarm already holds `max_peers` (counting the
 /// `other_family` peers too).
-fn update<K: Hash + Eq + Copy + AsRef<[u8]>>(
+fn update<K: CompactKey>(
     peers: &mut Peers<K>,
     key: K,
     info: PeerInfo,
