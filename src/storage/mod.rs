@@ -5,8 +5,10 @@
 //! It only reads and writes paths handed to it by [`Layout`], whose relative parts come from
 //! validated metainfo: it never builds a path from raw torrent bytes.
 
+mod files;
 mod hasher;
 
+pub use files::{Access, Storage, StorageError};
 pub use hasher::{hash_pieces, HashError, HashOptions, PieceHash};
 
 use crate::metainfo::Info;

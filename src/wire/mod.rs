@@ -1,4 +1,19 @@
 //! The peer wire protocol (BEP 3): handshake and length-prefixed messages.
 //!
-//! Will own framing and per-connection protocol state, kept free of sockets so it can be
-//! tested with scripted peers. Nothing here yet: the peer engine issue fills it.
+//! Owns framing ([`decode`], [`Message::encode`]) and the per-connection protocol rules
+//! ([`Rules`]), kept free of sockets so they can be tested with scripted peers and fuzzed.
+//! It never touches storage or the picker, and never allocates more than a frame's checked
+//! length.
+
+mod handshake;
+mod message;
+mod rules;
+
+pub use handshake::{Handshake, HandshakeError, HANDSHAKE_LEN, PROTOCOL};
+pub use message::{decode, max_message_len, piece_header, Message, WireError, BLOCK_LEN};
+pub use rules::{Rules, Violation};
+
+use bitvec::prelude::{BitVec, Msb0};
+
+/// A set of piece indexes in wire order: piece 0 is the high bit of the first byte.
+pub type Bitfield = BitVec<u8, Msb0>;
