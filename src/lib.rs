@@ -7,6 +7,7 @@
 pub mod bencode;
 pub mod metainfo;
 pub mod picker;
+pub mod session;
 pub mod storage;
 pub mod tracker;
 pub mod wire;

@@ -2,7 +2,9 @@
 //! Each command is a thin layer over the library; errors become one clear sentence.
 
 mod create;
+mod demo;
 mod format;
+mod peer;
 mod show;
 mod tracker;
 mod verify;
@@ -11,7 +13,7 @@ use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-/// BatTorrent: create, inspect and verify .torrent files; run a tracker.
+/// BatTorrent: create, inspect and verify .torrent files; run a tracker; seed and download.
 #[derive(Debug, Parser)]
 #[command(name = "battorrent", version, about, propagate_version = true)]
 pub struct Cli {
@@ -43,6 +45,12 @@ pub enum Command {
     },
     /// Run an HTTP tracker (announce, scrape, /stats, /metrics).
     Tracker(tracker::TrackerArgs),
+    /// Check the data, then share it with peers until stopped.
+    Seed(peer::PeerArgs),
+    /// Download a torrent's data; exits 0 once every piece is verified. Resumes if rerun.
+    Download(peer::DownloadArgs),
+    /// Run a tracker, a seeder and leechers on this machine over a generated file.
+    Demo(demo::DemoArgs),
 }
 
 /// Sets up `tracing` on stderr: warnings by default, more with each -v.
@@ -69,6 +77,9 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Show { torrent, json } => show::run(&torrent, json),
         Command::Verify(args) => verify::run(args),
         Command::Tracker(args) => tracker::run(args),
+        Command::Seed(args) => peer::seed(args),
+        Command::Download(args) => peer::download(args),
+        Command::Demo(args) => demo::run(args),
         Command::Magnet { torrent } => {
             let meta = show::load(&torrent)?;
             println!("{}", meta.magnet());

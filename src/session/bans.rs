@@ -1,0 +1,183 @@
+//! Who sent data that failed its hash check, and who gets banned for it.
+//!
+//! A failed piece records, for each block, which peer sent it and the SHA-1 of what it
+//! sent. When the piece later verifies, every recorded block is compared with the good
+//! data: a peer whose block differs is proven to have lied and is banned at once, and
+//! peers whose blocks were right are cleared. A peer that alone supplied a failed piece
+//! gets a strike, and [`MAX_STRIKES`] strikes ban it. Peers that shared a failed piece with
+//! others are put on parole (served whole pieces only, so the next failure is theirs
+//! alone) but are never punished without proof.
+
+use sha1::{Digest, Sha1};
+use std::collections::{HashMap, HashSet};
+use std::net::{IpAddr, SocketAddr};
+
+/// Strikes (failed pieces supplied alone) that ban a peer.
+pub const MAX_STRIKES: u32 = 3;
+
+/// What a ban applies to: the address, or the full socket address on loopback (where
+/// several local peers share one address).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum BanKey {
+    Ip(IpAddr),
+    Socket(SocketAddr),
+}
+
+impl BanKey {
+    /// The key for a peer at `addr`.
+    pub fn of(addr: SocketAddr) -> BanKey {
+        if addr.ip().is_loopback() {
+            BanKey::Socket(addr)
+        } else {
+            BanKey::Ip(addr.ip())
+        }
+    }
+}
+
+/// Strike and ban bookkeeping for one torrent.
+#[derive(Debug, Default)]
+pub struct Bans {
+    strikes: HashMap<BanKey, u32>,
+    banned: HashSet<BanKey>,
+    banned_ids: HashSet<[u8; 20]>,
+    parole: HashSet<BanKey>,
+    /// Per failed piece: (block offset, sender, SHA-1 of what it sent).
+    suspects: HashMap<u32, Vec<(u32, BanKey, [u8; 20])>>,
+}
+
+fn block_hash(data: &[u8]) -> [u8; 20] {
+    Sha1::digest(data).into()
+}
+
+impl Bans {
+    /// Whether a peer at `addr` with `peer_id` (if known) is banned.
+    pub fn is_banned(&self, addr: SocketAddr, peer_id: Option<&[u8; 20]>) -> bool {
+        self.banned.contains(&BanKey::of(addr))
+            || peer_id.is_some_and(|id| self.banned_ids.contains(id))
+    }
+
+    /// Whether the peer must be given whole pieces only.
+    pub fn on_parole(&self, key: BanKey) -> bool {
+        self.parole.contains(&key)
+    }
+
+    /// Number of banned peers.
+    pub fn banned_count(&self) -> usize {
+        self.banned.len()
+    }
+
+    /// Bans `key` (and its peer id, when known). Returns true if it was not banned yet.
+    pub fn ban(&mut self, key: BanKey, peer_id: Option<[u8; 20]>) -> bool {
+        if let Some(id) = peer_id {
+            self.banned_ids.insert(id);
+        }
+        self.parole.remove(&key);
+        self.banned.insert(key)
+    }
+
+    /// Records a piece that failed its hash. `senders[i]` sent block `i` (blocks of
+    /// `block_len` bytes). Returns the peers this bans.
+    pub fn piece_failed(
+        &mut self,
+        piece: u32,
+        data: &[u8],
+        block_len: usize,
+        senders: &[BanKey],
+    ) -> Vec<BanKey> {
+        let record = self.suspects.entry(piece).or_default();
+        for (i, (chunk, sender)) in data.chunks(block_len).zip(senders).enumerate() {
+            record.push(((i * block_len) as u32, *sender, block_hash(chunk)));
+        }
+        let first = senders.first().copied();
+        let mut newly = Vec::new();
+        match first {
+            Some(only) if senders.iter().all(|s| *s == only) => {
+                let strikes = self.strikes.entry(only).or_default();
+                *strikes += 1;
+                if *strikes >= MAX_STRIKES && self.ban(only, None) {
+                    newly.push(only);
+                } else {
+                    self.parole.insert(only);
+                }
+            }
+            _ => self.parole.extend(senders.iter().copied()),
+        }
+        newly
+    }
+
+    /// A piece verified: compares what suspects sent for it with the good `data`. Returns
+    /// the peers proven to have sent bad blocks (now banned).
+    pub fn piece_verified(&mut self, piece: u32, data: &[u8], block_len: usize) -> Vec<BanKey> {
+        let Some(record) = self.suspects.remove(&piece) else {
+            return Vec::new();
+        };
+        let mut liars = Vec::new();
+        let mut honest = Vec::new();
+        for (offset, sender, hash) in record {
+            let start = offset as usize;
+            let Some(good) = data.get(start..(start + block_len).min(data.len())) else {
+                continue;
+            };
+            if block_hash(good) == hash {
+                honest.push(sender);
+            } else if !liars.contains(&sender) {
+                liars.push(sender);
+            }
+        }
+        for sender in honest {
+            if !liars.contains(&sender) {
+                self.parole.remove(&sender);
+                self.strikes.remove(&sender);
+            }
+        }
+        liars.retain(|k| self.ban(*k, None));
+        liars
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(n: u8) -> BanKey {
+        BanKey::of(SocketAddr::from(([10, 0, 0, n], 6881)))
+    }
+
+    #[test]
+    fn a_liar_sharing_a_piece_is_banned_on_proof_and_the_honest_peer_is_cleared() {
+        let mut bans = Bans::default();
+        let good = vec![7u8; 8];
+        let mut bad = good.clone();
+        bad[5] = 0; // block 1 (bytes 4..8) came from peer 2 and is wrong
+        assert!(bans.piece_failed(3, &bad, 4, &[key(1), key(2)]).is_empty());
+        assert!(bans.on_parole(key(1)) && bans.on_parole(key(2)));
+        assert!(!bans.is_banned(SocketAddr::from(([10, 0, 0, 1], 1)), None));
+        assert_eq!(bans.piece_verified(3, &good, 4), vec![key(2)]);
+        assert!(bans.is_banned(SocketAddr::from(([10, 0, 0, 2], 9999)), None));
+        assert!(!bans.is_banned(SocketAddr::from(([10, 0, 0, 1], 6881)), None));
+        assert!(!bans.on_parole(key(1)));
+    }
+
+    #[test]
+    fn strikes_for_pieces_failed_alone() {
+        let mut bans = Bans::default();
+        for piece in 0..MAX_STRIKES - 1 {
+            assert!(bans
+                .piece_failed(piece, &[1; 8], 4, &[key(1); 2])
+                .is_empty());
+        }
+        assert_eq!(bans.piece_failed(9, &[1; 8], 4, &[key(1); 2]), vec![key(1)]);
+        assert_eq!(bans.banned_count(), 1);
+    }
+
+    #[test]
+    fn loopback_peers_are_told_apart_by_port_and_peer_ids_are_banned_too() {
+        let a = SocketAddr::from(([127, 0, 0, 1], 7000));
+        let b = SocketAddr::from(([127, 0, 0, 1], 7001));
+        let mut bans = Bans::default();
+        bans.ban(BanKey::of(a), Some([9; 20]));
+        assert!(bans.is_banned(a, None));
+        assert!(!bans.is_banned(b, None));
+        assert!(bans.is_banned(b, Some(&[9; 20])));
+    }
+}
