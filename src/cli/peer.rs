@@ -39,6 +39,9 @@ pub struct PeerArgs {
     /// Peers unchoked by upload rank (one optimistic unchoke comes on top).
     #[arg(long, default_value_t = 4)]
     upload_slots: usize,
+    /// Most bytes per second to upload, all peers together: 500K, 10M...
+    #[arg(long, value_name = "RATE", value_parser = format::parse_size)]
+    upload_limit: Option<u64>,
     /// Print a JSON summary on stdout at the end.
     #[arg(long)]
     json: bool,
@@ -111,6 +114,7 @@ fn run(
         upload_slots: args.upload_slots.max(1),
         peers: args.peers.clone(),
         use_trackers: !args.no_trackers,
+        upload_limit: args.upload_limit,
         ..SessionConfig::default()
     };
     if meta.trackers.is_empty() && args.peers.is_empty() {

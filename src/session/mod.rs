@@ -61,6 +61,8 @@ pub struct SessionConfig {
     pub peer_id: [u8; 20],
     /// Ask trackers (false: only `peers` and incoming connections).
     pub use_trackers: bool,
+    /// Most bytes per second uploaded, all peers together (None: no limit).
+    pub upload_limit: Option<u64>,
 }
 
 impl Default for SessionConfig {
@@ -72,6 +74,7 @@ impl Default for SessionConfig {
             peers: Vec::new(),
             peer_id: new_peer_id(),
             use_trackers: true,
+            upload_limit: None,
         }
     }
 }
@@ -222,8 +225,14 @@ impl Session {
             uploaded: c.uploaded.load(Ordering::Relaxed),
             wasted: c.wasted.load(Ordering::Relaxed),
             hash_failures: c.hash_failures.load(Ordering::Relaxed),
-            download_rate: st.peers.values().map(|p| p.down.per_second()).sum(),
-            upload_rate: st.peers.values().map(|p| p.up.per_second()).sum(),
+            download_rate: st
+                .peers
+                .values()
+                .fold(0.0, |sum, p| sum + p.down.per_second()),
+            upload_rate: st
+                .peers
+                .values()
+                .fold(0.0, |sum, p| sum + p.up.per_second()),
             peers: st.peers.len(),
             seeds: st.peers.values().filter(|p| p.bits.all()).count(),
             banned: st.bans.banned_count(),

@@ -196,6 +196,16 @@ async fn write_loop(
             }
         }
         if !blocks.is_empty() {
+            if let Some(limiter) = &torrent.upload_limit {
+                let payload = blocks.iter().map(|b| u64::from(b.len)).sum();
+                let wait = limiter.reserve(payload);
+                if !wait.is_zero() {
+                    tokio::select! {
+                        _ = tokio::time::sleep(wait) => {}
+                        _ = cancel.cancelled() => return,
+                    }
+                }
+            }
             // The blocks are read from disk straight behind their headers, after the
             // messages queued before them.
             let t = torrent.clone();

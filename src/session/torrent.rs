@@ -7,7 +7,7 @@
 //! thread, and a piece is marked, announced and served only after its SHA-1 matched.
 
 use super::bans::{BanKey, Bans};
-use super::rate::Rate;
+use super::rate::{Limiter, Rate};
 use super::SessionConfig;
 use crate::metainfo::InfoHash;
 use crate::picker::{Block, Choker, ChokerPeer, PeerKey, Picker, Received};
@@ -147,6 +147,8 @@ pub struct Torrent {
     pub shutdown: CancellationToken,
     /// Set when the session cannot go on (a disk write failed).
     pub fatal: Mutex<Option<String>>,
+    /// Paces uploads when the user set a limit.
+    pub upload_limit: Option<Limiter>,
 }
 
 impl Torrent {
@@ -185,12 +187,13 @@ impl Torrent {
                 pool: Vec::new(),
                 verified_bytes,
             }),
-            config,
             counters: Counters::default(),
             started: Instant::now(),
             complete: watch::Sender::new(complete),
             shutdown: CancellationToken::new(),
             fatal: Mutex::new(None),
+            upload_limit: config.upload_limit.map(Limiter::new),
+            config,
         }
     }
 
