@@ -96,7 +96,10 @@ fn demo(args: &DemoArgs, work: &Path) -> anyhow::Result<ExitCode> {
     );
     generate(&data, args.size)?;
 
+    // Blocking threads only read blocks to upload: a few are plenty, and each one costs
+    // memory.
     let runtime = tokio::runtime::Builder::new_multi_thread()
+        .max_blocking_threads(8)
         .enable_all()
         .build()?;
     runtime.block_on(async {

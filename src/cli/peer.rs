@@ -120,7 +120,10 @@ fn run(
     if meta.trackers.is_empty() && args.peers.is_empty() {
         eprintln!("note: the torrent lists no tracker and no --peer was given: waiting for peers to connect");
     }
+    // Blocking threads only read blocks to upload: a few are plenty, and each one costs
+    // memory.
     let runtime = tokio::runtime::Builder::new_multi_thread()
+        .max_blocking_threads(8)
         .enable_all()
         .build()?;
     let started = Instant::now();

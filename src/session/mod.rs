@@ -174,13 +174,13 @@ impl Session {
                 addr: config.bind,
                 error,
             })?;
-        let torrent = Arc::new(Torrent::new(
+        let torrent = Torrent::new(
             meta.info_hash,
             meta.info.pieces.clone(),
             storage,
             &have,
             config,
-        ));
+        );
         let mut tasks = vec![
             tokio::spawn(listen(torrent.clone(), listener)),
             tokio::spawn(ticker(torrent.clone())),
@@ -260,6 +260,7 @@ impl Session {
     /// seconds for them).
     pub async fn shutdown(self) {
         self.torrent.shutdown.cancel();
+        self.torrent.stop_hashing();
         for task in self.tasks {
             let _ = tokio::time::timeout(Duration::from_secs(6), task).await;
         }

@@ -163,11 +163,7 @@ async fn read_loop(
             (start, end) = (0, 0);
         }
         for piece in done.drain(..) {
-            let t = torrent.clone();
-            tokio::task::spawn_blocking(move || match t.verify_piece(&piece) {
-                Ok(good) => t.piece_checked(piece, good),
-                Err(e) => t.fail(format!("cannot save piece {}: {e}", piece.piece)),
-            });
+            torrent.queue_for_hashing(piece);
         }
     }
 }

@@ -17,7 +17,7 @@ use sha1::{Digest, Sha1};
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{mpsc, Arc, Mutex, MutexGuard};
 use std::time::Instant;
 use tokio::sync::{watch, Notify};
 use tokio_util::sync::CancellationToken;
@@ -30,6 +30,8 @@ const MIN_QUEUE: usize = 32;
 const MAX_QUEUE: usize = 256;
 /// ...and otherwise enough for this much time at the peer's current rate.
 const QUEUE_TIME: f64 = 1.0;
+/// Memory for pieces being received or waiting for their hash check (at least 4 pieces).
+const PARTIAL_BYTES: u64 = 16 << 20;
 
 /// Bytes and blocks waiting to be sent to one peer.
 #[derive(Default)]
@@ -149,6 +151,8 @@ pub struct Torrent {
     pub fatal: Mutex<Option<String>>,
     /// Paces uploads when the user set a limit.
     pub upload_limit: Option<Limiter>,
+    /// Completed pieces on their way to the hashing thread (None once shut down).
+    hash_queue: Mutex<Option<mpsc::Sender<Completed>>>,
 }
 
 impl Torrent {
@@ -158,7 +162,7 @@ impl Torrent {
         storage: Storage,
         have: &Bitfield,
         config: SessionConfig,
-    ) -> Torrent {
+    ) -> Arc<Torrent> {
         let layout = storage.layout();
         let (piece_length, total_length) = (layout.piece_length, layout.total_length);
         let mut picker = Picker::new(piece_length as u32, total_length);
@@ -168,8 +172,12 @@ impl Torrent {
             verified_bytes += u64::from(picker.piece_len(piece as u32));
         }
         let complete = picker.is_complete();
+        // Partial pieces are held in memory until verified: keep them within about
+        // PARTIAL_BYTES (a piece buffer is reused, never freed, while the session runs).
+        picker.set_max_partial((PARTIAL_BYTES / piece_length.max(1)).clamp(4, 256) as usize);
         let seed = fastrand::u64(..);
-        Torrent {
+        let (hash_tx, hash_rx) = mpsc::channel::<Completed>();
+        let torrent = Arc::new(Torrent {
             info_hash,
             peer_id: config.peer_id,
             hashes,
@@ -194,7 +202,35 @@ impl Torrent {
             fatal: Mutex::new(None),
             upload_limit: config.upload_limit.map(Limiter::new),
             config,
+            hash_queue: Mutex::new(Some(hash_tx)),
+        });
+        // One hashing thread per torrent: SHA-1 runs at about 2 GB/s per core, faster than
+        // one connection delivers, and the network keeps the other cores busy.
+        let t = torrent.clone();
+        std::thread::Builder::new()
+            .name("hasher".into())
+            .spawn(move || {
+                for piece in hash_rx {
+                    match t.verify_piece(&piece) {
+                        Ok(good) => t.piece_checked(piece, good),
+                        Err(e) => t.fail(format!("cannot save piece {}: {e}", piece.piece)),
+                    }
+                }
+            })
+            .expect("cannot start the hashing thread");
+        torrent
+    }
+
+    /// Hands a completed piece to the hashing thread.
+    pub fn queue_for_hashing(&self, piece: Completed) {
+        if let Some(tx) = lock(&self.hash_queue).as_ref() {
+            let _ = tx.send(piece);
         }
+    }
+
+    /// Stops the hashing thread once the pieces queued so far are done.
+    pub fn stop_hashing(&self) {
+        lock(&self.hash_queue).take();
     }
 
     pub fn lock(&self) -> MutexGuard<'_, State> {
@@ -317,6 +353,8 @@ impl Torrent {
             }
             Message::Bitfield(_) => {
                 if let Some(bits) = bitfield {
+                    // A later bitfield (aria2 sends them) replaces what we knew.
+                    picker.peer_gone(&peer.bits);
                     picker.peer_bitfield(&bits);
                     peer.bits = bits;
                     self.update_interest(picker, peer);
@@ -491,7 +529,6 @@ impl Torrent {
                 .piece_failed(piece.piece, &piece.data, BLOCK_LEN as usize, &piece.senders)
         };
         st.pool.push(piece.data);
-        st.pool.truncate(4);
         let complete = st.picker.is_complete();
         let State { picker, peers, .. } = &mut *st;
         for peer in peers.values_mut() {

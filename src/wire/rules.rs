@@ -8,8 +8,6 @@ use thiserror::Error;
 pub enum Violation {
     #[error("{0}")]
     Wire(#[from] WireError),
-    #[error("bitfield sent after other messages")]
-    LateBitfield,
     #[error("bitfield of {got} bytes for {pieces} pieces (expected {expected})")]
     BitfieldLength {
         got: usize,
@@ -37,7 +35,6 @@ pub struct Rules {
     pieces: u32,
     piece_length: u64,
     total_length: u64,
-    seen_message: bool,
 }
 
 impl Rules {
@@ -47,7 +44,6 @@ impl Rules {
             pieces: total_length.div_ceil(piece_length.max(1)) as u32,
             piece_length: piece_length.max(1),
             total_length,
-            seen_message: false,
         }
     }
 
@@ -62,23 +58,14 @@ impl Rules {
         (self.total_length.saturating_sub(start)).min(self.piece_length) as u32
     }
 
-    /// Checks one incoming message. A bitfield is allowed only as the first message
-    /// (keep-alives, `port` and unknown messages do not count); indexes must exist;
-    /// requests must be 1..=16 KiB and inside their piece; so must piece data.
+    /// Checks one incoming message. A bitfield must be exactly sized (see
+    /// [`Rules::bitfield`]) but may come at any time: BEP 3 sends it only first, yet aria2
+    /// sends one mid-connection in place of several `have`s, and libtorrent and
+    /// Transmission accept that (a later bitfield replaces the earlier one). Indexes must
+    /// exist; requests must be 1..=16 KiB and inside their piece; so must piece data.
     pub fn check(&mut self, message: &Message) -> Result<(), Violation> {
-        let first = match message {
-            Message::KeepAlive | Message::Port(_) | Message::Unknown { .. } => {
-                return Ok(());
-            }
-            _ => !std::mem::replace(&mut self.seen_message, true),
-        };
         match *message {
-            Message::Bitfield(bytes) => {
-                if !first {
-                    return Err(Violation::LateBitfield);
-                }
-                self.bitfield(bytes).map(|_| ())
-            }
+            Message::Bitfield(bytes) => self.bitfield(bytes).map(|_| ()),
             Message::Have(piece) => self.index(piece),
             Message::Request { piece, offset, len } | Message::Cancel { piece, offset, len } => {
                 if len == 0 || len > BLOCK_LEN {
@@ -150,20 +137,17 @@ mod tests {
     }
 
     #[test]
-    fn bitfield_only_first_and_exactly_sized() {
+    fn bitfield_exactly_sized_at_any_time() {
         let mut r = rules();
         assert_eq!(r.check(&Message::KeepAlive), Ok(()));
-        assert_eq!(r.check(&Message::Bitfield(&[0xff, 0xc0])), Ok(()));
-        assert_eq!(
-            r.check(&Message::Bitfield(&[0xff, 0xc0])),
-            Err(Violation::LateBitfield)
-        );
-        let mut r = rules();
+        assert_eq!(r.check(&Message::Bitfield(&[0x00, 0x00])), Ok(()));
+        // aria2 sends a bitfield instead of `have`s mid-connection.
         r.check(&Message::Interested).unwrap();
-        assert_eq!(
-            r.check(&Message::Bitfield(&[0xff, 0xc0])),
-            Err(Violation::LateBitfield)
-        );
+        assert_eq!(r.check(&Message::Bitfield(&[0xff, 0xc0])), Ok(()));
+        assert!(matches!(
+            r.check(&Message::Bitfield(&[0xff])),
+            Err(Violation::BitfieldLength { expected: 2, .. })
+        ));
         let r = rules();
         assert!(matches!(
             r.bitfield(&[0xff]),
