@@ -42,6 +42,9 @@ pub struct PeerArgs {
     /// Most bytes per second to upload, all peers together: 500K, 10M...
     #[arg(long, value_name = "RATE", value_parser = format::parse_size)]
     upload_limit: Option<u64>,
+    /// Write downloaded pieces through the page cache instead of with O_DIRECT.
+    #[arg(long)]
+    buffered_writes: bool,
     /// Print a JSON summary on stdout at the end.
     #[arg(long)]
     json: bool,
@@ -115,6 +118,7 @@ fn run(
         peers: args.peers.clone(),
         use_trackers: !args.no_trackers,
         upload_limit: args.upload_limit,
+        direct_writes: !args.buffered_writes,
         ..SessionConfig::default()
     };
     if meta.trackers.is_empty() && args.peers.is_empty() {
@@ -177,18 +181,24 @@ async fn watch(session: &Session, meta: &Metainfo, keep_seeding: bool) -> End {
     let mut every = tokio::time::interval(Duration::from_millis(250));
     let mut announced_complete = false;
     loop {
+        // Completion ends a plain download at once, not at the next progress tick.
+        let completed = async {
+            if announced_complete {
+                std::future::pending::<()>().await
+            } else {
+                session.completed().await
+            }
+        };
         tokio::select! {
-            _ = every.tick() => {
-                let stats = session.stats();
-                bar.show(&stats);
-                if stats.complete && !announced_complete {
-                    announced_complete = true;
-                    if !keep_seeding {
-                        bar.done();
-                        return End::Complete;
-                    }
-                    bar.println(&format!("{}: complete, seeding (Ctrl-C to stop)", meta.info.name));
+            _ = every.tick() => bar.show(&session.stats()),
+            _ = completed => {
+                announced_complete = true;
+                bar.show(&session.stats());
+                if !keep_seeding {
+                    bar.done();
+                    return End::Complete;
                 }
+                bar.println(&format!("{}: complete, seeding (Ctrl-C to stop)", meta.info.name));
             }
             _ = session.stopped() => {
                 bar.done();

@@ -63,6 +63,8 @@ pub struct SessionConfig {
     pub use_trackers: bool,
     /// Most bytes per second uploaded, all peers together (None: no limit).
     pub upload_limit: Option<u64>,
+    /// Write verified pieces with `O_DIRECT` where possible (see [`crate::storage::Storage`]).
+    pub direct_writes: bool,
 }
 
 impl Default for SessionConfig {
@@ -75,6 +77,7 @@ impl Default for SessionConfig {
             peer_id: new_peer_id(),
             use_trackers: true,
             upload_limit: None,
+            direct_writes: true,
         }
     }
 }
@@ -160,7 +163,8 @@ impl Session {
         } else {
             Access::ReadWrite
         };
-        let storage = Storage::new(layout, dir, access)?;
+        let mut storage = Storage::new(layout, dir, access)?;
+        storage.set_direct_writes(config.direct_writes);
         let listener =
             TcpListener::bind(config.bind)
                 .await
@@ -183,7 +187,7 @@ impl Session {
         );
         let mut tasks = vec![
             tokio::spawn(listen(torrent.clone(), listener)),
-            tokio::spawn(ticker(torrent.clone())),
+            tokio::spawn(ticker(torrent.clone(), local_addr.port())),
         ];
         if torrent.config.use_trackers && !meta.trackers.is_empty() {
             tasks.push(tokio::spawn(announce_loop(
@@ -306,7 +310,7 @@ async fn listen(torrent: Arc<Torrent>, listener: TcpListener) {
     }
 }
 
-async fn ticker(torrent: Arc<Torrent>) {
+async fn ticker(torrent: Arc<Torrent>, port: u16) {
     let mut every = tokio::time::interval(Duration::from_secs(1));
     let mut round = 0u64;
     loop {
@@ -314,6 +318,11 @@ async fn ticker(torrent: Arc<Torrent>) {
             _ = every.tick() => {
                 round += 1;
                 torrent.tick(round);
+                if round % 10 == 0 && !torrent.config.peers.is_empty() {
+                    // Peers given by the user are retried (they may not have been up yet).
+                    let ours = SocketAddr::new(torrent.config.bind.ip(), port);
+                    connect(&torrent, &torrent.config.peers, ours);
+                }
             }
             _ = torrent.shutdown.cancelled() => return,
         }

@@ -11,7 +11,7 @@ use super::rate::{Limiter, Rate};
 use super::SessionConfig;
 use crate::metainfo::InfoHash;
 use crate::picker::{Block, Choker, ChokerPeer, PeerKey, Picker, Received};
-use crate::storage::Storage;
+use crate::storage::{AlignedBuf, Storage};
 use crate::wire::{Bitfield, Message, BLOCK_LEN};
 use sha1::{Digest, Sha1};
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -93,14 +93,14 @@ pub struct PeerEntry {
 
 /// A piece being received: its bytes and who sent each block.
 struct PieceBuf {
-    data: Vec<u8>,
+    data: AlignedBuf,
     senders: Vec<BanKey>,
 }
 
 /// A piece with every block received, on its way to the hash check.
 pub struct Completed {
     pub piece: u32,
-    pub data: Vec<u8>,
+    pub data: AlignedBuf,
     senders: Vec<BanKey>,
 }
 
@@ -114,7 +114,7 @@ pub struct State {
     pub connecting: HashSet<SocketAddr>,
     next_key: u64,
     partial: HashMap<u32, PieceBuf>,
-    pool: Vec<Vec<u8>>,
+    pool: Vec<AlignedBuf>,
     /// Bytes of verified pieces.
     pub verified_bytes: u64,
 }
@@ -397,7 +397,7 @@ impl Torrent {
                         let sender = peer.ban_key;
                         let buf = partial.entry(piece).or_insert_with(|| {
                             let mut data = pool.pop().unwrap_or_default();
-                            data.resize(piece_len, 0);
+                            data.resize(piece_len);
                             PieceBuf {
                                 data,
                                 senders: vec![sender; blocks],
@@ -500,7 +500,7 @@ impl Torrent {
         let good = self
             .hashes
             .get(piece.piece as usize)
-            .is_some_and(|h| Sha1::digest(&piece.data)[..] == h[..]);
+            .is_some_and(|h| Sha1::digest(&piece.data[..])[..] == h[..]);
         if good {
             let offset = u64::from(piece.piece) * self.piece_length;
             self.storage

@@ -8,7 +8,7 @@
 mod files;
 mod hasher;
 
-pub use files::{Access, Storage, StorageError};
+pub use files::{Access, AlignedBuf, Storage, StorageError, DIRECT_ALIGN};
 pub use hasher::{hash_pieces, HashError, HashOptions, PieceHash};
 
 use crate::metainfo::Info;

@@ -78,6 +78,27 @@ impl Network {
         Ipv4Addr::new(10, 99, 0, n as u8)
     }
 
+    /// Runs `f` on a fresh thread that has joined host `n`'s namespace, so sockets it opens
+    /// are on the test network. The caller's own threads stay where they are.
+    #[allow(dead_code)] // not every test crate that includes this module uses it
+    pub fn run_in<T: Send>(&self, n: usize, f: impl FnOnce() -> T + Send) -> Result<T, String> {
+        use std::os::fd::AsRawFd;
+        let path = format!("/var/run/netns/{}", self.hosts[n - 1]);
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                let ns = std::fs::File::open(&path).map_err(|e| format!("{path}: {e}"))?;
+                // SAFETY: setns only switches this thread's network namespace; the fd is
+                // valid for the call.
+                if unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
+                    return Err(format!("setns {path}: {}", std::io::Error::last_os_error()));
+                }
+                Ok(f())
+            })
+            .join()
+            .map_err(|_| "thread in the namespace panicked".to_string())?
+        })
+    }
+
     /// A command that runs `program` inside host `n`. `ip netns exec` replaces itself with
     /// the program, so the child's process id is the program's.
     pub fn command(&self, n: usize, program: &str) -> Command {

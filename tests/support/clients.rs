@@ -1,0 +1,421 @@
+//! Ours and the real clients (Transmission 3.00, aria2, libtorrent) as processes on a
+//! namespace network (netns.rs): our tracker on host 1, a seeder on host 2, a downloader
+//! on host 3, each started with its own temporary folders and logging into a file. A
+//! [`Run`] kills and reaps every process it started, by process id, when dropped, and
+//! its failures print the end of every log.
+
+use crate::netns::Network;
+use std::fs::File;
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpStream};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_battorrent");
+pub const TRACKER: usize = 1;
+pub const SEEDER: usize = 2;
+pub const LEECHER: usize = 3;
+pub const TRACKER_PORT: u16 = 6969;
+/// Time for the tracker to listen, and for a seeder to check its data and announce.
+pub const READY: Duration = Duration::from_secs(60);
+/// Time for a whole download (Transmission decides whom to be interested in only every
+/// 10 s, so it needs about 15 s for a few MiB).
+pub const DOWNLOAD: Duration = Duration::from_secs(90);
+
+/// A BitTorrent client the tests run: ours (the `battorrent` binary) or a real one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Client {
+    Ours,
+    Transmission,
+    Aria2,
+    Libtorrent,
+}
+
+/// Why `client` cannot run here, if it cannot.
+pub fn missing(client: Client) -> Option<String> {
+    let works = |program: &str, args: &[&str]| {
+        Command::new(program)
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    match client {
+        Client::Ours => None,
+        Client::Transmission => (!works("transmission-cli", &["--version"]))
+            .then(|| "transmission-cli is not installed (apt-get install transmission-cli)".into()),
+        Client::Aria2 => (!works("aria2c", &["--version"]))
+            .then(|| "aria2c is not installed (apt-get install aria2)".into()),
+        Client::Libtorrent => {
+            (!works("/usr/bin/python3", &["-c", "import libtorrent"])).then(|| {
+                "/usr/bin/python3 cannot import libtorrent (apt-get install python3-libtorrent)"
+                    .into()
+            })
+        }
+    }
+}
+
+/// A process on the test network, its output going to `log`.
+struct Proc {
+    name: String,
+    child: Child,
+    log: PathBuf,
+    /// It is meant to exit by itself (a downloader), so exiting is not a failure.
+    may_exit: bool,
+}
+
+/// One scenario's processes; dropping it kills and reaps every one of them by process id.
+pub struct Run<'a> {
+    net: &'a Network,
+    /// Logs and client config folders go here.
+    dir: PathBuf,
+    torrent: PathBuf,
+    procs: Vec<Proc>,
+}
+
+impl Drop for Run<'_> {
+    fn drop(&mut self) {
+        for p in &mut self.procs {
+            let _ = p.child.kill();
+            let _ = p.child.wait();
+        }
+    }
+}
+
+impl<'a> Run<'a> {
+    /// A run of `torrent` on `net`, keeping its logs in `dir`.
+    pub fn new(net: &'a Network, dir: &Path, torrent: &Path) -> Run<'a> {
+        Run {
+            net,
+            dir: dir.to_path_buf(),
+            torrent: torrent.to_path_buf(),
+            procs: Vec::new(),
+        }
+    }
+
+    /// Starts `cmd`, with stdout and stderr in `NAME.log` (stdout in `NAME.out` when
+    /// `separate_stdout`); returns its index in `procs`.
+    fn spawn(
+        &mut self,
+        name: &str,
+        mut cmd: Command,
+        may_exit: bool,
+        separate_stdout: bool,
+    ) -> usize {
+        let log = self.dir.join(format!("{name}.log"));
+        let file = File::create(&log).unwrap();
+        let stdout = if separate_stdout {
+            File::create(self.dir.join(format!("{name}.out"))).unwrap()
+        } else {
+            file.try_clone().unwrap()
+        };
+        cmd.stdin(Stdio::null()).stdout(stdout).stderr(file);
+        // The child gets SIGKILL when the thread that started it ends, so it cannot outlive
+        // a test process killed before the Drop guard runs.
+        // SAFETY: only prctl runs between fork and exec, and it is async-signal-safe.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
+        }
+        let child = cmd
+            .spawn()
+            .unwrap_or_else(|e| self.fail(&format!("cannot start {name}: {e}")));
+        self.procs.push(Proc {
+            name: name.to_string(),
+            child,
+            log,
+            may_exit,
+        });
+        self.procs.len() - 1
+    }
+
+    fn ours(&self, host: usize) -> Command {
+        let mut cmd = self.net.command(host, BIN);
+        cmd.env("RUST_LOG", "info,battorrent=debug")
+            .env("NO_COLOR", "1");
+        cmd
+    }
+
+    pub fn start_tracker(&mut self) {
+        let bind = format!("{}:{TRACKER_PORT}", self.net.addr(TRACKER));
+        let mut cmd = self.ours(TRACKER);
+        cmd.args(["tracker", "--bind", &bind, "--interval", "5"]);
+        self.spawn("tracker", cmd, false, false);
+        let addr = SocketAddr::from((self.net.addr(TRACKER), TRACKER_PORT));
+        self.wait_until("the tracker to accept connections", READY, |run| {
+            run.net
+                .run_in(TRACKER, || {
+                    TcpStream::connect_timeout(&addr, Duration::from_secs(1)).is_ok()
+                })
+                .unwrap_or_else(|e| run.fail(&e))
+                .then_some(())
+        });
+    }
+
+    pub fn start_seeder(&mut self, client: Client, data: &Path) {
+        let ip = self.net.addr(SEEDER);
+        let cmd = match client {
+            Client::Ours => {
+                let mut cmd = self.ours(SEEDER);
+                cmd.arg("seed")
+                    .arg(&self.torrent)
+                    .arg("--dir")
+                    .arg(data)
+                    .args(["--port", "6881", "--bind", &ip.to_string()]);
+                cmd
+            }
+            Client::Transmission => self.transmission(SEEDER, "transmission-seed", data),
+            Client::Aria2 => {
+                let mut cmd = self.aria2(SEEDER, data);
+                cmd.args(["--seed-ratio=0.0", "--check-integrity=true"]);
+                cmd
+            }
+            Client::Libtorrent => self.libtorrent(SEEDER, "lt_seed.py", data, ip, READY + DOWNLOAD),
+        };
+        self.spawn(&format!("{client:?}-seed"), cmd, false, false);
+    }
+
+    /// Runs `client` as the downloader into `dir` and returns once it says it has all
+    /// `total_bytes` (exiting 0; ours must also print a complete `--json` summary) or, for
+    /// Transmission, which never exits, once `complete()`. Fails the test if that does not
+    /// happen within [`DOWNLOAD`].
+    pub fn download(
+        &mut self,
+        client: Client,
+        dir: &Path,
+        total_bytes: u64,
+        mut complete: impl FnMut() -> bool,
+    ) {
+        let ip = self.net.addr(LEECHER);
+        let name = format!("{client:?}-download");
+        let deadline = Instant::now() + DOWNLOAD;
+        match client {
+            Client::Ours => {
+                let mut cmd = self.ours(LEECHER);
+                cmd.arg("download")
+                    .arg(&self.torrent)
+                    .arg("--dir")
+                    .arg(dir)
+                    .args(["--port", "6881", "--bind", &ip.to_string(), "--json"]);
+                let i = self.spawn(&name, cmd, true, true);
+                self.wait_success(i, deadline);
+                let out = std::fs::read(self.dir.join(format!("{name}.out"))).unwrap();
+                let summary: serde_json::Value = serde_json::from_slice(&out).unwrap_or_else(|e| {
+                    self.fail(&format!("download --json printed no JSON: {e}"))
+                });
+                if summary["complete"] != true || summary["stats"]["verified_bytes"] != total_bytes
+                {
+                    self.fail(&format!("download --json does not say complete: {summary}"));
+                }
+            }
+            Client::Transmission => {
+                // transmission-cli keeps seeding once complete: watch the files instead.
+                let cmd = self.transmission(LEECHER, "transmission-download", dir);
+                self.spawn(&name, cmd, false, false);
+                self.wait_until("Transmission to download every byte", DOWNLOAD, |_| {
+                    complete().then_some(())
+                });
+            }
+            Client::Aria2 => {
+                let mut cmd = self.aria2(LEECHER, dir);
+                cmd.arg("--seed-time=0");
+                let i = self.spawn(&name, cmd, true, false);
+                self.wait_success(i, deadline);
+            }
+            Client::Libtorrent => {
+                let cmd = self.libtorrent(LEECHER, "lt_download.py", dir, ip, DOWNLOAD);
+                let i = self.spawn(&name, cmd, true, false);
+                self.wait_success(i, deadline);
+            }
+        }
+    }
+
+    /// transmission-cli with its own config folder: TCP only, no DHT, LPD, PEX or UPnP.
+    fn transmission(&self, host: usize, conf: &str, dir: &Path) -> Command {
+        let conf = self.dir.join(conf);
+        std::fs::create_dir_all(&conf).unwrap();
+        std::fs::write(
+            conf.join("settings.json"),
+            r#"{"utp-enabled": false, "dht-enabled": false, "lpd-enabled": false, "pex-enabled": false, "port-forwarding-enabled": false}"#,
+        )
+        .unwrap();
+        let mut cmd = self.net.command(host, "transmission-cli");
+        cmd.arg("-g")
+            .arg(conf)
+            .arg("-w")
+            .arg(dir)
+            .arg(&self.torrent);
+        cmd
+    }
+
+    fn aria2(&self, host: usize, dir: &Path) -> Command {
+        let mut cmd = self.net.command(host, "aria2c");
+        cmd.args([
+            "--listen-port=6881",
+            "--enable-dht=false",
+            "--enable-dht6=false",
+            "--bt-enable-lpd=false",
+            "--enable-peer-exchange=false",
+            "--summary-interval=0",
+            "--console-log-level=notice",
+        ])
+        .arg(format!("--dir={}", dir.display()))
+        .arg(&self.torrent);
+        cmd
+    }
+
+    /// One of our libtorrent scripts; it gives up by itself after `limit`.
+    fn libtorrent(
+        &self,
+        host: usize,
+        script: &str,
+        dir: &Path,
+        ip: Ipv4Addr,
+        limit: Duration,
+    ) -> Command {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/support")
+            .join(script);
+        let mut cmd = self.net.command(host, "/usr/bin/python3");
+        cmd.arg(script)
+            .arg(&self.torrent)
+            .arg(dir)
+            .arg(ip.to_string())
+            .arg(limit.as_secs().to_string());
+        cmd
+    }
+
+    /// How many seeders the tracker counts for the torrent (None if it cannot be asked).
+    pub fn scrape_complete(&self, info_hash: &[u8; 20]) -> Option<u64> {
+        let addr = SocketAddr::from((self.net.addr(TRACKER), TRACKER_PORT));
+        let query: String = info_hash.iter().map(|b| format!("%{b:02X}")).collect();
+        let body = self
+            .net
+            .run_in(TRACKER, || {
+                http_get(addr, &format!("/scrape?info_hash={query}"))
+            })
+            .unwrap_or_else(|e| self.fail(&e))?;
+        let key = b"8:completei";
+        let at = body.windows(key.len()).position(|w| w == key)? + key.len();
+        let digits = body[at..].iter().take_while(|b| b.is_ascii_digit()).count();
+        std::str::from_utf8(&body[at..at + digits])
+            .ok()?
+            .parse()
+            .ok()
+    }
+
+    /// Polls `probe` every 200 ms until it gives a value, failing the test when `limit`
+    /// passes or a process that should keep running exits.
+    pub fn wait_until<T>(
+        &mut self,
+        what: &str,
+        limit: Duration,
+        mut probe: impl FnMut(&mut Self) -> Option<T>,
+    ) -> T {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(value) = probe(self) {
+                return value;
+            }
+            self.check_running();
+            if Instant::now() > deadline {
+                self.fail(&format!("timed out after {limit:?} waiting for {what}"));
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// Waits for process `i` to exit with status 0.
+    fn wait_success(&mut self, i: usize, deadline: Instant) {
+        let status: ExitStatus = loop {
+            match self.procs[i].child.try_wait() {
+                Ok(Some(status)) => break status,
+                Ok(None) => {}
+                Err(e) => self.fail(&format!("cannot wait for {}: {e}", self.procs[i].name)),
+            }
+            self.check_running();
+            if Instant::now() > deadline {
+                self.fail(&format!(
+                    "{} did not finish within {DOWNLOAD:?}",
+                    self.procs[i].name
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        };
+        if !status.success() {
+            self.fail(&format!("{} exited with {status}", self.procs[i].name));
+        }
+    }
+
+    /// Fails the test if a process that should keep running has exited.
+    fn check_running(&mut self) {
+        let exited = self
+            .procs
+            .iter_mut()
+            .find_map(|p| match p.child.try_wait() {
+                Ok(Some(status)) if !p.may_exit => Some((p.name.clone(), status)),
+                _ => None,
+            });
+        if let Some((name, status)) = exited {
+            self.fail(&format!("{name} exited early with {status}"));
+        }
+    }
+
+    /// Our processes must not have seen a protocol violation from the other client.
+    pub fn check_our_log(&self) {
+        for p in &self.procs {
+            if p.name.starts_with("Ours") {
+                let log = std::fs::read_to_string(&p.log).unwrap_or_default();
+                if let Some(line) = log.lines().find(|l| l.contains("protocol violation")) {
+                    self.fail(&format!("{} logged: {line}", p.name));
+                }
+            }
+        }
+    }
+
+    /// Fails the test with `message` and the end of every process's log.
+    pub fn fail(&self, message: &str) -> ! {
+        let mut report = format!("{message}\n");
+        for p in &self.procs {
+            report.push_str(&format!("--- last lines of {} ---\n", p.name));
+            report.push_str(&tail(&p.log, 40));
+        }
+        panic!("{report}");
+    }
+}
+
+/// The last `n` lines of a log (progress lines ending in \r count as lines).
+fn tail(path: &Path, n: usize) -> String {
+    let text = std::fs::read(path).unwrap_or_default();
+    let text = String::from_utf8_lossy(&text).replace('\r', "\n");
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    let mut out = String::new();
+    for line in &lines[lines.len().saturating_sub(n)..] {
+        let line: String = line.chars().take(300).collect();
+        out.push_str(&line);
+        out.push('\n');
+    }
+    out
+}
+
+/// The body of `GET target` from `addr` if the answer is 200 OK.
+fn http_get(addr: SocketAddr, target: &str) -> Option<Vec<u8>> {
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(1)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(
+        stream,
+        "GET {target} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).ok()?;
+    let end = response.windows(4).position(|w| w == b"\r\n\r\n")?;
+    response
+        .starts_with(b"HTTP/1.1 200 ")
+        .then(|| response[end + 4..].to_vec())
+}
