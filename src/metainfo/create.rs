@@ -386,8 +386,11 @@ mod tests {
     }
 
     fn sample_torrent() -> Created {
+        // One folder per call: tests calling this run in parallel.
+        static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let dir =
-            std::env::temp_dir().join(format!("battorrent-unit-create-{}", std::process::id()));
+            std::env::temp_dir().join(format!("battorrent-unit-create-{}-{n}", std::process::id()));
         std::fs::create_dir_all(dir.join("d/sub")).unwrap();
         std::fs::write(dir.join("d/a"), vec![7u8; 40_000]).unwrap();
         std::fs::write(dir.join("d/sub/b"), b"hello").unwrap();
