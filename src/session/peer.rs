@@ -20,7 +20,7 @@ use tokio::time::timeout;
 use tokio_util::sync::CancellationToken;
 
 /// Receive buffer: room for several blocks per read.
-const READ_BUF: usize = 256 * 1024;
+const READ_BUF: usize = 128 * 1024;
 /// Most block bytes read from disk and sent in one go.
 const SERVE_BATCH: usize = 16;
 

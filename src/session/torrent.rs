@@ -31,7 +31,7 @@ const MAX_QUEUE: usize = 256;
 /// ...and otherwise enough for this much time at the peer's current rate.
 const QUEUE_TIME: f64 = 1.0;
 /// Memory for pieces being received or waiting for their hash check (at least 4 pieces).
-const PARTIAL_BYTES: u64 = 16 << 20;
+const PARTIAL_BYTES: u64 = 8 << 20;
 
 /// Bytes and blocks waiting to be sent to one peer.
 #[derive(Default)]
