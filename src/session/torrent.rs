@@ -454,12 +454,50 @@ impl Torrent {
             bans,
             ..
         } = st;
-        let Some(peer) = peers.get_mut(&key) else {
+        let Some(peer) = peers.get(&key) else {
             return;
         };
         if peer.peer_choking || !peer.am_interested || peer.snubbed {
             return;
         }
+        // Spare the seeds: from a seed, ask only for pieces no other peer that unchoked us
+        // holds, unless those peers cannot keep us busy. A seed's upload then spreads new
+        // pieces into the swarm instead of repeating what the leechers can trade.
+        let spared = if peer.bits.all() {
+            let mut elsewhere: Option<Bitfield> = None;
+            let mut busy = 0;
+            for (k, p) in peers.iter() {
+                if *k != key && !p.peer_choking && !p.bits.all() {
+                    busy += picker.requested_from(*k);
+                    match elsewhere.as_mut() {
+                        Some(bits) => *bits |= &p.bits,
+                        None => elsewhere = Some(p.bits.clone()),
+                    }
+                }
+            }
+            match elsewhere {
+                Some(others) if busy >= MIN_QUEUE => {
+                    let only_seeds = !others & &peers[&key].bits;
+                    picker.wants_any(&only_seeds).then_some(only_seeds)
+                }
+                _ => None,
+            }
+        } else {
+            None
+        };
+        if peer.bits.all() && spared.is_none() && peers.len() > 1 && !picker.in_endgame() {
+            let busy: usize = peers
+                .iter()
+                .filter(|(k, p)| **k != key && !p.peer_choking && !p.bits.all())
+                .map(|(k, _)| picker.requested_from(*k))
+                .sum();
+            if busy >= MIN_QUEUE {
+                // Other peers have what we need and keep us busy: leave the seed alone.
+                return;
+            }
+        }
+        let peer = peers.get_mut(&key).expect("looked up above");
+        let has: &Bitfield = spared.as_ref().unwrap_or(&peer.bits);
         let depth = ((peer.down.per_second() * QUEUE_TIME) as usize / BLOCK_LEN as usize)
             .clamp(MIN_QUEUE, MAX_QUEUE);
         let pending = picker.requested_from(key);
@@ -470,10 +508,10 @@ impl Torrent {
         if bans.on_parole(peer.ban_key) {
             // Whole pieces only, so a bad one is attributable to this peer alone.
             if pending == 0 {
-                picker.pick_whole(key, &peer.bits, &mut blocks);
+                picker.pick_whole(key, has, &mut blocks);
             }
         } else {
-            picker.pick(key, &peer.bits, depth - pending, &mut blocks);
+            picker.pick(key, has, depth - pending, &mut blocks);
         }
         if blocks.is_empty() {
             return;
