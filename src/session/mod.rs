@@ -293,11 +293,21 @@ fn connect(torrent: &Arc<Torrent>, addrs: &[SocketAddr], ours: SocketAddr) {
 }
 
 async fn listen(torrent: Arc<Torrent>, listener: TcpListener) {
+    // Incoming connections alive at once, handshaking or not: beyond the peer limit plus
+    // some slack, new ones are closed at once (silent sockets cannot pile up).
+    let slots = Arc::new(tokio::sync::Semaphore::new(torrent.config.max_peers + 32));
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, addr)) => {
-                    tokio::spawn(peer::incoming(torrent.clone(), stream, addr));
+                    let Ok(slot) = slots.clone().try_acquire_owned() else {
+                        continue;
+                    };
+                    let torrent = torrent.clone();
+                    tokio::spawn(async move {
+                        peer::incoming(torrent, stream, addr).await;
+                        drop(slot);
+                    });
                 }
                 Err(e) => {
                     // Out of file descriptors and the like: back off instead of spinning.

@@ -137,33 +137,49 @@ async fn read_loop(
             return Err("closed by peer".into());
         }
         end += n;
+        // A violation ends the connection, but only after the pieces this buffer completed
+        // are handed to the hasher (dropping them would leave them started for ever).
+        let mut violation = None;
         {
             let mut st = torrent.lock();
             loop {
                 let (message, used) = match decode(&buf[start..end], max) {
                     Ok(Some(frame)) => frame,
                     Ok(None) => break,
-                    Err(e) => return Err(format!("protocol violation: {e}")),
-                };
-                rules
-                    .check(&message)
-                    .map_err(|e| format!("protocol violation: {e}"))?;
-                let bitfield = match message {
-                    Message::Bitfield(bytes) => {
-                        Some(rules.bitfield(bytes).map_err(|e| e.to_string())?)
+                    Err(e) => {
+                        violation = Some(e.to_string());
+                        break;
                     }
+                };
+                if let Err(e) = rules.check(&message) {
+                    violation = Some(e.to_string());
+                    break;
+                }
+                let bitfield = match message {
+                    Message::Bitfield(bytes) => match rules.bitfield(bytes) {
+                        Ok(bits) => Some(bits),
+                        Err(e) => {
+                            violation = Some(e.to_string());
+                            break;
+                        }
+                    },
                     _ => None,
                 };
                 torrent.on_message(&mut st, key, &message, bitfield, &mut done);
                 start += used;
             }
-            torrent.refill(&mut st, key);
-        }
-        if start == end {
-            (start, end) = (0, 0);
+            if violation.is_none() {
+                torrent.refill(&mut st, key);
+            }
         }
         for piece in done.drain(..) {
             torrent.queue_for_hashing(piece);
+        }
+        if let Some(e) = violation {
+            return Err(format!("protocol violation: {e}"));
+        }
+        if start == end {
+            (start, end) = (0, 0);
         }
     }
 }

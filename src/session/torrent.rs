@@ -30,6 +30,8 @@ const MIN_QUEUE: usize = 32;
 const MAX_QUEUE: usize = 256;
 /// ...and otherwise enough for this much time at the peer's current rate.
 const QUEUE_TIME: f64 = 1.0;
+/// Unsent bytes of messages queued for one peer past which it is dropped.
+const MAX_UNSENT_BYTES: usize = 1 << 20;
 /// Memory for pieces being received or waiting for their hash check (at least 4 pieces).
 const PARTIAL_BYTES: u64 = 8 << 20;
 
@@ -346,10 +348,15 @@ impl Torrent {
             }
             Message::NotInterested => peer.peer_interested = false,
             Message::Have(piece) => {
+                // Repeats change nothing; a new piece can only make us interested.
                 if !peer.bits.replace(piece as usize, true) {
                     picker.peer_have(piece);
+                    let lacking = !picker.have().get(piece as usize).is_some_and(|b| *b);
+                    if lacking && !peer.am_interested {
+                        peer.am_interested = true;
+                        peer.out.send(Message::Interested);
+                    }
                 }
-                self.update_interest(picker, peer);
             }
             Message::Bitfield(_) => {
                 if let Some(bits) = bitfield {
@@ -379,10 +386,6 @@ impl Torrent {
                 data,
             } => {
                 let len = data.len() as u32;
-                let now = Instant::now();
-                peer.last_progress = now;
-                peer.snubbed = false;
-                peer.down.add(u64::from(len));
                 self.counters
                     .downloaded
                     .fetch_add(u64::from(len), Ordering::Relaxed);
@@ -392,6 +395,11 @@ impl Torrent {
                         piece_complete,
                         cancel,
                     } => {
+                        // Only data we needed counts as progress and as rate (junk must
+                        // neither hold off the snub timer nor win an unchoke slot).
+                        peer.last_progress = Instant::now();
+                        peer.snubbed = false;
+                        peer.down.add(u64::from(len));
                         let piece_len = picker.piece_len(piece) as usize;
                         let blocks = picker.block_count(piece) as usize;
                         let sender = peer.ban_key;
@@ -520,6 +528,16 @@ impl Torrent {
             peer.last_progress = Instant::now();
         }
         let mut q = lock(&peer.out.queue);
+        if q.bytes.len() > MAX_UNSENT_BYTES {
+            // It does not read what we send (yet keeps talking): drop it.
+            drop(q);
+            for b in blocks {
+                picker.release(key, b);
+            }
+            tracing::debug!("{}: not reading, disconnecting", peer.addr);
+            peer.cancel.cancel();
+            return;
+        }
         for b in &blocks {
             Message::Request {
                 piece: b.piece,
