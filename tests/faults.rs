@@ -115,6 +115,40 @@ fn stat(summary: &Value, field: &str) -> u64 {
         .unwrap_or_else(|| panic!("no stats.{field} in {summary}"))
 }
 
+/// Starts our seeder of `dir/seed` on a free port of 127.0.0.2, uploading at most `limit`
+/// bytes a second, and waits until it listens. Returns it and its address.
+fn start_seeder(dir: &Path, torrent: &Path, limit: &str) -> (Proc, String) {
+    let port = free_port("127.0.0.2").to_string();
+    let seed_dir = dir.join("seed");
+    let seeder = start(
+        &[
+            "seed",
+            torrent.to_str().unwrap(),
+            "--dir",
+            seed_dir.to_str().unwrap(),
+            "--bind",
+            "127.0.0.2",
+            "--port",
+            &port,
+            "--upload-limit",
+            limit,
+        ],
+        &dir.join("seed.log"),
+    );
+    let addr = format!("127.0.0.2:{port}");
+    wait_listening(&addr);
+    (seeder, addr)
+}
+
+/// Waits until `file` holds at least `bytes` bytes; fails with `what` after 30 s.
+fn wait_for_size(file: &Path, bytes: usize, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::fs::metadata(file).map_or(0, |m| m.len()) < bytes as u64 {
+        assert!(Instant::now() < deadline, "{what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// A peer that has every piece, unchokes everyone and answers every request at once with
 /// garbage. Returns its address and the number of blocks it served.
 fn corrupt_peer(
@@ -192,27 +226,9 @@ fn a_corrupt_peer_is_banned_and_the_download_still_completes() {
     let (data, torrent) = make_torrent(&dir, 4 << 20, None);
     let meta = battorrent::metainfo::Metainfo::load(&torrent).unwrap();
     let (bad, served, stop) = corrupt_peer(meta.info_hash, meta.info.piece_count());
-    let port = free_port("127.0.0.2");
-    let seed_addr = format!("127.0.0.2:{port}");
     let t = torrent.to_str().unwrap();
-    let seed_dir = dir.join("seed");
     // The honest seeder is slower than the corrupt peer, so the corrupt one gets blocks.
-    let _seeder = start(
-        &[
-            "seed",
-            t,
-            "--dir",
-            seed_dir.to_str().unwrap(),
-            "--bind",
-            "127.0.0.2",
-            "--port",
-            &port.to_string(),
-            "--upload-limit",
-            "2M",
-        ],
-        &dir.join("seed.log"),
-    );
-    wait_listening(&seed_addr);
+    let (_seeder, seed_addr) = start_seeder(&dir, &torrent, "2M");
     let dl = dir.join("dl");
     let log = dir.join("dl.log");
     let leecher = start(
@@ -257,26 +273,8 @@ fn a_download_killed_half_way_resumes_without_fetching_verified_pieces_again() {
     let dir = scratch("resume");
     let size = 8 << 20;
     let (data, torrent) = make_torrent(&dir, size, None);
-    let port = free_port("127.0.0.2");
-    let seed_addr = format!("127.0.0.2:{port}");
     let t = torrent.to_str().unwrap();
-    let seed_dir = dir.join("seed");
-    let _seeder = start(
-        &[
-            "seed",
-            t,
-            "--dir",
-            seed_dir.to_str().unwrap(),
-            "--bind",
-            "127.0.0.2",
-            "--port",
-            &port.to_string(),
-            "--upload-limit",
-            "4M",
-        ],
-        &dir.join("seed.log"),
-    );
-    wait_listening(&seed_addr);
+    let (_seeder, seed_addr) = start_seeder(&dir, &torrent, "4M");
     let dl = dir.join("dl");
     let args = [
         "download",
@@ -294,11 +292,7 @@ fn a_download_killed_half_way_resumes_without_fetching_verified_pieces_again() {
     let first = start(&args, &dir.join("first.log"));
     // Let about half arrive (4 MiB/s for 8 MiB), then kill -9.
     let file = dl.join("payload.bin");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while std::fs::metadata(&file).map_or(0, |m| m.len()) < (size / 3) as u64 {
-        assert!(Instant::now() < deadline, "the first run made no progress");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_for_size(&file, size / 3, "the first run made no progress");
     drop(first); // SIGKILL, then reaped
 
     let log = dir.join("second.log");
@@ -373,14 +367,7 @@ fn the_only_seeder_leaves_and_a_later_one_finishes_the_download() {
         &log,
     );
     let file = dl.join("payload.bin");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while std::fs::metadata(&file).map_or(0, |m| m.len()) < (size / 4) as u64 {
-        assert!(
-            Instant::now() < deadline,
-            "no progress from the first seeder"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_for_size(&file, size / 4, "no progress from the first seeder");
     drop(first_seeder);
     std::thread::sleep(Duration::from_secs(1));
     // The second seeder has its own copy of the data.

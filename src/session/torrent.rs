@@ -302,10 +302,7 @@ impl Torrent {
         if !peer.am_choking {
             self.rechoke(&mut st);
         }
-        let keys: Vec<PeerKey> = st.peers.keys().copied().collect();
-        for k in keys {
-            self.refill(&mut st, k);
-        }
+        self.refill_all(&mut st);
     }
 
     /// Applies one checked message from peer `key`. Pieces completed by it are pushed to
@@ -454,6 +451,14 @@ impl Torrent {
         }
     }
 
+    /// Tops up the requests in flight to every peer (after blocks became pickable again).
+    fn refill_all(&self, st: &mut State) {
+        let keys: Vec<PeerKey> = st.peers.keys().copied().collect();
+        for k in keys {
+            self.refill(st, k);
+        }
+    }
+
     /// Tops up the requests in flight to peer `key`, if it has us unchoked.
     pub fn refill(&self, st: &mut State, key: PeerKey) {
         let State {
@@ -468,10 +473,17 @@ impl Torrent {
         if peer.peer_choking || !peer.am_interested || peer.snubbed {
             return;
         }
+        let depth = ((peer.down.per_second() * QUEUE_TIME) as usize / BLOCK_LEN as usize)
+            .clamp(MIN_QUEUE, MAX_QUEUE);
+        let pending = picker.requested_from(key);
+        if pending >= depth {
+            return;
+        }
         // Spare the seeds: from a seed, ask only for pieces no other peer that unchoked us
         // holds, unless those peers cannot keep us busy. A seed's upload then spreads new
         // pieces into the swarm instead of repeating what the leechers can trade.
-        let spared = if peer.bits.all() {
+        let mut spared = None;
+        if peer.bits.all() {
             let mut elsewhere: Option<Bitfield> = None;
             let mut busy = 0;
             for (k, p) in peers.iter() {
@@ -483,35 +495,18 @@ impl Torrent {
                     }
                 }
             }
-            match elsewhere {
-                Some(others) if busy >= MIN_QUEUE => {
-                    let only_seeds = !others & &peers[&key].bits;
-                    picker.wants_any(&only_seeds).then_some(only_seeds)
+            if let Some(others) = elsewhere.filter(|_| busy >= MIN_QUEUE) {
+                let only_seeds = !others & &peer.bits;
+                if picker.wants_any(&only_seeds) {
+                    spared = Some(only_seeds);
+                } else if !picker.in_endgame() {
+                    // Other peers have what we need and keep us busy: leave the seed alone.
+                    return;
                 }
-                _ => None,
-            }
-        } else {
-            None
-        };
-        if peer.bits.all() && spared.is_none() && peers.len() > 1 && !picker.in_endgame() {
-            let busy: usize = peers
-                .iter()
-                .filter(|(k, p)| **k != key && !p.peer_choking && !p.bits.all())
-                .map(|(k, _)| picker.requested_from(*k))
-                .sum();
-            if busy >= MIN_QUEUE {
-                // Other peers have what we need and keep us busy: leave the seed alone.
-                return;
             }
         }
         let peer = peers.get_mut(&key).expect("looked up above");
         let has: &Bitfield = spared.as_ref().unwrap_or(&peer.bits);
-        let depth = ((peer.down.per_second() * QUEUE_TIME) as usize / BLOCK_LEN as usize)
-            .clamp(MIN_QUEUE, MAX_QUEUE);
-        let pending = picker.requested_from(key);
-        if pending >= depth {
-            return;
-        }
         let mut blocks = Vec::new();
         if bans.on_parole(peer.ban_key) {
             // Whole pieces only, so a bad one is attributable to this peer alone.
@@ -624,10 +619,7 @@ impl Torrent {
             self.complete.send_replace(true);
             tracing::info!("download complete");
         }
-        let keys: Vec<PeerKey> = st.peers.keys().copied().collect();
-        for k in keys {
-            self.refill(&mut st, k);
-        }
+        self.refill_all(&mut st);
     }
 
     /// Runs the choker now and sends the resulting choke and unchoke messages.
@@ -697,10 +689,7 @@ impl Torrent {
         if round % 10 == 0 {
             self.rechoke(&mut st);
         }
-        let keys: Vec<PeerKey> = st.peers.keys().copied().collect();
-        for k in keys {
-            self.refill(&mut st, k);
-        }
+        self.refill_all(&mut st);
     }
 
     /// Counts `bytes` sent to peer `key`.
