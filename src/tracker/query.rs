@@ -4,6 +4,7 @@
 //! refusal is a [`QueryError`] whose text becomes the bencoded `failure reason`.
 
 use crate::metainfo::InfoHash;
+use memchr::memchr;
 use thiserror::Error;
 
 /// Why a request was refused; the text is sent to the client as `failure reason`.
@@ -57,14 +58,41 @@ pub struct Announce {
 
 /// Iterates over the raw (still percent-encoded) `key=value` pairs of a query.
 fn pairs(query: &[u8]) -> impl Iterator<Item = (&[u8], &[u8])> {
-    query
-        .split(|&b| b == b'&')
-        .filter(|p| !p.is_empty())
-        .map(|pair| match pair.iter().position(|&b| b == b'=') {
-            Some(i) => (&pair[..i], &pair[i + 1..]),
-            None => (pair, &pair[..0]),
-        })
+    let mut rest = query;
+    std::iter::from_fn(move || loop {
+        if rest.is_empty() {
+            return None;
+        }
+        let (pair, tail) = match memchr(b'&', rest) {
+            Some(i) => (&rest[..i], &rest[i + 1..]),
+            None => (rest, &rest[..0]),
+        };
+        rest = tail;
+        if !pair.is_empty() {
+            return Some(match memchr(b'=', pair) {
+                Some(i) => (&pair[..i], &pair[i + 1..]),
+                None => (pair, &pair[..0]),
+            });
+        }
+    })
 }
+
+/// Value of each byte as a hex digit; 0xFF for bytes that are not one.
+static HEX: [u8; 256] = {
+    let mut table = [0xFF; 256];
+    let mut i = 0;
+    while i < 10 {
+        table[b'0' as usize + i] = i as u8;
+        i += 1;
+    }
+    let mut i = 0;
+    while i < 6 {
+        table[b'a' as usize + i] = 10 + i as u8;
+        table[b'A' as usize + i] = 10 + i as u8;
+        i += 1;
+    }
+    table
+};
 
 /// Decodes `%XX` escapes of `raw` into `buf` and returns the decoded length, which may
 /// exceed `buf.len()` (the excess is dropped) so callers can report the true length.
@@ -73,19 +101,27 @@ fn decode_into(raw: &[u8], buf: &mut [u8]) -> Result<usize, QueryError> {
     let mut i = 0;
     let mut n = 0;
     while i < raw.len() {
-        let byte = if raw[i] == b'%' {
-            let hex = raw.get(i + 1..i + 3).ok_or(QueryError::BadEncoding)?;
-            let digit = |c: u8| (c as char).to_digit(16).ok_or(QueryError::BadEncoding);
-            i += 3;
-            (digit(hex[0])? * 16 + digit(hex[1])?) as u8
-        } else {
-            i += 1;
-            raw[i - 1]
+        if raw[i] != b'%' {
+            // A run of literal bytes, copied at once.
+            let end = memchr(b'%', &raw[i..]).map_or(raw.len(), |p| i + p);
+            let room = buf.len().saturating_sub(n).min(end - i);
+            buf[n..n + room].copy_from_slice(&raw[i..i + room]);
+            n += end - i;
+            i = end;
+            continue;
+        }
+        let (high, low) = match raw.get(i + 1..i + 3) {
+            Some(&[h, l]) => (HEX[usize::from(h)], HEX[usize::from(l)]),
+            _ => return Err(QueryError::BadEncoding),
         };
+        if (high | low) > 0xF {
+            return Err(QueryError::BadEncoding);
+        }
         if let Some(slot) = buf.get_mut(n) {
-            *slot = byte;
+            *slot = high << 4 | low;
         }
         n += 1;
+        i += 3;
     }
     Ok(n)
 }
@@ -109,8 +145,12 @@ fn twenty(name: &'static str, raw: &[u8]) -> Result<[u8; 20], QueryError> {
 
 fn number(name: &'static str, raw: &[u8]) -> Result<u64, QueryError> {
     let mut buf = [0u8; 20];
-    let n = decode_into(raw, &mut buf)?;
-    let digits = buf.get(..n).ok_or(QueryError::NotNumber(name))?;
+    let digits = if memchr(b'%', raw).is_some() {
+        let n = decode_into(raw, &mut buf)?;
+        buf.get(..n).ok_or(QueryError::NotNumber(name))?
+    } else {
+        raw
+    };
     if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
         return Err(QueryError::NotNumber(name));
     }
@@ -123,7 +163,10 @@ fn number(name: &'static str, raw: &[u8]) -> Result<u64, QueryError> {
 }
 
 /// Decodes a short value (a key, an event, a flag); longer ones come back as `None`.
-fn short<'b>(raw: &[u8], buf: &'b mut [u8; 16]) -> Result<Option<&'b [u8]>, QueryError> {
+fn short<'b>(raw: &'b [u8], buf: &'b mut [u8; 16]) -> Result<Option<&'b [u8]>, QueryError> {
+    if memchr(b'%', raw).is_none() {
+        return Ok((raw.len() <= buf.len()).then_some(raw));
+    }
     let n = decode_into(raw, buf)?;
     Ok(buf.get(..n))
 }

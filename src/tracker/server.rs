@@ -1,9 +1,9 @@
 //! The HTTP tracker server: HTTP/1.1 with keep-alive and pipelining on tokio + httparse.
 //!
 //! Limits: a request (line and headers) is at most [`ServerConfig::max_request_bytes`] and
-//! 32 headers; request bodies are refused; a connection that has not sent a complete request
-//! within [`ServerConfig::request_timeout`] is closed, as is one idle for
-//! [`ServerConfig::idle_timeout`]; at most [`ServerConfig::max_connections`] are open at
+//! 32 headers; request bodies are refused; a request still incomplete after one to two
+//! [`ServerConfig::request_timeout`]s is cut off, and a connection idle for
+//! [`ServerConfig::idle_timeout`] is closed (both on a coarse per-connection tick); at most [`ServerConfig::max_connections`] are open at
 //! once (more are accepted and closed at once). The listener defers accepting a connection
 //! until its first bytes arrive (TCP_DEFER_ACCEPT), so silent connections never take a slot
 //! and each accepted one can usually be answered at once. Tracker state sits behind one mutex that is
@@ -13,8 +13,9 @@ use super::query::{parse_announce, parse_scrape, QueryError};
 use super::response::{write_failure, write_scrape};
 use super::swarm::{AccessList, Tracker, TrackerConfig};
 use std::io;
+use std::mem::MaybeUninit;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -65,6 +66,8 @@ pub struct Shared {
     tracker: Mutex<Tracker>,
     counters: Counters,
     started: Instant,
+    /// Whole seconds since `started`, kept by a ticker so announces need not read the clock.
+    clock: AtomicU32,
 }
 
 impl Shared {
@@ -75,12 +78,19 @@ impl Shared {
             config,
             counters: Counters::default(),
             started: Instant::now(),
+            clock: AtomicU32::new(0),
         })
     }
 
     /// Seconds since start: the tracker's clock.
     fn now(&self) -> u32 {
-        self.started.elapsed().as_secs() as u32
+        self.clock.load(Ordering::Relaxed)
+    }
+
+    /// Brings the clock up to date.
+    fn tick(&self) {
+        let seconds = self.started.elapsed().as_secs() as u32;
+        self.clock.store(seconds, Ordering::Relaxed);
     }
 
     fn tracker(&self) -> std::sync::MutexGuard<'_, Tracker> {
@@ -118,14 +128,17 @@ pub async fn serve(
     }
     let expiry = {
         let shared = shared.clone();
-        let every = Duration::from_secs(u64::from(shared.config.tracker.interval / 4).clamp(1, 60));
+        let every = u64::from(shared.config.tracker.interval / 4).clamp(1, 60);
         tokio::spawn(async move {
-            let mut tick = tokio::time::interval(every);
-            loop {
-                tick.tick().await;
-                let dropped = shared.expire();
-                if dropped > 0 {
-                    tracing::debug!("expired {dropped} peers");
+            let mut second = tokio::time::interval(Duration::from_secs(1));
+            for n in 0u64.. {
+                second.tick().await;
+                shared.tick();
+                if n % every == every - 1 {
+                    let dropped = shared.expire();
+                    if dropped > 0 {
+                        tracing::debug!("expired {dropped} peers");
+                    }
                 }
             }
         })
@@ -195,19 +208,30 @@ struct Reply {
 
 /// Serves one connection: reads requests (pipelined or not), answers each, closes on
 /// error, timeout, `Connection: close`, or when the client closes.
+///
+/// Timeouts run on a coarse per-connection clock rather than a timer per read: it ticks
+/// every `request_timeout` (or `idle_timeout` if shorter). A request still incomplete at two
+/// ticks in a row with nothing answered in between is cut off (so after 1 to 2 request
+/// timeouts), and a connection with nothing answered for `idle_timeout` is closed at the
+/// tick after.
 async fn connection(shared: &Shared, mut stream: TcpStream, peer: SocketAddr) -> io::Result<()> {
     let config = &shared.config;
     let mut buf = vec![0u8; config.max_request_bytes];
     let mut filled = 0;
     let mut out = Vec::with_capacity(1024);
     let mut body = Vec::with_capacity(512);
+    let tick = (config.request_timeout.min(config.idle_timeout)).max(Duration::from_millis(10));
+    let idle_ticks = config.idle_timeout.as_millis() / tick.as_millis().max(1);
+    let timer = tokio::time::sleep(tick);
+    tokio::pin!(timer);
+    let (mut answered, mut quiet_ticks, mut stuck_ticks) = (false, 0u128, 0u32);
     loop {
         let mut start = 0;
         let mut close = false;
         while start < filled && !close {
-            let mut headers = [httparse::EMPTY_HEADER; 32];
-            let mut req = httparse::Request::new(&mut headers);
-            let parsed = req.parse(&buf[start..filled]);
+            let mut headers = [const { MaybeUninit::<httparse::Header>::uninit() }; 32];
+            let mut req = httparse::Request::new(&mut []);
+            let parsed = req.parse_with_uninit_headers(&buf[start..filled], &mut headers);
             body.clear();
             let reply = match parsed {
                 Ok(httparse::Status::Partial) => break,
@@ -231,6 +255,7 @@ async fn connection(shared: &Shared, mut stream: TcpStream, peer: SocketAddr) ->
                     )
                 }
             };
+            answered = true;
             write_response(&mut out, &reply, &body, close);
         }
         if !out.is_empty() {
@@ -253,16 +278,25 @@ async fn connection(shared: &Shared, mut stream: TcpStream, peer: SocketAddr) ->
             write_response(&mut out, &reply, &body, true);
             return stream.write_all(&out).await;
         }
-        let wait = if filled == 0 {
-            config.idle_timeout
-        } else {
-            config.request_timeout
-        };
-        match tokio::time::timeout(wait, stream.read(&mut buf[filled..])).await {
-            Ok(Ok(0)) => return Ok(()),
-            Ok(Ok(n)) => filled += n,
-            Ok(Err(e)) => return Err(e),
-            Err(_) => return Ok(()), // too slow or idle too long
+        tokio::select! {
+            biased;
+            read = stream.read(&mut buf[filled..]) => match read {
+                Ok(0) => return Ok(()),
+                Ok(n) => filled += n,
+                Err(e) => return Err(e),
+            },
+            () = &mut timer => {
+                if std::mem::take(&mut answered) {
+                    (quiet_ticks, stuck_ticks) = (0, 0);
+                } else {
+                    quiet_ticks += 1;
+                    stuck_ticks = if filled > 0 { stuck_ticks + 1 } else { 0 };
+                }
+                if stuck_ticks >= 2 || quiet_ticks > idle_ticks {
+                    return Ok(()); // too slow, or idle too long
+                }
+                timer.as_mut().reset(tokio::time::Instant::now() + tick);
+            }
         }
     }
 }

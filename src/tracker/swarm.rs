@@ -8,10 +8,11 @@
 use super::query::{Announce, Event};
 use super::response;
 use crate::metainfo::InfoHash;
-use indexmap::IndexMap;
+use std::collections::hash_map::{self, Entry};
 use std::collections::{HashMap, HashSet};
 use std::hash::Hash;
 use std::net::IpAddr;
+use std::ops::Range;
 
 /// Tunables of the tracker.
 #[derive(Debug, Clone)]
@@ -95,114 +96,291 @@ impl AccessList {
     }
 }
 
-/// What the tracker remembers about one peer.
-#[derive(Debug, Clone, Copy)]
-struct PeerInfo {
-    peer_id: [u8; 20],
-    /// Tracker clock (seconds) of the last announce.
-    last_seen: u32,
+/// One role's peers (seeders or leechers) of one address family, as parallel arrays: a
+/// compact reply copies a run of `keys` and touches nothing else.
+struct PeerVec<K> {
+    /// Compact address+port (BEP 23: 4+2 bytes for IPv4, 16+2 for IPv6), also the key.
+    keys: Vec<K>,
+    ids: Vec<[u8; 20]>,
+    /// Tracker clock (seconds) of each peer's last announce.
+    seen: Vec<u32>,
 }
 
-/// Seeders and leechers of one address family, keyed by the compact address+port bytes
-/// (BEP 23: 4+2 bytes for IPv4, 16+2 for IPv6), which is also what responses send.
+impl<K> Default for PeerVec<K> {
+    fn default() -> Self {
+        PeerVec {
+            keys: Vec::new(),
+            ids: Vec::new(),
+            seen: Vec::new(),
+        }
+    }
+}
+
+impl<K: Copy> PeerVec<K> {
+    fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    fn push(&mut self, key: K, id: [u8; 20], now: u32) {
+        self.keys.push(key);
+        self.ids.push(id);
+        self.seen.push(now);
+    }
+
+    /// Removes entry `i` by moving the last one into its place; returns the key moved, if any.
+    fn swap_remove(&mut self, i: usize) -> Option<K> {
+        self.keys.swap_remove(i);
+        self.ids.swap_remove(i);
+        self.seen.swap_remove(i);
+        self.keys.get(i).copied()
+    }
+}
+
+/// Where a peer sits: its role (top bit set for a seeder) and its index in that role's
+/// [`PeerVec`].
+#[derive(Debug, Clone, Copy)]
+struct Slot(u32);
+
+/// Most peers one role of one family can hold (the index has 31 bits).
+const MAX_SLOT: usize = (1 << 31) - 1;
+
+impl Slot {
+    const SEEDER: u32 = 1 << 31;
+
+    fn new(seeder: bool, index: usize) -> Slot {
+        debug_assert!(index <= MAX_SLOT);
+        Slot(index as u32 | if seeder { Slot::SEEDER } else { 0 })
+    }
+
+    fn seeder(self) -> bool {
+        self.0 & Slot::SEEDER != 0
+    }
+
+    fn index(self) -> usize {
+        (self.0 & !Slot::SEEDER) as usize
+    }
+}
+
+/// Seeders and leechers of one address family, with one index over both so an announce
+/// costs a single hash lookup.
 struct Peers<K> {
-    seeders: IndexMap<K, PeerInfo>,
-    leechers: IndexMap<K, PeerInfo>,
+    index: HashMap<K, Slot>,
+    seeders: PeerVec<K>,
+    leechers: PeerVec<K>,
 }
 
 impl<K> Default for Peers<K> {
     fn default() -> Self {
         Peers {
-            seeders: IndexMap::new(),
-            leechers: IndexMap::new(),
+            index: HashMap::new(),
+            seeders: PeerVec::default(),
+            leechers: PeerVec::default(),
         }
     }
 }
 
-/// A compact address+port key of one family, and how it goes into a reply.
+/// A compact address+port key of one family, and how runs of them go into a reply.
 trait CompactKey: Hash + Eq + Copy {
-    /// Appends this peer to `list` in the form the client asked for.
-    fn add_to(&self, list: &mut PeerList, peer: &PeerInfo);
+    /// Appends these peers to `list` in the form the client asked for.
+    fn add_to(list: &mut PeerList, keys: &[Self], ids: &[[u8; 20]]);
 }
 
 impl CompactKey for [u8; 6] {
-    fn add_to(&self, list: &mut PeerList, peer: &PeerInfo) {
-        list.add4(self, peer);
+    fn add_to(list: &mut PeerList, keys: &[Self], ids: &[[u8; 20]]) {
+        list.add4(keys, ids);
     }
 }
 
 impl CompactKey for [u8; 18] {
-    fn add_to(&self, list: &mut PeerList, peer: &PeerInfo) {
-        list.add6(self, peer);
+    fn add_to(list: &mut PeerList, keys: &[Self], ids: &[[u8; 20]]) {
+        list.add6(keys, ids);
     }
+}
+
+/// How one announce changed its peer: role before and after (`None` when absent,
+/// `Some(true)` as a seeder), and where it now sits in its role's arrays.
+struct Change {
+    before: Option<bool>,
+    after: Option<bool>,
+    at: Option<usize>,
 }
 
 impl<K: CompactKey> Peers<K> {
     fn len(&self) -> usize {
-        self.seeders.len() + self.leechers.len()
+        self.index.len()
+    }
+
+    fn role(&mut self, seeder: bool) -> &mut PeerVec<K> {
+        if seeder {
+            &mut self.seeders
+        } else {
+            &mut self.leechers
+        }
+    }
+
+    /// Takes the entry at `slot` out of its arrays and re-points the index at the entry
+    /// moved into its place. The key itself must already be out of the index.
+    fn take_out(&mut self, slot: Slot) {
+        let seeder = slot.seeder();
+        if let Some(moved) = self.role(seeder).swap_remove(slot.index()) {
+            self.index.insert(moved, Slot::new(seeder, slot.index()));
+        }
     }
 
     /// Removes the peer; returns whether it was a seeder (`None` if unknown).
     fn remove(&mut self, key: &K) -> Option<bool> {
-        if self.seeders.swap_remove(key).is_some() {
-            Some(true)
-        } else if self.leechers.swap_remove(key).is_some() {
-            Some(false)
-        } else {
-            None
+        let slot = self.index.remove(key)?;
+        self.take_out(slot);
+        Some(slot.seeder())
+    }
+
+    /// Records an announce from `key`: refreshes it, moves it between roles, or adds it if
+    /// `room` allows; a stopped peer is removed.
+    fn update(
+        &mut self,
+        key: K,
+        id: [u8; 20],
+        now: u32,
+        seeder: bool,
+        stopped: bool,
+        room: bool,
+    ) -> Change {
+        if stopped {
+            let before = self.remove(&key);
+            return Change {
+                before,
+                after: None,
+                at: None,
+            };
+        }
+        let target_len = self.role(seeder).len();
+        match self.index.entry(key) {
+            Entry::Occupied(mut e) => {
+                let old = *e.get();
+                if old.seeder() == seeder {
+                    let i = old.index();
+                    let set = self.role(seeder);
+                    set.ids[i] = id;
+                    set.seen[i] = now;
+                    return Change {
+                        before: Some(seeder),
+                        after: Some(seeder),
+                        at: Some(i),
+                    };
+                }
+                e.insert(Slot::new(seeder, target_len));
+                self.role(seeder).push(key, id, now);
+                self.take_out(old);
+                Change {
+                    before: Some(!seeder),
+                    after: Some(seeder),
+                    at: Some(target_len),
+                }
+            }
+            Entry::Vacant(e) => {
+                if !room || target_len >= MAX_SLOT {
+                    return Change {
+                        before: None,
+                        after: None,
+                        at: None,
+                    };
+                }
+                e.insert(Slot::new(seeder, target_len));
+                self.role(seeder).push(key, id, now);
+                Change {
+                    before: None,
+                    after: Some(seeder),
+                    at: Some(target_len),
+                }
+            }
         }
     }
 
-    /// Visits up to `want` peers other than `me`, starting at a random place: leechers only
-    /// for a seeder, everyone for a leecher.
+    /// Adds up to `want` peers to `list`, read as one circular run from a random start:
+    /// leechers only for a seeder, seeders then leechers for a leecher. `me` (its role and
+    /// index) is left out.
     fn pick(
         &self,
-        me: Option<&K>,
+        me: Option<(bool, usize)>,
         seeder: bool,
         want: usize,
         rng: &mut fastrand::Rng,
-        mut visit: impl FnMut(&K, &PeerInfo),
+        list: &mut PeerList,
     ) {
-        let pools: &[&IndexMap<K, PeerInfo>] = if seeder {
-            &[&self.leechers]
+        let pools: &[(bool, &PeerVec<K>)] = if seeder {
+            &[(false, &self.leechers)]
         } else {
-            &[&self.seeders, &self.leechers]
+            &[(true, &self.seeders), (false, &self.leechers)]
         };
-        let total: usize = pools.iter().map(|p| p.len()).sum();
-        if total == 0 || want == 0 {
-            return;
-        }
-        let start = rng.usize(..total);
-        let mut taken = 0;
-        for step in 0..total {
-            let mut i = (start + step) % total;
-            let pool = pools.iter().find(|p| {
-                if i < p.len() {
-                    true
-                } else {
-                    i -= p.len();
-                    false
-                }
-            });
-            let (key, info) = pool
-                .and_then(|p| p.get_index(i))
-                .expect("index within total");
-            if Some(key) == me {
-                continue;
-            }
-            visit(key, info);
-            taken += 1;
-            if taken == want {
-                break;
-            }
-        }
+        let lens = [pools[0].1.len(), pools.get(1).map_or(0, |p| p.1.len())];
+        let skip = me.and_then(|(role, i)| {
+            let p = pools.iter().position(|&(r, _)| r == role)?;
+            Some((p, i))
+        });
+        circular_runs(&lens, skip, want, rng, |p, run| {
+            let set = pools[p].1;
+            K::add_to(list, &set.keys[run.clone()], &set.ids[run]);
+        });
     }
 
     fn expire(&mut self, oldest: u32) -> usize {
         let before = self.len();
-        self.seeders.retain(|_, p| p.last_seen >= oldest);
-        self.leechers.retain(|_, p| p.last_seen >= oldest);
+        for seeder in [true, false] {
+            let mut i = 0;
+            while i < self.role(seeder).len() {
+                let set = self.role(seeder);
+                if set.seen[i] >= oldest {
+                    i += 1;
+                    continue;
+                }
+                let key = set.keys[i];
+                self.index.remove(&key);
+                self.take_out(Slot::new(seeder, i));
+            }
+        }
         before - self.len()
+    }
+}
+
+/// Calls `take(pool, range)` for up to `want` entries of pools of lengths `lens`, read as
+/// one sequence from a random start and wrapping around, leaving out `skip` (pool, index).
+/// Each range lies within one pool.
+fn circular_runs(
+    lens: &[usize],
+    skip: Option<(usize, usize)>,
+    want: usize,
+    rng: &mut fastrand::Rng,
+    mut take: impl FnMut(usize, Range<usize>),
+) {
+    let total: usize = lens.iter().sum();
+    if total == 0 || want == 0 {
+        return;
+    }
+    let start = rng.usize(..total);
+    let mut left = want;
+    for (lo, hi) in [(start, total), (0, start)] {
+        let mut base = 0;
+        for (p, &len) in lens.iter().enumerate() {
+            let (a, b) = (lo.max(base) - base, hi.min(base + len).saturating_sub(base));
+            base += len;
+            if a >= b {
+                continue;
+            }
+            let pieces = match skip {
+                Some((sp, si)) if sp == p && (a..b).contains(&si) => [a..si, si + 1..b],
+                _ => [a..b, b..b],
+            };
+            for run in pieces {
+                let n = run.len().min(left);
+                if n > 0 {
+                    take(p, run.start..run.start + n);
+                    left -= n;
+                    if left == 0 {
+                        return;
+                    }
+                }
+            }
+        }
     }
 }
 
@@ -317,52 +495,39 @@ impl Tracker {
             return Err(Refusal::NotAllowed);
         }
         let stopped = req.event == Event::Stopped;
-        if !self.torrents.contains_key(&req.info_hash) {
-            if stopped {
+        let tracked = self.torrents.len();
+        let swarm = match self.torrents.entry(req.info_hash) {
+            hash_map::Entry::Occupied(e) => e.into_mut(),
+            hash_map::Entry::Vacant(_) if stopped => {
                 response::write_announce(out, &self.config, (0, 0), &PeerList::new(true));
                 return Ok(());
             }
-            if self.torrents.len() >= self.config.max_torrents {
-                return Err(Refusal::Full(self.torrents.len()));
+            hash_map::Entry::Vacant(_) if tracked >= self.config.max_torrents => {
+                return Err(Refusal::Full(tracked));
             }
-        }
+            hash_map::Entry::Vacant(e) => e.insert(Swarm::default()),
+        };
         let want = req
             .numwant
             .unwrap_or(self.config.default_numwant)
             .min(self.config.max_numwant) as usize;
         let seeder = req.left == Some(0);
-        let max_peers = self.config.max_peers_per_torrent;
-        let info = PeerInfo {
-            peer_id: req.peer_id,
-            last_seen: now,
-        };
-        let swarm = self.torrents.entry(req.info_hash).or_default();
-        let mut list = std::mem::replace(&mut self.scratch, PeerList::new(true));
+        let list = &mut self.scratch;
         list.reset(req.compact, req.no_peer_id);
-        let rng = &mut self.rng;
         let join = Join {
-            info,
+            id: req.peer_id,
+            now,
             seeder,
             stopped,
-            max_peers,
+            room: swarm.len() < self.config.max_peers_per_torrent,
             want,
         };
-        let (before, after) = match ip {
-            IpAddr::V4(v4) => join.run(
-                &mut swarm.v4,
-                &swarm.v6,
-                compact4(v4, req.port),
-                rng,
-                &mut list,
-            ),
-            IpAddr::V6(v6) => join.run(
-                &mut swarm.v6,
-                &swarm.v4,
-                compact6(v6, req.port),
-                rng,
-                &mut list,
-            ),
+        let rng = &mut self.rng;
+        let change = match ip {
+            IpAddr::V4(v4) => join.run(&mut swarm.v4, &swarm.v6, compact4(v4, req.port), rng, list),
+            IpAddr::V6(v6) => join.run(&mut swarm.v6, &swarm.v4, compact6(v6, req.port), rng, list),
         };
+        let (before, after) = (change.before, change.after);
         if req.event == Event::Completed && seeder && before != Some(true) {
             swarm.downloaded += 1;
         }
@@ -373,8 +538,7 @@ impl Tracker {
         if swarm.len() == 0 && swarm.downloaded == 0 {
             self.torrents.remove(&req.info_hash);
         }
-        response::write_announce(out, &self.config, counts, &list);
-        self.scratch = list;
+        response::write_announce(out, &self.config, counts, &self.scratch);
         Ok(())
     }
 
@@ -409,17 +573,18 @@ impl Tracker {
 
 /// One announce's change to a swarm: who the requester is now, and how many peers it wants.
 struct Join {
-    info: PeerInfo,
+    id: [u8; 20],
+    now: u32,
     seeder: bool,
     stopped: bool,
-    max_peers: usize,
+    /// Whether the swarm may take a new peer.
+    room: bool,
     want: usize,
 }
 
 impl Join {
     /// Updates the requester `me` among `own` (its address family), then fills `list` from
-    /// its own family first and `other` after. Returns its state before and after, as
-    /// [`update`] does.
+    /// its own family first and `other` after.
     fn run<K: CompactKey, O: CompactKey>(
         &self,
         own: &mut Peers<K>,
@@ -427,51 +592,16 @@ impl Join {
         me: K,
         rng: &mut fastrand::Rng,
         list: &mut PeerList,
-    ) -> (Option<bool>, Option<bool>) {
-        let change = update(
-            own,
-            me,
-            self.info,
-            self.seeder,
-            self.stopped,
-            self.max_peers,
-            other.len(),
-        );
+    ) -> Change {
+        let change = own.update(me, self.id, self.now, self.seeder, self.stopped, self.room);
         if !self.stopped {
-            own.pick(Some(&me), self.seeder, self.want, rng, |k, p| {
-                k.add_to(list, p)
-            });
+            let at = change.at.map(|i| (self.seeder, i));
+            own.pick(at, self.seeder, self.want, rng, list);
             let rest = self.want - list.len;
-            other.pick(None, self.seeder, rest, rng, |k, p| k.add_to(list, p));
+            other.pick(None, self.seeder, rest, rng, list);
         }
         change
     }
-}
-
-/// Moves the peer `key` into the right set, or out when stopped. Returns its state before
-/// and after: `None` when absent, `Some(true)` as a seeder, `Some(false)` as a leecher.
-/// A new peer is not stored when the swarm already holds `max_peers` (counting the
-/// `other_family` peers too).
-fn update<K: CompactKey>(
-    peers: &mut Peers<K>,
-    key: K,
-    info: PeerInfo,
-    seeder: bool,
-    stopped: bool,
-    max_peers: usize,
-    other_family: usize,
-) -> (Option<bool>, Option<bool>) {
-    let before = peers.remove(&key);
-    if stopped || (before.is_none() && peers.len() + other_family >= max_peers) {
-        return (before, None);
-    }
-    let set = if seeder {
-        &mut peers.seeders
-    } else {
-        &mut peers.leechers
-    };
-    set.insert(key, info);
-    (before, Some(seeder))
 }
 
 /// The peers chosen for one response, in the form the client asked for.
@@ -509,26 +639,143 @@ impl PeerList {
         self.len = 0;
     }
 
-    fn add4(&mut self, k: &[u8; 6], p: &PeerInfo) {
-        self.len += 1;
+    fn add4(&mut self, keys: &[[u8; 6]], ids: &[[u8; 20]]) {
+        self.len += keys.len();
         if self.compact {
-            self.v4.extend_from_slice(k);
-        } else {
+            self.v4.extend_from_slice(keys.as_flattened());
+            return;
+        }
+        for (k, id) in keys.iter().zip(ids) {
             let ip = std::net::Ipv4Addr::new(k[0], k[1], k[2], k[3]);
             self.dicts
-                .push((ip.into(), u16::from_be_bytes([k[4], k[5]]), p.peer_id));
+                .push((ip.into(), u16::from_be_bytes([k[4], k[5]]), *id));
         }
     }
 
-    fn add6(&mut self, k: &[u8; 18], p: &PeerInfo) {
-        self.len += 1;
+    fn add6(&mut self, keys: &[[u8; 18]], ids: &[[u8; 20]]) {
+        self.len += keys.len();
         if self.compact {
-            self.v6.extend_from_slice(k);
-        } else {
+            self.v6.extend_from_slice(keys.as_flattened());
+            return;
+        }
+        for (k, id) in keys.iter().zip(ids) {
             let octets: [u8; 16] = k[..16].try_into().expect("16 bytes");
             let ip = std::net::Ipv6Addr::from(octets);
             self.dicts
-                .push((ip.into(), u16::from_be_bytes([k[16], k[17]]), p.peer_id));
+                .push((ip.into(), u16::from_be_bytes([k[16], k[17]]), *id));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Checks that the index and the arrays describe the same peers.
+    fn consistent(peers: &Peers<[u8; 6]>) {
+        assert_eq!(
+            peers.index.len(),
+            peers.seeders.len() + peers.leechers.len()
+        );
+        for (seeder, set) in [(true, &peers.seeders), (false, &peers.leechers)] {
+            assert_eq!(set.keys.len(), set.ids.len());
+            assert_eq!(set.keys.len(), set.seen.len());
+            for (i, key) in set.keys.iter().enumerate() {
+                let slot = peers.index[key];
+                assert_eq!((slot.seeder(), slot.index()), (seeder, i));
+            }
+        }
+    }
+
+    #[test]
+    fn random_updates_keep_index_and_arrays_in_step() {
+        let mut rng = fastrand::Rng::with_seed(7);
+        let mut peers = Peers::<[u8; 6]>::default();
+        // The model: key -> (seeder, last seen).
+        let mut model = HashMap::new();
+        for now in 0..5_000u32 {
+            let key = [0, 0, 0, 0, 0, rng.u8(..40)];
+            let seeder = rng.bool();
+            let stopped = rng.u8(..8) == 0;
+            let change = peers.update(key, [key[5]; 20], now, seeder, stopped, true);
+            let before = model.get(&key).map(|&(s, _)| s);
+            assert_eq!(change.before, before);
+            if stopped {
+                model.remove(&key);
+                assert_eq!(change.after, None);
+            } else {
+                model.insert(key, (seeder, now));
+                assert_eq!(change.after, Some(seeder));
+                let at = change.at.expect("stored");
+                assert_eq!(peers.role(seeder).keys[at], key);
+            }
+            if now % 500 == 499 {
+                let oldest = now - 100;
+                let expired = model.values().filter(|&&(_, seen)| seen < oldest).count();
+                assert_eq!(peers.expire(oldest), expired);
+                model.retain(|_, &mut (_, seen)| seen >= oldest);
+            }
+            consistent(&peers);
+            assert_eq!(peers.len(), model.len());
+        }
+    }
+
+    #[test]
+    fn a_full_swarm_answers_but_does_not_store() {
+        let mut peers = Peers::<[u8; 6]>::default();
+        let change = peers.update([1; 6], [1; 20], 0, false, false, false);
+        assert_eq!((change.before, change.after, change.at), (None, None, None));
+        assert_eq!(peers.len(), 0);
+        // A peer already stored is refreshed even without room.
+        peers.update([2; 6], [2; 20], 0, false, false, true);
+        let change = peers.update([2; 6], [2; 20], 5, true, false, false);
+        assert_eq!((change.before, change.after), (Some(false), Some(true)));
+        assert_eq!(peers.seeders.seen, [5]);
+    }
+
+    /// Every run `circular_runs` reports, as (pool, index) pairs.
+    fn runs(
+        lens: &[usize],
+        skip: Option<(usize, usize)>,
+        want: usize,
+        seed: u64,
+    ) -> Vec<(usize, usize)> {
+        let mut rng = fastrand::Rng::with_seed(seed);
+        let mut out = Vec::new();
+        circular_runs(lens, skip, want, &mut rng, |p, run| {
+            assert!(run.end <= lens[p] && !run.is_empty());
+            out.extend(run.map(|i| (p, i)));
+        });
+        out
+    }
+
+    #[test]
+    fn circular_runs_take_distinct_entries_and_skip_the_requester() {
+        for seed in 0..200 {
+            let mut rng = fastrand::Rng::with_seed(seed);
+            let lens = [rng.usize(..6), rng.usize(..6)];
+            let total = lens[0] + lens[1];
+            let skip = (total > 0 && rng.bool()).then(|| {
+                let p = if rng.usize(..total) < lens[0] { 0 } else { 1 };
+                (p, rng.usize(..lens[p]))
+            });
+            let want = rng.usize(..12);
+            let got = runs(&lens, skip, want, seed);
+            let available = total - usize::from(skip.is_some());
+            assert_eq!(got.len(), want.min(available), "{lens:?} {skip:?} {want}");
+            let mut unique = got.clone();
+            unique.sort();
+            unique.dedup();
+            assert_eq!(unique.len(), got.len(), "repeated entries: {got:?}");
+            assert!(skip.is_none_or(|s| !got.contains(&s)));
+        }
+    }
+
+    #[test]
+    fn circular_runs_start_at_random_places() {
+        let starts: HashSet<_> = (0..50)
+            .map(|seed| runs(&[10, 10], None, 1, seed)[0])
+            .collect();
+        assert!(starts.len() > 10, "starts: {starts:?}");
     }
 }
