@@ -1,17 +1,21 @@
 #!/usr/bin/env python3
-"""Whole-program benchmark: `battorrent tracker` against opentracker under wrk.
+"""Whole-program benchmark: `battorrent tracker` against opentracker (and hyper) under wrk.
 
-Both trackers serve the same 1,000 whitelisted info hashes; wrk (bench/announce.lua)
+All trackers serve the same 1,000 whitelisted info hashes; wrk (bench/announce.lua)
 announces each time as a fresh random peer with mixed events, compact=1, numwant=50.
-The tracker runs pinned to CPU 0, wrk to CPU 1. Runs alternate between the trackers and
-the medians are compared. On 2 cores one wrk thread can saturate its core before a tracker
-does (notably with Connection: close, where wrk reconnects for every request), so besides
-the raw rate the script reports each tracker's CPU cost as announces per CPU-second of the
-tracker process: what one fully busy core would serve. Targets:
-  - Connection: close on both (opentracker closes every connection anyway);
+The tracker runs pinned to CPU 0, wrk to CPU 1. Runs alternate between the contenders and
+the medians are compared. On 2 cores wrk can saturate its core before a tracker does
+(with Connection: close it reconnects for every request), so besides the raw rate the
+script reports each tracker's CPU cost as announces per CPU-second of the tracker process
+(what one fully busy core would serve) and wrk's own CPU use. Contenders:
+  - Connection: close, ours and opentracker (which closes every connection anyway);
     target: ours >= 1.2 x opentracker.
-  - keep-alive for ours alone; target: >= 100,000 announces/s. Also reported with
-    --pipeline N requests in flight per connection (HTTP/1.1 pipelining).
+  - keep-alive, ours; target: >= 100,000 announces/s on one core.
+  - keep-alive, hyper: the same tracker code behind hyper's HTTP/1.1 server
+    (examples/tracker_hyper.rs), to compare the HTTP layers.
+  - keep-alive ceiling: our server answering a fixed 404 with no tracker work, wrk sending
+    one static request: what this machine's loopback TCP allows any responder.
+  - keep-alive with --pipeline N requests in flight per connection (HTTP/1.1 pipelining).
 
 Usage: python3 bench/tracker_vs_opentracker.py [--runs 3] [--seconds 10] [--connections 64]
 Needs: apt-get install opentracker wrk
@@ -19,6 +23,7 @@ Needs: apt-get install opentracker wrk
 import argparse
 import os
 import re
+import resource
 import shutil
 import signal
 import socket
@@ -51,7 +56,10 @@ def wait_ready(port, proc, timeout=10.0):
 
 
 def start(kind, port, whitelist):
-    if kind == "battorrent":
+    if kind == "hyper":
+        cmd = [os.path.join(ROOT, "target/release/examples/tracker_hyper"), f"127.0.0.1:{port}",
+               whitelist]
+    elif kind in ("battorrent", "ceiling"):
         cmd = [os.path.join(ROOT, "target/release/battorrent"), "tracker",
                "--bind", f"127.0.0.1:{port}", "--allow", whitelist, "--max-numwant", "50"]
     else:
@@ -81,19 +89,43 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def wrk(port, seconds, connections, close, hashes_lua, pipeline=1):
-    cmd = ["taskset", "-c", "1", "wrk", "-t1", f"-c{connections}", f"-d{seconds}s",
-           "-s", os.path.join(ROOT, "bench/announce.lua")]
+def children_cpu():
+    """CPU seconds used so far by this script's reaped children (wrk, once it has exited)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def wrk(port, seconds, connections, close, hashes_lua, pipeline=1, ceiling=False):
+    """Runs wrk; returns (rate, requests, non-2xx answers, socket errors, wrk CPU share)."""
+    cmd = ["taskset", "-c", "1", "wrk", "-t1", f"-c{connections}", f"-d{seconds}s"]
+    if ceiling:
+        url = f"http://127.0.0.1:{port}/ceiling"  # one static request, no Lua
+    else:
+        cmd += ["-s", os.path.join(ROOT, "bench/announce.lua")]
+        url = f"http://127.0.0.1:{port}"
     if close:
         cmd += ["-H", "Connection: close"]
-    cmd.append(f"http://127.0.0.1:{port}")
-    out = subprocess.run(cmd, capture_output=True, text=True, check=True,
-                         env=dict(os.environ, HASHES_LUA=hashes_lua, PIPELINE=str(pipeline))).stdout
+    cmd.append(url)
+    env = dict(os.environ, HASHES_LUA=hashes_lua, PIPELINE=str(pipeline),
+               POOL=str(max(1_200_000, seconds * 120_000)))
+    # Line-buffered so the "Running ..." line arrives when the test starts, after the
+    # script's init has built its requests: wrk's CPU is counted from there.
+    before = children_cpu()
+    proc = subprocess.Popen(["stdbuf", "-oL"] + cmd, stdout=subprocess.PIPE, text=True, env=env)
+    first = proc.stdout.readline()
+    init_cpu = cpu_seconds(proc.pid) if first.startswith("Running") else 0.0
+    out = first + proc.stdout.read()
+    if proc.wait() != 0:
+        sys.exit(f"wrk failed: {out}")
+    wrk_cpu = children_cpu() - before - init_cpu
     rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
-    total = int(re.search(r"(\d+) requests in", out).group(1))
-    bad = int(re.search(r"non-200: (\d+)", out).group(1))
+    total = int(re.search(r"(\d+) requests in ([\d.]+)(m?s)", out).group(1))
+    took = re.search(r"requests in ([\d.]+)(m?s)", out)
+    elapsed = float(took.group(1)) / (1000 if took.group(2) == "ms" else 1)
+    bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     errors = re.search(r"Socket errors:.*", out)
-    return rate, total, bad, errors.group(0) if errors else ""
+    return (rate, total, int(bad.group(1)) if bad else 0, errors.group(0) if errors else "",
+            wrk_cpu / max(elapsed, 1e-9))
 
 
 def main():
@@ -106,7 +138,8 @@ def main():
     for tool in ("opentracker", "wrk", "taskset"):
         if not shutil.which(tool):
             sys.exit(f"{tool} is not installed (apt-get install opentracker wrk util-linux)")
-    subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=ROOT, check=True)
+    subprocess.run(["cargo", "build", "--release", "--quiet", "--bin", "battorrent",
+                    "--example", "tracker_hyper"], cwd=ROOT, check=True)
 
     tmp = tempfile.mkdtemp(prefix="battorrent-trackerbench-")
     hashes = [os.urandom(20) for _ in range(1000)]
@@ -119,42 +152,52 @@ def main():
         f.writelines('"' + "".join(f"%{b:02X}" for b in h) + '",\n' for h in hashes)
         f.write("}\n")
 
-    # (tracker, Connection: close, pipeline depth)
+    # (contender, Connection: close, pipeline depth)
     plan = [("battorrent", True, 1), ("opentracker", True, 1), ("battorrent", False, 1),
-            ("battorrent", False, args.pipeline)]
+            ("hyper", False, 1), ("ceiling", False, 1), ("battorrent", False, args.pipeline)]
     rates = {p: [] for p in plan}
     per_cpu = {p: [] for p in plan}
+    wrk_share = {p: [] for p in plan}
     for _ in range(args.runs):
         for kind, close, depth in plan:
             port = free_port()
             proc = start(kind, port, whitelist)
             try:
                 before = cpu_seconds(proc.pid)  # taskset execs the tracker: same pid
-                rate, total, bad, errors = wrk(port, args.seconds, args.connections, close,
-                                               hashes_lua, depth)
+                rate, total, bad, errors, share = wrk(port, args.seconds, args.connections,
+                                                      close, hashes_lua, depth,
+                                                      ceiling=kind == "ceiling")
                 used = cpu_seconds(proc.pid) - before
             finally:
                 stop(proc)
-            if bad:
-                sys.exit(f"{kind}: {bad} non-200 answers ({errors})")
+            if bad and kind != "ceiling":
+                sys.exit(f"{kind}: {bad} non-2xx answers ({errors})")
             rates[(kind, close, depth)].append(rate)
             per_cpu[(kind, close, depth)].append(total / max(used, 1e-9))
+            wrk_share[(kind, close, depth)].append(share)
 
     med = {p: statistics.median(r) for p, r in rates.items()}
     cpu = {p: statistics.median(r) for p, r in per_cpu.items()}
     print(f"1,000 info hashes, random peers, mixed events, numwant=50; tracker on CPU 0, "
           f"wrk -t1 -c{args.connections} on CPU 1, {args.runs} runs x {args.seconds} s")
-    for (kind, close, depth), r in rates.items():
+    for key, r in rates.items():
+        kind, close, depth = key
         mode = "Connection: close" if close else f"keep-alive x{depth}"
         runs = ", ".join(f"{x:,.0f}" for x in r)
-        print(f"  {kind:<11} {mode:<17} median {med[(kind, close, depth)]:>10,.0f} announces/s"
-              f"  {cpu[(kind, close, depth)]:>10,.0f} per CPU-second   runs: {runs}")
-    ratio = med[("battorrent", True, 1)] / med[("opentracker", True, 1)]
-    cpu_ratio = cpu[("battorrent", True, 1)] / cpu[("opentracker", True, 1)]
-    print(f"  ratio battorrent/opentracker (Connection: close): {ratio:.2f} by rate, "
-          f"{cpu_ratio:.2f} by CPU cost  (target >= 1.2)")
-    print(f"  battorrent keep-alive: {med[('battorrent', False, 1)]:,.0f}/s, pipelined x{args.pipeline}: "
-          f"{med[('battorrent', False, args.pipeline)]:,.0f}/s  (target >= 100,000)")
+        print(f"  {kind:<11} {mode:<17} median {med[key]:>9,.0f} announces/s"
+              f"  {cpu[key]:>9,.0f} per CPU-second  wrk CPU {statistics.median(wrk_share[key]):4.0%}"
+              f"   runs: {runs}")
+    ours_close, ot = ("battorrent", True, 1), ("opentracker", True, 1)
+    ours, hyper, ceiling = ("battorrent", False, 1), ("hyper", False, 1), ("ceiling", False, 1)
+    print(f"  Connection: close, battorrent/opentracker: {med[ours_close] / med[ot]:.2f} by rate, "
+          f"{cpu[ours_close] / cpu[ot]:.2f} by CPU cost  (target >= 1.2)")
+    print(f"  keep-alive: battorrent {med[ours]:,.0f}/s, {cpu[ours]:,.0f} per CPU-second  "
+          f"(target >= 100,000); pipelined x{args.pipeline}: "
+          f"{med[('battorrent', False, args.pipeline)]:,.0f}/s")
+    print(f"  keep-alive, battorrent/hyper: {med[ours] / med[hyper]:.2f} by rate, "
+          f"{cpu[ours] / cpu[hyper]:.2f} by CPU cost")
+    print(f"  keep-alive, battorrent/ceiling (a 404 with no tracker work): "
+          f"{med[ours] / med[ceiling]:.2f} by rate, {cpu[ours] / cpu[ceiling]:.2f} by CPU cost")
     shutil.rmtree(tmp)
 
 

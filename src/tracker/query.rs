@@ -104,8 +104,10 @@ fn decode_into(raw: &[u8], buf: &mut [u8]) -> Result<usize, QueryError> {
         if raw[i] != b'%' {
             // A run of literal bytes, copied at once.
             let end = memchr(b'%', &raw[i..]).map_or(raw.len(), |p| i + p);
-            let room = buf.len().saturating_sub(n).min(end - i);
-            buf[n..n + room].copy_from_slice(&raw[i..i + room]);
+            if let Some(free) = buf.get_mut(n..) {
+                let room = free.len().min(end - i);
+                free[..room].copy_from_slice(&raw[i..i + room]);
+            }
             n += end - i;
             i = end;
             continue;
@@ -378,6 +380,66 @@ mod tests {
         assert_eq!(
             parse_scrape(b"info_hash=x", 10),
             Err(QueryError::WrongLength("info_hash", 1))
+        );
+    }
+
+    /// Byte-at-a-time reference for `decode_into`.
+    fn reference(raw: &[u8]) -> Result<Vec<u8>, QueryError> {
+        let mut out = Vec::new();
+        let mut i = 0;
+        while i < raw.len() {
+            if raw[i] == b'%' {
+                let hex =
+                    std::str::from_utf8(raw.get(i + 1..i + 3).ok_or(QueryError::BadEncoding)?)
+                        .map_err(|_| QueryError::BadEncoding)?;
+                if !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+                    return Err(QueryError::BadEncoding);
+                }
+                out.push(u8::from_str_radix(hex, 16).unwrap());
+                i += 3;
+            } else {
+                out.push(raw[i]);
+                i += 1;
+            }
+        }
+        Ok(out)
+    }
+
+    #[test]
+    fn decoding_matches_the_reference_for_every_buffer_size() {
+        let mut rng = fastrand::Rng::with_seed(3);
+        let alphabet = b"%%%0aF9zg+-&= \xff";
+        for _ in 0..3000 {
+            let raw: Vec<u8> = (0..rng.usize(..24))
+                .map(|_| alphabet[rng.usize(..alphabet.len())])
+                .collect();
+            let expected = reference(&raw);
+            for size in 0..26 {
+                let mut buf = vec![0u8; size];
+                match (&expected, decode_into(&raw, &mut buf)) {
+                    (Ok(want), Ok(n)) => {
+                        assert_eq!(n, want.len(), "{raw:?}");
+                        let kept = n.min(size);
+                        assert_eq!(&buf[..kept], &want[..kept], "{raw:?} into {size}");
+                    }
+                    (Err(_), Err(e)) => assert_eq!(e, QueryError::BadEncoding),
+                    (want, got) => panic!("{raw:?} into {size}: {want:?} vs {got:?}"),
+                }
+            }
+        }
+        // Escapes then literals into no buffer at all: how unknown keys are checked.
+        assert_eq!(decode_into(b"%41bc%42d", &mut []), Ok(5));
+        assert_eq!(percent_decode(b"%41bc%42d").unwrap(), b"AbcBd");
+        let a = announce("&port_alt=%36x&key=%AB%CDef&supportcrypto=1").unwrap();
+        assert_eq!(a.port, 6881);
+        assert_eq!(
+            parse_announce(
+                format!("info_hash={HASH}&peer_id=-BT0001-abcdefghijkl&port=%36%38%38%31")
+                    .as_bytes()
+            )
+            .unwrap()
+            .port,
+            6881
         );
     }
 
