@@ -171,6 +171,32 @@ fn malformed_announces_get_400_and_a_reason() {
     );
     let (status, _) = t.announce(&format!("{ok}&port=6881"));
     assert_eq!(status, 200);
+
+    // With `Connection: close` the reply is followed by the end of the stream, and a
+    // malformed request's reply survives the client's unread bytes (no reset).
+    for (request, status) in [
+        (
+            format!("GET /announce?{ok}&port=6882 HTTP/1.1\r\nConnection: close\r\n\r\n"),
+            "200",
+        ),
+        (
+            format!("GET /announce?{ok}&port=0 HTTP/1.1\r\nConnection: close\r\n\r\n"),
+            "400",
+        ),
+        (
+            format!("BAD\x01REQUEST\r\n\r\n{}", "x".repeat(100_000)),
+            "400",
+        ),
+    ] {
+        let mut s = t.connect();
+        let _ = s.write_all(request.as_bytes());
+        let mut all = Vec::new();
+        s.read_to_end(&mut all)
+            .expect("a reply then a clean end, not a reset");
+        let all = text(&all);
+        assert!(all.starts_with(&format!("HTTP/1.1 {status} ")), "{all}");
+        assert_eq!(all.matches("HTTP/1.1").count(), 1, "{all}");
+    }
 }
 
 #[test]

@@ -18,6 +18,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use tokio::io::unix::AsyncFd;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
@@ -170,33 +171,260 @@ fn defer_accept(listener: &TcpListener) {
 }
 
 async fn accept_loop(shared: Arc<Shared>, listener: TcpListener, permits: Arc<Semaphore>) {
+    let watched = listener.into_std().and_then(|std_listener| {
+        // SAFETY: a std TcpListener owns its descriptor, keeps it open while the AsyncFd
+        // owns the listener, and always reports the same one.
+        unsafe { AsyncFd::register_with_interest(std_listener, tokio::io::Interest::READABLE) }
+            .map_err(|e| e.into_parts().1)
+    });
+    let listener = match watched {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::error!("cannot watch the listening socket: {e}");
+            return;
+        }
+    };
+    let mut scratch = Conn::new(shared.config.max_request_bytes);
     loop {
-        let (stream, peer) = match listener.accept().await {
-            Ok(pair) => pair,
+        let mut ready = match listener.readable().await {
+            Ok(guard) => guard,
             Err(e) => {
-                // Out of file descriptors and the like: wait rather than spin.
-                tracing::warn!("accept failed: {e}");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
+                tracing::error!("listening socket failed: {e}");
+                return;
             }
         };
-        let Ok(permit) = permits.clone().try_acquire_owned() else {
-            shared
-                .counters
-                .connections_dropped
-                .fetch_add(1, Ordering::Relaxed);
-            drop(stream);
-            continue;
+        // Drain the backlog, then wait for readiness again; after a burst of connections
+        // let the other tasks run (readiness is kept, so the loop comes straight back).
+        for _ in 0..ACCEPT_BURST {
+            let (stream, peer) = match accept_nonblocking(listener.get_ref()) {
+                Ok(pair) => pair,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    ready.clear_ready();
+                    break;
+                }
+                Err(e) if e.kind() == io::ErrorKind::ConnectionAborted => continue,
+                Err(e) => {
+                    // Out of file descriptors and the like: wait rather than spin.
+                    tracing::warn!("accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    break;
+                }
+            };
+            let Ok(permit) = permits.clone().try_acquire_owned() else {
+                shared
+                    .counters
+                    .connections_dropped
+                    .fetch_add(1, Ordering::Relaxed);
+                continue; // dropping the stream closes it
+            };
+            shared.counters.connections.fetch_add(1, Ordering::Relaxed);
+            // The fast path: with TCP_DEFER_ACCEPT the first request is usually here
+            // already, and a `Connection: close` client is answered and closed without the
+            // socket ever joining epoll or getting a task.
+            let close = match first_requests(&shared, &mut scratch, &stream, peer) {
+                Ok(Some(close)) => close,
+                Ok(None) => continue,
+                Err(e) => {
+                    tracing::trace!("connection from {peer} ended: {e}");
+                    scratch.clear();
+                    continue;
+                }
+            };
+            let conn = scratch.hand_over(shared.config.max_request_bytes);
+            let stream = match TcpStream::from_std(stream) {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::warn!("cannot register a connection: {e}");
+                    continue;
+                }
+            };
+            // No TCP_NODELAY: every reply batch is one write, so Nagle never holds one back.
+            let shared = shared.clone();
+            tokio::spawn(async move {
+                if let Err(e) = connection(&shared, stream, peer, conn, close).await {
+                    tracing::trace!("connection from {peer} ended: {e}");
+                }
+                drop(permit);
+            });
+        }
+        tokio::task::yield_now().await;
+    }
+}
+
+/// Connections the accept loop takes (and answers, on the fast path) before it yields.
+const ACCEPT_BURST: usize = 64;
+
+/// `accept4` with the new socket already non-blocking and close-on-exec, and the peer's
+/// address decoded from what the call returns (no extra syscalls).
+fn accept_nonblocking(
+    listener: &std::net::TcpListener,
+) -> io::Result<(std::net::TcpStream, SocketAddr)> {
+    use std::os::fd::{AsRawFd, FromRawFd};
+    // SAFETY: an all-zero sockaddr_storage is a valid value.
+    let mut storage: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+    // SAFETY: accept4 on a listening socket we own, writing at most `len` bytes into
+    // `storage`, which outlives the call.
+    let fd = unsafe {
+        libc::accept4(
+            listener.as_raw_fd(),
+            (&mut storage as *mut libc::sockaddr_storage).cast(),
+            &mut len,
+            libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+        )
+    };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: accept4 returned a new descriptor that nothing else owns.
+    let stream = unsafe { std::net::TcpStream::from_raw_fd(fd) };
+    let peer = match i32::from(storage.ss_family) {
+        libc::AF_INET => {
+            // SAFETY: the kernel wrote a sockaddr_in for AF_INET; storage is large and
+            // aligned enough for any socket address.
+            let a = unsafe {
+                &*(&storage as *const libc::sockaddr_storage).cast::<libc::sockaddr_in>()
+            };
+            SocketAddr::from((
+                std::net::Ipv4Addr::from(u32::from_be(a.sin_addr.s_addr)),
+                u16::from_be(a.sin_port),
+            ))
+        }
+        libc::AF_INET6 => {
+            // SAFETY: as above, a sockaddr_in6 for AF_INET6.
+            let a = unsafe {
+                &*(&storage as *const libc::sockaddr_storage).cast::<libc::sockaddr_in6>()
+            };
+            SocketAddr::V6(std::net::SocketAddrV6::new(
+                std::net::Ipv6Addr::from(a.sin6_addr.s6_addr),
+                u16::from_be(a.sin6_port),
+                a.sin6_flowinfo,
+                a.sin6_scope_id,
+            ))
+        }
+        family => {
+            return Err(io::Error::other(format!(
+                "accepted a connection of address family {family}"
+            )))
+        }
+    };
+    Ok((stream, peer))
+}
+
+/// Reads and answers what a new connection has sent so far, without waiting. Returns
+/// `None` when the connection is finished (answered and closed, or closed by the client),
+/// else `Some(close)`: it goes on in its own task, which first sends what is left in
+/// `scratch.out` and then closes if `close`.
+fn first_requests(
+    shared: &Shared,
+    scratch: &mut Conn,
+    stream: &std::net::TcpStream,
+    peer: SocketAddr,
+) -> io::Result<Option<bool>> {
+    use std::io::{Read, Write};
+    let mut stream = stream;
+    match stream.read(&mut scratch.buf) {
+        Ok(0) => return Ok(None),
+        Ok(n) => scratch.filled = n,
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(Some(false)),
+        Err(e) => return Err(e),
+    }
+    let (close, _) = answer_buffered(shared, scratch, peer);
+    // A clean close: everything received was answered (no error, nothing unread here).
+    let clean = close && scratch.filled == 0;
+    if !scratch.out.is_empty() {
+        // Before a clean close, MSG_MORE holds the reply back until close() adds the FIN,
+        // so both leave in one segment: one packet fewer for each side to handle.
+        let sent = if clean {
+            send_more(stream, &scratch.out)
+        } else {
+            stream.write(&scratch.out)
         };
-        shared.counters.connections.fetch_add(1, Ordering::Relaxed);
-        // No TCP_NODELAY: every reply batch is one write, so Nagle never holds one back.
-        let shared = shared.clone();
-        tokio::spawn(async move {
-            if let Err(e) = connection(&shared, stream, peer).await {
-                tracing::trace!("connection from {peer} ended: {e}");
+        match sent {
+            Ok(n) => {
+                scratch.out.drain(..n);
             }
-            drop(permit);
-        });
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(e) => return Err(e),
+        }
+    }
+    if clean && scratch.out.is_empty() {
+        scratch.clear();
+        return Ok(None); // dropping the stream closes it after the reply
+    }
+    Ok(Some(close))
+}
+
+/// Closing with unread input makes the kernel reset the connection, which can destroy
+/// the reply (a 400 or 431) before the client reads it. So after such a reply: send FIN,
+/// then read and discard what the client still sends, for at most 2 s and 64 KiB.
+async fn linger(stream: &mut TcpStream, buf: &mut [u8]) {
+    const LINGER: Duration = Duration::from_secs(2);
+    const MAX_DISCARD: usize = 64 << 10;
+    let _ = stream.shutdown().await;
+    let _ = tokio::time::timeout(LINGER, async {
+        let mut discarded = 0;
+        while discarded < MAX_DISCARD {
+            match stream.read(buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => discarded += n,
+            }
+        }
+    })
+    .await;
+}
+
+/// `send` with MSG_MORE: the kernel may hold the bytes until more follow or the socket
+/// is closed.
+fn send_more(stream: &std::net::TcpStream, data: &[u8]) -> io::Result<usize> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: send on a socket we own, reading `data.len()` bytes from a live slice.
+    let n = unsafe {
+        libc::send(
+            stream.as_raw_fd(),
+            data.as_ptr().cast(),
+            data.len(),
+            libc::MSG_MORE | libc::MSG_NOSIGNAL,
+        )
+    };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(n as usize)
+}
+
+/// Buffers of one connection: received bytes not yet answered, and replies not yet sent.
+struct Conn {
+    buf: Vec<u8>,
+    filled: usize,
+    out: Vec<u8>,
+    body: Vec<u8>,
+}
+
+impl Conn {
+    fn new(max_request_bytes: usize) -> Conn {
+        Conn {
+            buf: vec![0; max_request_bytes],
+            filled: 0,
+            out: Vec::with_capacity(1024),
+            body: Vec::with_capacity(512),
+        }
+    }
+
+    fn clear(&mut self) {
+        self.filled = 0;
+        self.out.clear();
+    }
+
+    /// Moves the pending bytes into a new `Conn` for a connection's own task, leaving this
+    /// one empty for the next connection.
+    fn hand_over(&mut self, max_request_bytes: usize) -> Conn {
+        let mut conn = Conn::new(max_request_bytes);
+        conn.buf[..self.filled].copy_from_slice(&self.buf[..self.filled]);
+        conn.filled = self.filled;
+        conn.out.extend_from_slice(&self.out);
+        self.clear();
+        conn
     }
 }
 
@@ -206,83 +434,95 @@ struct Reply {
     content_type: &'static str,
 }
 
-/// Serves one connection: reads requests (pipelined or not), answers each, closes on
-/// error, timeout, `Connection: close`, or when the client closes.
+/// Answers every complete request in `conn.buf` (pipelined ones too), appending the
+/// replies to `conn.out` and keeping a partial request at the front of the buffer.
+/// Returns whether to close once `out` is sent (`Connection: close`, a malformed request,
+/// or a request too large for the buffer) and whether anything was answered.
+fn answer_buffered(shared: &Shared, conn: &mut Conn, peer: SocketAddr) -> (bool, bool) {
+    let config = &shared.config;
+    let mut start = 0;
+    let mut close = false;
+    let mut answered = false;
+    while start < conn.filled && !close {
+        let mut headers = [const { MaybeUninit::<httparse::Header>::uninit() }; 32];
+        let mut req = httparse::Request::new(&mut []);
+        let parsed = req.parse_with_uninit_headers(&conn.buf[start..conn.filled], &mut headers);
+        let body = &mut conn.body;
+        body.clear();
+        let reply = match parsed {
+            Ok(httparse::Status::Partial) => break,
+            Ok(httparse::Status::Complete(n)) => {
+                start += n;
+                close = wants_close(&req);
+                if has_body(&req) {
+                    close = true;
+                    failure(shared, body, 400, "request bodies are not accepted")
+                } else {
+                    route(shared, &req, client_ip(config, &req, peer), body)
+                }
+            }
+            Err(e) => {
+                close = true;
+                failure(shared, body, 400, &format!("malformed HTTP request: {e}"))
+            }
+        };
+        answered = true;
+        write_response(&mut conn.out, &reply, body, close);
+    }
+    conn.buf.copy_within(start..conn.filled, 0);
+    conn.filled -= start;
+    if !close && conn.filled == conn.buf.len() {
+        conn.body.clear();
+        let reply = failure(
+            shared,
+            &mut conn.body,
+            431,
+            "request line and headers are too large",
+        );
+        write_response(&mut conn.out, &reply, &conn.body, true);
+        return (true, true);
+    }
+    (close, answered)
+}
+
+/// Serves a connection in its own task: sends what `conn.out` holds, then reads requests
+/// (pipelined or not) and answers each, and closes on error, timeout, `Connection: close`
+/// (or `close` already set), or when the client closes.
 ///
 /// Timeouts run on a coarse per-connection clock rather than a timer per read: it ticks
 /// every `request_timeout` (or `idle_timeout` if shorter). A request still incomplete at two
 /// ticks in a row with nothing answered in between is cut off (so after 1 to 2 request
 /// timeouts), and a connection with nothing answered for `idle_timeout` is closed at the
 /// tick after.
-async fn connection(shared: &Shared, mut stream: TcpStream, peer: SocketAddr) -> io::Result<()> {
+async fn connection(
+    shared: &Shared,
+    mut stream: TcpStream,
+    peer: SocketAddr,
+    mut conn: Conn,
+    mut close: bool,
+) -> io::Result<()> {
     let config = &shared.config;
-    let mut buf = vec![0u8; config.max_request_bytes];
-    let mut filled = 0;
-    let mut out = Vec::with_capacity(1024);
-    let mut body = Vec::with_capacity(512);
     let tick = (config.request_timeout.min(config.idle_timeout)).max(Duration::from_millis(10));
     let idle_ticks = config.idle_timeout.as_millis() / tick.as_millis().max(1);
     let timer = tokio::time::sleep(tick);
     tokio::pin!(timer);
     let (mut answered, mut quiet_ticks, mut stuck_ticks) = (false, 0u128, 0u32);
     loop {
-        let mut start = 0;
-        let mut close = false;
-        while start < filled && !close {
-            let mut headers = [const { MaybeUninit::<httparse::Header>::uninit() }; 32];
-            let mut req = httparse::Request::new(&mut []);
-            let parsed = req.parse_with_uninit_headers(&buf[start..filled], &mut headers);
-            body.clear();
-            let reply = match parsed {
-                Ok(httparse::Status::Partial) => break,
-                Ok(httparse::Status::Complete(n)) => {
-                    start += n;
-                    close = wants_close(&req);
-                    if has_body(&req) {
-                        close = true;
-                        failure(shared, &mut body, 400, "request bodies are not accepted")
-                    } else {
-                        route(shared, &req, client_ip(config, &req, peer), &mut body)
-                    }
-                }
-                Err(e) => {
-                    close = true;
-                    failure(
-                        shared,
-                        &mut body,
-                        400,
-                        &format!("malformed HTTP request: {e}"),
-                    )
-                }
-            };
-            answered = true;
-            write_response(&mut out, &reply, &body, close);
-        }
-        if !out.is_empty() {
-            stream.write_all(&out).await?;
-            out.clear();
+        if !conn.out.is_empty() {
+            stream.write_all(&conn.out).await?;
+            conn.out.clear();
         }
         if close {
+            if conn.filled > 0 {
+                linger(&mut stream, &mut conn.buf).await;
+            }
             return Ok(()); // dropping the stream closes it after the queued reply
-        }
-        buf.copy_within(start..filled, 0);
-        filled -= start;
-        if filled == buf.len() {
-            let mut body = Vec::new();
-            let reply = failure(
-                shared,
-                &mut body,
-                431,
-                "request line and headers are too large",
-            );
-            write_response(&mut out, &reply, &body, true);
-            return stream.write_all(&out).await;
         }
         tokio::select! {
             biased;
-            read = stream.read(&mut buf[filled..]) => match read {
+            read = stream.read(&mut conn.buf[conn.filled..]) => match read {
                 Ok(0) => return Ok(()),
-                Ok(n) => filled += n,
+                Ok(n) => conn.filled += n,
                 Err(e) => return Err(e),
             },
             () = &mut timer => {
@@ -290,14 +530,18 @@ async fn connection(shared: &Shared, mut stream: TcpStream, peer: SocketAddr) ->
                     (quiet_ticks, stuck_ticks) = (0, 0);
                 } else {
                     quiet_ticks += 1;
-                    stuck_ticks = if filled > 0 { stuck_ticks + 1 } else { 0 };
+                    stuck_ticks = if conn.filled > 0 { stuck_ticks + 1 } else { 0 };
                 }
                 if stuck_ticks >= 2 || quiet_ticks > idle_ticks {
                     return Ok(()); // too slow, or idle too long
                 }
                 timer.as_mut().reset(tokio::time::Instant::now() + tick);
+                continue;
             }
         }
+        let (must_close, any) = answer_buffered(shared, &mut conn, peer);
+        close = must_close;
+        answered |= any;
     }
 }
 
