@@ -554,10 +554,15 @@ fn header<'r>(req: &'r httparse::Request<'_, '_>, name: &str) -> Option<&'r [u8]
 
 /// HTTP/1.1 keeps the connection unless told otherwise; HTTP/1.0 closes unless told to keep.
 fn wants_close(req: &httparse::Request<'_, '_>) -> bool {
-    let connection = header(req, "connection").map(|v| v.to_ascii_lowercase());
+    let says = |token: &[u8]| {
+        header(req, "connection").is_some_and(|v| {
+            v.windows(token.len())
+                .any(|w| w.eq_ignore_ascii_case(token))
+        })
+    };
     match req.version {
-        Some(1) => connection.is_some_and(|v| v.windows(5).any(|w| w == b"close")),
-        _ => !connection.is_some_and(|v| v.windows(10).any(|w| w == b"keep-alive")),
+        Some(1) => says(b"close"),
+        _ => !says(b"keep-alive"),
     }
 }
 
@@ -767,4 +772,28 @@ fn metrics_text(shared: &Shared) -> String {
         &[("", counter(&c.connections))],
     );
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn closes(request: &[u8]) -> bool {
+        let mut headers = [httparse::EMPTY_HEADER; 8];
+        let mut req = httparse::Request::new(&mut headers);
+        assert!(req.parse(request).unwrap().is_complete());
+        wants_close(&req)
+    }
+
+    #[test]
+    fn connection_header_and_version_decide_keep_alive() {
+        assert!(!closes(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"));
+        assert!(closes(b"GET / HTTP/1.1\r\nConnection: Close\r\n\r\n"));
+        assert!(closes(
+            b"GET / HTTP/1.1\r\nconnection: upgrade, CLOSE\r\n\r\n"
+        ));
+        assert!(closes(b"GET / HTTP/1.0\r\n\r\n"));
+        assert!(!closes(b"GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n"));
+        assert!(closes(b"GET / HTTP/1.0\r\nConnection: clo\r\n\r\n"));
+    }
 }
