@@ -202,7 +202,14 @@ async fn accept_loop(shared: Arc<Shared>, listener: TcpListener, permits: Arc<Se
                     ready.clear_ready();
                     break;
                 }
-                Err(e) if e.kind() == io::ErrorKind::ConnectionAborted => continue,
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::ConnectionAborted | io::ErrorKind::Interrupted
+                    ) =>
+                {
+                    continue
+                }
                 Err(e) => {
                     // Out of file descriptors and the like: wait rather than spin.
                     tracing::warn!("accept failed: {e}");
@@ -323,15 +330,17 @@ fn first_requests(
 ) -> io::Result<Option<bool>> {
     use std::io::{Read, Write};
     let mut stream = stream;
-    match stream.read(&mut scratch.buf) {
+    let read = match stream.read(&mut scratch.buf) {
         Ok(0) => return Ok(None),
-        Ok(n) => scratch.filled = n,
-        Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(Some(false)),
+        Ok(n) => n,
+        Err(e) if is_transient(&e) => return Ok(Some(false)),
         Err(e) => return Err(e),
-    }
+    };
+    scratch.filled = read;
     let (close, _) = answer_buffered(shared, scratch, peer);
-    // A clean close: everything received was answered (no error, nothing unread here).
-    let clean = close && scratch.filled == 0;
+    // A clean close: everything received was answered (no error, nothing left over), and
+    // the read did not fill the buffer, so nothing more was waiting in the kernel.
+    let clean = close && scratch.filled == 0 && read < scratch.buf.len();
     if !scratch.out.is_empty() {
         // Before a clean close, MSG_MORE holds the reply back until close() adds the FIN,
         // so both leave in one segment: one packet fewer for each side to handle.
@@ -344,7 +353,7 @@ fn first_requests(
             Ok(n) => {
                 scratch.out.drain(..n);
             }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(e) if is_transient(&e) => {} // the connection's task sends the rest
             Err(e) => return Err(e),
         }
     }
@@ -391,6 +400,14 @@ fn send_more(stream: &std::net::TcpStream, data: &[u8]) -> io::Result<usize> {
         return Err(io::Error::last_os_error());
     }
     Ok(n as usize)
+}
+
+/// Errors after which the same call may succeed later.
+fn is_transient(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+    )
 }
 
 /// Buffers of one connection: received bytes not yet answered, and replies not yet sent.
