@@ -124,9 +124,9 @@ def wrk(port, seconds, connections, close, hashes_lua, pipeline=1, ceiling=False
         sys.exit(f"wrk failed: {out}")
     wrk_cpu = children_cpu() - before - init_cpu
     rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
-    total = int(re.search(r"(\d+) requests in ([\d.]+)(m?s)", out).group(1))
-    took = re.search(r"requests in ([\d.]+)(m?s)", out)
-    elapsed = float(took.group(1)) / (1000 if took.group(2) == "ms" else 1)
+    took = re.search(r"(\d+) requests in ([\d.]+)(m?s)", out)
+    total = int(took.group(1))
+    elapsed = float(took.group(2)) / (1000 if took.group(3) == "ms" else 1)
     bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     errors = re.search(r"Socket errors:.*", out)
     return (rate, total, int(bad.group(1)) if bad else 0, errors.group(0) if errors else "",

@@ -3,11 +3,12 @@
 //! Limits: a request (line and headers) is at most [`ServerConfig::max_request_bytes`] and
 //! 32 headers; request bodies are refused; a request still incomplete after one to two
 //! [`ServerConfig::request_timeout`]s is cut off, and a connection idle for
-//! [`ServerConfig::idle_timeout`] is closed (both on a coarse per-connection tick); at most [`ServerConfig::max_connections`] are open at
-//! once (more are accepted and closed at once). The listener defers accepting a connection
-//! until its first bytes arrive (TCP_DEFER_ACCEPT), so silent connections never take a slot
-//! and each accepted one can usually be answered at once. Tracker state sits behind one mutex that is
-//! held only for the in-memory update.
+//! [`ServerConfig::idle_timeout`] is closed (both on a coarse per-connection tick); at most
+//! [`ServerConfig::max_connections`] are open at once (more are accepted and closed at
+//! once). The listener defers accepting a connection until its first bytes arrive
+//! (TCP_DEFER_ACCEPT), so silent connections never take a slot, and the accept loop answers
+//! what has already arrived before a connection gets a task of its own. Tracker state sits
+//! behind one mutex that is held only for the in-memory update.
 
 use super::query::{parse_announce, parse_scrape, QueryError};
 use super::response::{write_failure, write_scrape};
@@ -433,15 +434,10 @@ impl Conn {
         self.out.clear();
     }
 
-    /// Moves the pending bytes into a new `Conn` for a connection's own task, leaving this
-    /// one empty for the next connection.
+    /// Gives these buffers, pending bytes and all, to a connection's own task, leaving a
+    /// fresh `Conn` here for the next connection.
     fn hand_over(&mut self, max_request_bytes: usize) -> Conn {
-        let mut conn = Conn::new(max_request_bytes);
-        conn.buf[..self.filled].copy_from_slice(&self.buf[..self.filled]);
-        conn.filled = self.filled;
-        conn.out.extend_from_slice(&self.out);
-        self.clear();
-        conn
+        std::mem::replace(self, Conn::new(max_request_bytes))
     }
 }
 

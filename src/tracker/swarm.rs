@@ -334,8 +334,7 @@ impl<K: CompactKey> Peers<K> {
                     continue;
                 }
                 let key = set.keys[i];
-                self.index.remove(&key);
-                self.take_out(Slot::new(seeder, i));
+                self.remove(&key);
             }
         }
         before - self.len()
