@@ -15,13 +15,18 @@ script reports each tracker's CPU cost as announces per CPU-second of the tracke
     (examples/tracker_hyper.rs), to compare the HTTP layers.
   - keep-alive ceiling: our server answering a fixed 404 with no tracker work, wrk sending
     one static request: what this machine's loopback TCP allows any responder.
+  - keep-alive bare responder (bench/bare_responder.c, built here with cc): an epoll
+    loop in C that answers every request of the same wrk script with a fixed 200 reply of
+    our typical size (--bare-body bytes), doing no HTTP parsing and no tracker work. Its
+    rate is the ceiling that loopback TCP and the load generator set on this machine for
+    any server, ours included.
   - keep-alive with --pipeline N requests in flight per connection (HTTP/1.1 pipelining).
   - Connection: close again, ours and opentracker, with wrk running two threads on both
     cores (the tracker still pinned to CPU 0): with wrk alone on its core the client, not
     the tracker, sets the close-mode rate, so this shows what the trackers' costs leave.
 
 Usage: python3 bench/tracker_vs_opentracker.py [--runs 3] [--seconds 10] [--connections 64]
-Needs: apt-get install opentracker wrk
+Needs: apt-get install opentracker wrk gcc
 """
 import argparse
 import os
@@ -58,8 +63,11 @@ def wait_ready(port, proc, timeout=10.0):
     sys.exit(f"tracker on port {port} not ready after {timeout} s")
 
 
-def start(kind, port, whitelist):
-    if kind == "hyper":
+def start(kind, port, whitelist, bare=None):
+    if kind == "bare":
+        binary, body = bare
+        cmd = [binary, str(port), str(body)]
+    elif kind == "hyper":
         cmd = [os.path.join(ROOT, "target/release/examples/tracker_hyper"), f"127.0.0.1:{port}",
                whitelist]
     elif kind in ("battorrent", "ceiling"):
@@ -139,14 +147,20 @@ def main():
     ap.add_argument("--seconds", type=int, default=10)
     ap.add_argument("--connections", type=int, default=64)
     ap.add_argument("--pipeline", type=int, default=8, help="depth for the pipelined keep-alive run")
+    ap.add_argument("--bare-body", type=int, default=345,
+                    help="reply body bytes of the bare responder (ours average about 345 here)")
     args = ap.parse_args()
-    for tool in ("opentracker", "wrk", "taskset"):
+    for tool in ("opentracker", "wrk", "taskset", "cc"):
         if not shutil.which(tool):
-            sys.exit(f"{tool} is not installed (apt-get install opentracker wrk util-linux)")
+            sys.exit(f"{tool} is not installed (apt-get install opentracker wrk util-linux gcc)")
     subprocess.run(["cargo", "build", "--release", "--quiet", "--bin", "battorrent",
                     "--example", "tracker_hyper"], cwd=ROOT, check=True)
 
     tmp = tempfile.mkdtemp(prefix="battorrent-trackerbench-")
+    bare_bin = os.path.join(tmp, "bare_responder")
+    subprocess.run(["cc", "-O2", "-o", bare_bin, os.path.join(ROOT, "bench/bare_responder.c")],
+                   check=True)
+    bare = (bare_bin, args.bare_body)
     hashes = [os.urandom(20) for _ in range(1000)]
     whitelist = os.path.join(tmp, "whitelist.txt")
     with open(whitelist, "w") as f:
@@ -160,7 +174,8 @@ def main():
     # (contender, Connection: close, pipeline depth); depth 0 marks the shared-core runs:
     # Connection: close with wrk on both cores, so the client is not the limit.
     plan = [("battorrent", True, 1), ("opentracker", True, 1), ("battorrent", False, 1),
-            ("hyper", False, 1), ("ceiling", False, 1), ("battorrent", False, args.pipeline),
+            ("hyper", False, 1), ("ceiling", False, 1), ("bare", False, 1),
+            ("battorrent", False, args.pipeline),
             ("battorrent", True, 0), ("opentracker", True, 0)]
     rates = {p: [] for p in plan}
     per_cpu = {p: [] for p in plan}
@@ -168,7 +183,7 @@ def main():
     for _ in range(args.runs):
         for kind, close, depth in plan:
             port = free_port()
-            proc = start(kind, port, whitelist)
+            proc = start(kind, port, whitelist, bare)
             try:
                 before = cpu_seconds(proc.pid)  # taskset execs the tracker: same pid
                 rate, total, bad, errors, share = wrk(port, args.seconds, args.connections,
@@ -198,6 +213,7 @@ def main():
               f"   runs: {runs}")
     ours_close, ot = ("battorrent", True, 1), ("opentracker", True, 1)
     ours, hyper, ceiling = ("battorrent", False, 1), ("hyper", False, 1), ("ceiling", False, 1)
+    bare_key = ("bare", False, 1)
     print(f"  Connection: close, battorrent/opentracker: {med[ours_close] / med[ot]:.2f} by rate, "
           f"{cpu[ours_close] / cpu[ot]:.2f} by CPU cost  (target >= 1.2)")
     shared_ratio = med[("battorrent", True, 0)] / med[("opentracker", True, 0)]
@@ -210,6 +226,10 @@ def main():
           f"{cpu[ours] / cpu[hyper]:.2f} by CPU cost")
     print(f"  keep-alive, battorrent/ceiling (a 404 with no tracker work): "
           f"{med[ours] / med[ceiling]:.2f} by rate, {cpu[ours] / cpu[ceiling]:.2f} by CPU cost")
+    print(f"  keep-alive, battorrent/bare responder (C, fixed reply, no parsing): "
+          f"{med[ours] / med[bare_key]:.2f} by rate, {cpu[ours] / cpu[bare_key]:.2f} by CPU cost; "
+          f"bare responder {med[bare_key]:,.0f}/s with wrk CPU "
+          f"{statistics.median(wrk_share[bare_key]):.0%}")
     shutil.rmtree(tmp)
 
 
