@@ -14,31 +14,49 @@ pub(super) fn write_announce(
     (complete, incomplete): (usize, usize),
     peers: &PeerList,
 ) {
+    if peers.compact {
+        // The hot path: fixed keys as literal bencode, one reservation, numbers by itoa.
+        let mut number = itoa::Buffer::new();
+        out.reserve(96 + peers.v4.len() + peers.v6.len());
+        out.extend_from_slice(b"d8:completei");
+        out.extend_from_slice(number.format(complete).as_bytes());
+        out.extend_from_slice(b"e10:incompletei");
+        out.extend_from_slice(number.format(incomplete).as_bytes());
+        out.extend_from_slice(b"e8:intervali");
+        out.extend_from_slice(number.format(config.interval).as_bytes());
+        out.extend_from_slice(b"e12:min intervali");
+        out.extend_from_slice(number.format(config.min_interval).as_bytes());
+        out.extend_from_slice(b"e5:peers");
+        out.extend_from_slice(number.format(peers.v4.len()).as_bytes());
+        out.push(b':');
+        out.extend_from_slice(&peers.v4);
+        if !peers.v6.is_empty() {
+            out.extend_from_slice(b"6:peers6");
+            out.extend_from_slice(number.format(peers.v6.len()).as_bytes());
+            out.push(b':');
+            out.extend_from_slice(&peers.v6);
+        }
+        out.push(b'e');
+        return;
+    }
     let mut w = Writer(out);
     w.begin_dict();
     w.key_int("complete", complete as i64);
     w.key_int("incomplete", incomplete as i64);
     w.key_int("interval", i64::from(config.interval));
     w.key_int("min interval", i64::from(config.min_interval));
-    if peers.compact {
-        w.key_bytes("peers", &peers.v4);
-        if !peers.v6.is_empty() {
-            w.key_bytes("peers6", &peers.v6);
+    w.bytes(b"peers");
+    w.begin_list();
+    for (ip, port, peer_id) in &peers.dicts {
+        w.begin_dict();
+        w.key_bytes("ip", ip.to_string().as_bytes());
+        if !peers.no_peer_id {
+            w.key_bytes("peer id", peer_id);
         }
-    } else {
-        w.bytes(b"peers");
-        w.begin_list();
-        for (ip, port, peer_id) in &peers.dicts {
-            w.begin_dict();
-            w.key_bytes("ip", ip.to_string().as_bytes());
-            if !peers.no_peer_id {
-                w.key_bytes("peer id", peer_id);
-            }
-            w.key_int("port", i64::from(*port));
-            w.end();
-        }
+        w.key_int("port", i64::from(*port));
         w.end();
     }
+    w.end();
     w.end();
 }
 
@@ -67,4 +85,54 @@ pub fn write_failure(out: &mut Vec<u8>, reason: &str) {
     w.begin_dict();
     w.key_bytes("failure reason", reason.as_bytes());
     w.end();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The compact form as the general `Writer` spells it.
+    fn by_writer(config: &TrackerConfig, counts: (usize, usize), peers: &PeerList) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut w = Writer(&mut out);
+        w.begin_dict();
+        w.key_int("complete", counts.0 as i64);
+        w.key_int("incomplete", counts.1 as i64);
+        w.key_int("interval", i64::from(config.interval));
+        w.key_int("min interval", i64::from(config.min_interval));
+        w.key_bytes("peers", &peers.v4);
+        if !peers.v6.is_empty() {
+            w.key_bytes("peers6", &peers.v6);
+        }
+        w.end();
+        out
+    }
+
+    #[test]
+    fn compact_fast_path_matches_the_writer() {
+        let config = TrackerConfig {
+            interval: 1800,
+            min_interval: 7,
+            ..TrackerConfig::default()
+        };
+        let mut peers = PeerList::new(true);
+        for (v4, v6, counts) in [
+            (0, 0, (0, 0)),
+            (1, 0, (1, 0)),
+            (50, 0, (12_345, 678_901)),
+            (0, 3, (0, 3)),
+            (17, 20, (1 << 40, 9)),
+        ] {
+            peers.v4 = (0..v4 * 6).map(|i| i as u8).collect();
+            peers.v6 = (0..v6 * 18).map(|i| (i * 7) as u8).collect();
+            let mut fast = b"prefix".to_vec();
+            write_announce(&mut fast, &config, counts, &peers);
+            let mut expected = b"prefix".to_vec();
+            expected.extend(by_writer(&config, counts, &peers));
+            assert_eq!(
+                String::from_utf8_lossy(&fast),
+                String::from_utf8_lossy(&expected)
+            );
+        }
+    }
 }

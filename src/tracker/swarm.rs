@@ -618,7 +618,7 @@ pub(super) struct PeerList {
 }
 
 impl PeerList {
-    fn new(compact: bool) -> PeerList {
+    pub(super) fn new(compact: bool) -> PeerList {
         PeerList {
             compact,
             no_peer_id: false,
