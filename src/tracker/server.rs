@@ -103,7 +103,7 @@ impl Shared {
 
     /// Replaces the access list (for SIGHUP reloads).
     pub fn set_access(&self, access: AccessList) {
-        self.tracker().access = access;
+        self.tracker().set_access(access);
     }
 
     /// Drops peers that stopped announcing; returns how many.

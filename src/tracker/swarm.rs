@@ -433,7 +433,8 @@ pub struct Totals {
 /// All swarms, with the rules for joining and leaving them.
 pub struct Tracker {
     pub config: TrackerConfig,
-    pub access: AccessList,
+    /// Which info hashes may be tracked; every swarm held is permitted by it.
+    access: AccessList,
     torrents: HashMap<InfoHash, Swarm>,
     peers: usize,
     seeders: usize,
@@ -471,6 +472,23 @@ impl Tracker {
         }
     }
 
+    /// Replaces the access list (a SIGHUP reload) and forgets the swarms it no longer
+    /// permits, so their peers stop being served and counted at once.
+    pub fn set_access(&mut self, access: AccessList) {
+        self.access = access;
+        let (mut peers, mut seeders) = (0, 0);
+        self.torrents.retain(|hash, swarm| {
+            let keep = self.access.permits(hash);
+            if keep {
+                let (complete, _) = swarm.counts();
+                peers += swarm.len();
+                seeders += complete;
+            }
+            keep
+        });
+        (self.peers, self.seeders) = (peers, seeders);
+    }
+
     /// Torrent, peer and seeder counts.
     pub fn totals(&self) -> Totals {
         Totals {
@@ -490,13 +508,15 @@ impl Tracker {
         now: u32,
         out: &mut Vec<u8>,
     ) -> Result<(), Refusal> {
-        if !self.access.permits(&req.info_hash) {
-            return Err(Refusal::NotAllowed);
-        }
         let stopped = req.event == Event::Stopped;
         let tracked = self.torrents.len();
+        // A swarm held is permitted (set_access drops the others), so only a new
+        // torrent costs an access-list lookup.
         let swarm = match self.torrents.entry(req.info_hash) {
             hash_map::Entry::Occupied(e) => e.into_mut(),
+            hash_map::Entry::Vacant(_) if !self.access.permits(&req.info_hash) => {
+                return Err(Refusal::NotAllowed);
+            }
             hash_map::Entry::Vacant(_) if stopped => {
                 response::write_announce(out, &self.config, (0, 0), &PeerList::new(true));
                 return Ok(());

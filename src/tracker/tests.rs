@@ -225,6 +225,30 @@ fn access_lists() {
     assert_eq!(refused, Err(Refusal::NotAllowed));
     let deny = AccessList::Deny([T1].into_iter().collect());
     assert!(!deny.permits(&T1) && deny.permits(&T2));
+    // A stopped announce for a refused hash is refused too, not answered empty.
+    let stop = t.announce(&req(T2, 1, 5, Event::Stopped), ip("10.0.0.1"), 0, &mut out);
+    assert_eq!(stop, Err(Refusal::NotAllowed));
+}
+
+#[test]
+fn reloaded_access_list_drops_swarms_it_no_longer_permits() {
+    let mut t = Tracker::new(TrackerConfig::default(), AccessList::Open);
+    announce(&mut t, &req(T1, 1, 0, Event::Started), "10.0.0.1", 0);
+    announce(&mut t, &req(T1, 2, 5, Event::Started), "10.0.0.2", 0);
+    announce(&mut t, &req(T2, 3, 0, Event::Started), "10.0.0.3", 0);
+    let before = t.totals();
+    assert_eq!((before.torrents, before.peers, before.seeders), (2, 3, 2));
+
+    t.set_access(AccessList::Deny([T1].into_iter().collect()));
+    let after = t.totals();
+    assert_eq!((after.torrents, after.peers, after.seeders), (1, 1, 1));
+    assert_eq!(t.scrape(&T1), ScrapeEntry::default());
+    let mut out = Vec::new();
+    let refused = t.announce(&req(T1, 1, 0, Event::None), ip("10.0.0.1"), 1, &mut out);
+    assert_eq!(refused, Err(Refusal::NotAllowed));
+    // T2's swarm is kept whole: its seeder is still there for a new leecher.
+    let reply = announce(&mut t, &req(T2, 4, 5, Event::Started), "10.0.0.4", 1);
+    assert_eq!(ports(&reply), [3]);
 }
 
 #[test]
