@@ -175,11 +175,6 @@ fn number(name: &'static str, raw: &[u8]) -> Result<u64, QueryError> {
 
 /// Decodes a short value (a key, an event, a flag); longer ones come back as `None`.
 fn short<'b>(raw: &'b [u8], buf: &'b mut [u8; 16]) -> Result<Option<&'b [u8]>, QueryError> {
-    if raw.len() > 64 {
-        // Too long to be short even after decoding; only the escapes need checking.
-        decode_into(raw, &mut [])?;
-        return Ok(None);
-    }
     if !has_escape(raw) {
         return Ok((raw.len() <= buf.len()).then_some(raw));
     }
