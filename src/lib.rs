@@ -5,6 +5,7 @@
 //! hashing them), [`wire`], [`tracker`] and [`picker`] (filled as the peer engine grows).
 
 pub mod bencode;
+pub mod core;
 pub mod metainfo;
 pub mod picker;
 pub mod session;

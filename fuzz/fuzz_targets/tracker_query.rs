@@ -43,7 +43,7 @@ fuzz_target!(|data: &[u8]| {
             _ => "::ffff:10.0.0.3".parse().unwrap(),
         };
         let mut out = Vec::new();
-        if tracker.announce(&announce, ip, *now, &mut out).is_ok() {
+        if tracker.announce(&announce, ip, *now).map(|a| a.write(&mut out)).is_ok() {
             let doc = decode(&out, Limits::default())
                 .unwrap_or_else(|e| panic!("announce reply is not bencode: {e}: {out:?}"));
             assert!(doc.warnings.is_empty(), "reply not canonical: {:?}", doc.warnings);

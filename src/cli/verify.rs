@@ -1,7 +1,7 @@
 //! `battorrent verify`.
 
 use super::{format, show};
-use battorrent::storage::{hash_pieces, HashOptions, Layout, PieceHash};
+use battorrent::storage::{hash_pieces, HashOptions, PieceHash};
 use clap::Args;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -39,7 +39,7 @@ pub fn run(args: VerifyArgs) -> anyhow::Result<ExitCode> {
             .filter(|p| !p.as_os_str().is_empty())
             .map_or_else(|| PathBuf::from("."), PathBuf::from)
     });
-    let layout = Layout::for_torrent(info, &dir);
+    let layout = info.layout(&dir);
     let mut options = HashOptions::default();
     if args.threads > 0 {
         options.threads = args.threads;

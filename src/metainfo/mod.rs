@@ -13,47 +13,10 @@ mod raw;
 
 pub use magnet::{Magnet, MagnetError};
 pub use parse::{MetainfoError, MAX_PIECE_LENGTH, MAX_TORRENT_FILE_SIZE};
+/// The info hash is a core type; re-exported where torrents are loaded.
+pub use crate::core::InfoHash;
 
-use std::fmt;
 use std::path::PathBuf;
-
-/// SHA-1 of the bencoded `info` dictionary: a torrent's identity.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct InfoHash(pub [u8; 20]);
-
-impl InfoHash {
-    /// Parses 40 hexadecimal digits (either case).
-    pub fn from_hex(hex: &str) -> Option<InfoHash> {
-        let bytes = hex.as_bytes();
-        if bytes.len() != 40 {
-            return None;
-        }
-        let mut out = [0u8; 20];
-        for (i, pair) in bytes.chunks(2).enumerate() {
-            let hi = (pair[0] as char).to_digit(16)?;
-            let lo = (pair[1] as char).to_digit(16)?;
-            out[i] = (hi * 16 + lo) as u8;
-        }
-        Some(InfoHash(out))
-    }
-
-    /// Lowercase hexadecimal, 40 digits.
-    pub fn to_hex(&self) -> String {
-        self.to_string()
-    }
-}
-
-impl fmt::Display for InfoHash {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.iter().try_for_each(|b| write!(f, "{b:02x}"))
-    }
-}
-
-impl fmt::Debug for InfoHash {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "InfoHash({self})")
-    }
-}
 
 /// Which BitTorrent protocol versions a torrent carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -146,6 +109,22 @@ impl Info {
         } else {
             path::relative_path([self.name.as_str()])
         }
+    }
+
+    /// Where each file lives under the download folder `dir`, with the piece geometry: the
+    /// one place that turns a torrent's paths into filesystem paths.
+    pub fn layout(&self, dir: &std::path::Path) -> crate::storage::Layout {
+        crate::storage::Layout::new(
+            self.piece_length,
+            self.files
+                .iter()
+                .map(|f| (dir.join(self.relative_path(f)), f.length, f.padding)),
+        )
+    }
+
+    /// The piece geometry.
+    pub fn geometry(&self) -> crate::core::Geometry {
+        crate::core::Geometry::new(self.piece_length, self.total_length)
     }
 
     /// The file's path as shown to people: elements joined with '/'.

@@ -17,18 +17,13 @@ use bitvec::prelude::{BitSlice, Msb0};
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet};
 
-/// Bytes in a block (a request's length); the last block of the last piece may be shorter.
-pub const BLOCK_LEN: u32 = 16 * 1024;
+pub use crate::core::{PeerKey, BLOCK_LEN};
 
 /// In endgame, the most peers one block is requested from at once.
 const MAX_ASKS: usize = 3;
 
 /// Default for [`Picker::set_max_partial`].
 const DEFAULT_MAX_PARTIAL: usize = 32;
-
-/// A session-assigned handle for one connected peer (not the BitTorrent peer id).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct PeerKey(pub u64);
 
 /// One request-sized part of a piece.
 ///

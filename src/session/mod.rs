@@ -17,7 +17,7 @@ mod torrent;
 pub use bans::{BanKey, Bans, MAX_STRIKES};
 
 use crate::metainfo::Metainfo;
-use crate::storage::{hash_pieces, Access, HashError, HashOptions, Layout, PieceHash, Storage};
+use crate::storage::{hash_pieces, Access, HashError, HashOptions, PieceHash, Storage};
 use crate::tracker::client::{AnnounceParams, TrackerClient};
 use crate::tracker::Event;
 use crate::wire::Bitfield;
@@ -132,7 +132,7 @@ pub fn check(
     dir: &Path,
     on_progress: impl FnMut(u64),
 ) -> Result<Bitfield, HashError> {
-    let layout = Layout::for_torrent(&meta.info, dir);
+    let layout = meta.info.layout(dir);
     let found = hash_pieces(&layout, HashOptions::default(), on_progress)?;
     Ok(found
         .iter()
@@ -157,7 +157,7 @@ impl Session {
         have: Bitfield,
         config: SessionConfig,
     ) -> Result<Session, SessionError> {
-        let layout = Layout::for_torrent(&meta.info, dir);
+        let layout = meta.info.layout(dir);
         let access = if have.all() {
             Access::Read
         } else {

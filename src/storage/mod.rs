@@ -11,9 +11,8 @@ mod hasher;
 pub use files::{Access, AlignedBuf, Storage, StorageError, DIRECT_ALIGN};
 pub use hasher::{hash_pieces, HashError, HashOptions, PieceHash};
 
-use crate::metainfo::Info;
 use std::ops::Range;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// One file's place in the torrent's data.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -71,16 +70,6 @@ impl Layout {
             total_length: offset,
             files,
         }
-    }
-
-    /// The layout of a loaded torrent's files under the download folder `dir`.
-    pub fn for_torrent(info: &Info, dir: &Path) -> Layout {
-        Layout::new(
-            info.piece_length,
-            info.files
-                .iter()
-                .map(|f| (dir.join(info.relative_path(f)), f.length, f.padding)),
-        )
     }
 
     /// Number of pieces.

@@ -6,7 +6,7 @@
 
 use super::query::Event;
 use crate::bencode::{decode, Limits, Value};
-use crate::metainfo::InfoHash;
+use crate::core::InfoHash;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
 use thiserror::Error;

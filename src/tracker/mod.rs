@@ -14,7 +14,7 @@ pub mod swarm;
 pub use client::{AnnounceParams, AnnounceResponse, ClientError, ScrapeStats, TrackerClient};
 pub use query::{parse_announce, parse_scrape, Announce, Event, QueryError};
 pub use server::{serve, ServerConfig, Shared};
-pub use swarm::{AccessList, Refusal, ScrapeEntry, Totals, Tracker, TrackerConfig};
+pub use swarm::{AccessList, Announced, Refusal, ScrapeEntry, Totals, Tracker, TrackerConfig};
 
 #[cfg(test)]
 mod tests;

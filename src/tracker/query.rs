@@ -3,7 +3,7 @@
 //! Values are percent-decoded as bytes (info hashes and peer ids are binary). Every
 //! refusal is a [`QueryError`] whose text becomes the bencoded `failure reason`.
 
-use crate::metainfo::InfoHash;
+use crate::core::InfoHash;
 use memchr::memchr;
 use thiserror::Error;
 

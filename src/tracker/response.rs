@@ -2,13 +2,20 @@
 //! Dictionary keys are written in sorted order by hand; tests decode every shape with the
 //! strict decoder, which reports any disorder.
 
-use super::swarm::{PeerList, ScrapeEntry, TrackerConfig};
+use super::swarm::{Announced, PeerList, ScrapeEntry, TrackerConfig};
 use crate::bencode::Writer;
-use crate::metainfo::InfoHash;
+use crate::core::InfoHash;
+
+impl Announced<'_> {
+    /// Appends the HTTP announce reply (bencode) to `out`.
+    pub fn write(&self, out: &mut Vec<u8>) {
+        write_announce(out, self.config, self.counts, self.peers);
+    }
+}
 
 /// An announce response: counts, intervals, and peers (compact `peers`/`peers6`, or the
 /// dictionary form with or without peer ids).
-pub(super) fn write_announce(
+fn write_announce(
     out: &mut Vec<u8>,
     config: &TrackerConfig,
     (complete, incomplete): (usize, usize),

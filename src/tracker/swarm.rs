@@ -6,8 +6,7 @@
 //! [`TrackerConfig::peer_ttl`] are dropped by [`Tracker::expire`], and empty swarms with them.
 
 use super::query::{Announce, Event};
-use super::response;
-use crate::metainfo::InfoHash;
+use crate::core::InfoHash;
 use std::collections::hash_map::{self, Entry};
 use std::collections::{HashMap, HashSet};
 use std::hash::Hash;
@@ -405,6 +404,17 @@ impl Swarm {
     }
 }
 
+/// The answer to one announce: swarm counts and the peers picked, borrowed from the tracker
+/// until the reply is written.
+pub struct Announced<'a> {
+    /// Intervals and limits.
+    pub(super) config: &'a TrackerConfig,
+    /// Seeders and leechers in the swarm after the announce.
+    pub(super) counts: (usize, usize),
+    /// The peers handed to the requester.
+    pub(super) peers: &'a PeerList,
+}
+
 /// Scrape figures for one torrent (BEP 48).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct ScrapeEntry {
@@ -498,16 +508,16 @@ impl Tracker {
         }
     }
 
-    /// Handles an announce from `ip` at tracker time `now` (seconds) and appends the
-    /// bencoded response to `out`. The requester never appears in its own peer list, and
-    /// seeders are sent leechers only. Peers of the requester's address family come first.
+    /// Handles an announce from `ip` at tracker time `now` (seconds) and returns what was
+    /// decided, for the front end to write in its own format ([`Announced::write`] for HTTP).
+    /// The requester never appears in its own peer list, and seeders are sent leechers only.
+    /// Peers of the requester's address family come first.
     pub fn announce(
         &mut self,
         req: &Announce,
         ip: IpAddr,
         now: u32,
-        out: &mut Vec<u8>,
-    ) -> Result<(), Refusal> {
+    ) -> Result<Announced<'_>, Refusal> {
         let stopped = req.event == Event::Stopped;
         let tracked = self.torrents.len();
         // A swarm held is permitted (set_access drops the others), so only a new
@@ -518,8 +528,12 @@ impl Tracker {
                 return Err(Refusal::NotAllowed);
             }
             hash_map::Entry::Vacant(_) if stopped => {
-                response::write_announce(out, &self.config, (0, 0), &PeerList::new(true));
-                return Ok(());
+                self.scratch.reset(true, false);
+                return Ok(Announced {
+                    config: &self.config,
+                    counts: (0, 0),
+                    peers: &self.scratch,
+                });
             }
             hash_map::Entry::Vacant(_) if tracked >= self.config.max_torrents => {
                 return Err(Refusal::Full(tracked));
@@ -557,8 +571,11 @@ impl Tracker {
         if swarm.len() == 0 && swarm.downloaded == 0 {
             self.torrents.remove(&req.info_hash);
         }
-        response::write_announce(out, &self.config, counts, &self.scratch);
-        Ok(())
+        Ok(Announced {
+            config: &self.config,
+            counts,
+            peers: &self.scratch,
+        })
     }
 
     /// Scrape figures for `hash` (zeros for an unknown torrent).

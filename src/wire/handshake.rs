@@ -1,6 +1,6 @@
 //! The 68-byte handshake that opens every connection.
 
-use crate::metainfo::InfoHash;
+use crate::core::InfoHash;
 use thiserror::Error;
 
 /// The protocol string sent after its length byte.

@@ -2,8 +2,7 @@
 
 use thiserror::Error;
 
-/// The largest block we request or serve (16 KiB, what every client uses).
-pub const BLOCK_LEN: u32 = 16 * 1024;
+pub use crate::core::BLOCK_LEN;
 
 /// One peer message. Payloads borrow from the receive buffer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
