@@ -50,7 +50,10 @@ fn handle(
     let now = state.started.elapsed().as_secs() as u32;
     let ip = peer.ip().to_canonical();
     let mut tracker = state.tracker.lock().unwrap_or_else(|e| e.into_inner());
-    if let Err(refusal) = tracker.announce(&announce, ip, now).map(|a| a.write(&mut body)) {
+    if let Err(refusal) = tracker
+        .announce(&announce, ip, now)
+        .map(|a| a.write(&mut body))
+    {
         body.clear();
         write_failure(&mut body, &refusal.to_string());
     }

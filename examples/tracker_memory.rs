@@ -46,7 +46,10 @@ fn main() {
         };
         let ip = IpAddr::V4(Ipv4Addr::from(0x0a00_0000 | i));
         out.clear();
-        tracker.announce(&req, ip, 0).map(|a| a.write(&mut out)).expect("accepted");
+        tracker
+            .announce(&req, ip, 0)
+            .map(|a| a.write(&mut out))
+            .expect("accepted");
     }
     let after = rss();
     let totals = tracker.totals();

@@ -10,5 +10,6 @@ pub mod metainfo;
 pub mod picker;
 pub mod session;
 pub mod storage;
+pub mod torrent;
 pub mod tracker;
 pub mod wire;

@@ -80,9 +80,7 @@ impl Geometry {
     /// never has either.
     pub fn new(piece_length: u64, total_length: u64) -> Geometry {
         let piece_length = piece_length.max(1);
-        let pieces = total_length
-            .div_ceil(piece_length)
-            .min(u64::from(u32::MAX)) as u32;
+        let pieces = total_length.div_ceil(piece_length).min(u64::from(u32::MAX)) as u32;
         Geometry {
             piece_length,
             total_length,

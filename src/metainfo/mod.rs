@@ -11,10 +11,10 @@ mod parse;
 pub mod path;
 mod raw;
 
-pub use magnet::{Magnet, MagnetError};
-pub use parse::{MetainfoError, MAX_PIECE_LENGTH, MAX_TORRENT_FILE_SIZE};
 /// The info hash is a core type; re-exported where torrents are loaded.
 pub use crate::core::InfoHash;
+pub use magnet::{Magnet, MagnetError};
+pub use parse::{MetainfoError, MAX_PIECE_LENGTH, MAX_TORRENT_FILE_SIZE};
 
 use std::path::PathBuf;
 

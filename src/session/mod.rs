@@ -9,12 +9,10 @@
 //! hashing pipeline ([`check`]); only pieces that verify count as had. Pieces are written
 //! only after they verify, so an interrupted download keeps everything it had verified.
 
-mod bans;
+mod limit;
 mod peer;
-mod rate;
-mod torrent;
 
-pub use bans::{BanKey, Bans, MAX_STRIKES};
+mod torrent;
 
 use crate::metainfo::Metainfo;
 use crate::storage::{hash_pieces, Access, HashError, HashOptions, PieceHash, Storage};

@@ -6,12 +6,12 @@
 //! never block on I/O. Data is hashed and written by [`Torrent::verify_piece`] on a blocking
 //! thread, and a piece is marked, announced and served only after its SHA-1 matched.
 
-use super::bans::{BanKey, Bans};
-use super::rate::{Limiter, Rate};
+use super::limit::Limiter;
 use super::SessionConfig;
 use crate::metainfo::InfoHash;
 use crate::picker::{Block, Choker, ChokerPeer, PeerKey, Picker, Received};
 use crate::storage::{AlignedBuf, Storage};
+use crate::torrent::{BanKey, Bans, Rate};
 use crate::wire::{Bitfield, Message, BLOCK_LEN};
 use sha1::{Digest, Sha1};
 use std::collections::{HashMap, HashSet, VecDeque};

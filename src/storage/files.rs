@@ -73,6 +73,12 @@ pub struct AlignedBuf {
     len: usize,
 }
 
+impl std::fmt::Debug for AlignedBuf {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "AlignedBuf({} bytes)", self.len)
+    }
+}
+
 impl AlignedBuf {
     /// Resizes to `len` bytes (contents unspecified after growing), reallocating only when
     /// the capacity is too small.

@@ -636,7 +636,10 @@ fn route(
                 Err(e) => return bad(body, e),
             };
             let now = shared.now();
-            let result = shared.tracker().announce(&announce, ip, now).map(|a| a.write(body));
+            let result = shared
+                .tracker()
+                .announce(&announce, ip, now)
+                .map(|a| a.write(body));
             if let Err(refusal) = result {
                 // A well-formed request the tracker declines: 200, as clients expect.
                 shared.counters.refused.fetch_add(1, Ordering::Relaxed);

@@ -32,7 +32,8 @@ fn ip(text: &str) -> IpAddr {
 /// Announces and returns the decoded response (checked canonical: no warnings).
 fn announce(t: &mut Tracker, r: &Announce, from: &str, now: u32) -> Vec<u8> {
     let mut out = Vec::new();
-    t.announce(r, ip(from), now).map(|a| a.write(&mut out))
+    t.announce(r, ip(from), now)
+        .map(|a| a.write(&mut out))
         .expect("announce accepted");
     let doc = decode(&out, Limits::default()).expect("valid bencode");
     assert!(
@@ -203,7 +204,8 @@ fn caps_bound_memory() {
     announce(&mut t, &req(T1, 1, 5, Event::Started), "10.0.0.1", 0);
     let mut out = Vec::new();
     assert_eq!(
-        t.announce(&req(T2, 1, 5, Event::Started), ip("10.0.0.1"), 0).map(|a| a.write(&mut out)),
+        t.announce(&req(T2, 1, 5, Event::Started), ip("10.0.0.1"), 0)
+            .map(|a| a.write(&mut out)),
         Err(Refusal::Full(1))
     );
     announce(&mut t, &req(T1, 2, 5, Event::Started), "10.0.0.2", 0);
@@ -221,12 +223,16 @@ fn access_lists() {
     let mut t = Tracker::new(TrackerConfig::default(), allow);
     announce(&mut t, &req(T1, 1, 5, Event::Started), "10.0.0.1", 0);
     let mut out = Vec::new();
-    let refused = t.announce(&req(T2, 1, 5, Event::Started), ip("10.0.0.1"), 0).map(|a| a.write(&mut out));
+    let refused = t
+        .announce(&req(T2, 1, 5, Event::Started), ip("10.0.0.1"), 0)
+        .map(|a| a.write(&mut out));
     assert_eq!(refused, Err(Refusal::NotAllowed));
     let deny = AccessList::Deny([T1].into_iter().collect());
     assert!(!deny.permits(&T1) && deny.permits(&T2));
     // A stopped announce for a refused hash is refused too, not answered empty.
-    let stop = t.announce(&req(T2, 1, 5, Event::Stopped), ip("10.0.0.1"), 0).map(|a| a.write(&mut out));
+    let stop = t
+        .announce(&req(T2, 1, 5, Event::Stopped), ip("10.0.0.1"), 0)
+        .map(|a| a.write(&mut out));
     assert_eq!(stop, Err(Refusal::NotAllowed));
 }
 
@@ -244,7 +250,9 @@ fn reloaded_access_list_drops_swarms_it_no_longer_permits() {
     assert_eq!((after.torrents, after.peers, after.seeders), (1, 1, 1));
     assert_eq!(t.scrape(&T1), ScrapeEntry::default());
     let mut out = Vec::new();
-    let refused = t.announce(&req(T1, 1, 0, Event::None), ip("10.0.0.1"), 1).map(|a| a.write(&mut out));
+    let refused = t
+        .announce(&req(T1, 1, 0, Event::None), ip("10.0.0.1"), 1)
+        .map(|a| a.write(&mut out));
     assert_eq!(refused, Err(Refusal::NotAllowed));
     // T2's swarm is kept whole: its seeder is still there for a new leecher.
     let reply = announce(&mut t, &req(T2, 4, 5, Event::Started), "10.0.0.4", 1);

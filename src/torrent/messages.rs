@@ -1,0 +1,260 @@
+//! Bytes from a peer: the handshake, then BEP 3 messages checked by [`crate::wire::Rules`]
+//! and applied to the torrent's state.
+
+use super::peer::Phase;
+use super::{Action, DisconnectReason, Engine, PieceBuf, TorrentState, MAX_QUEUED_REQUESTS};
+use crate::core::{PeerKey, BLOCK_LEN};
+use crate::picker::{Block, Received};
+use crate::wire::{decode, Handshake, Message, HANDSHAKE_LEN};
+use std::time::Instant;
+
+impl Engine {
+    /// Bytes received from `peer`. Returns how many were used: whole frames only, so pass
+    /// the rest again with the next bytes. A peer that breaks the protocol is closed
+    /// ([`Action::Close`]) and all its bytes count as used; so do bytes for an unknown key.
+    pub fn handle_bytes(&mut self, now: Instant, peer: PeerKey, bytes: &[u8]) -> usize {
+        let max = self.max_frame_len();
+        let mut used = 0;
+        loop {
+            let Some(p) = self.peers.get_mut(&peer) else {
+                return bytes.len();
+            };
+            let rest = &bytes[used..];
+            if p.phase == Phase::Handshake {
+                let Some(theirs) = rest.get(..HANDSHAKE_LEN) else {
+                    break;
+                };
+                used += HANDSHAKE_LEN;
+                let theirs: &[u8; HANDSHAKE_LEN] = theirs.try_into().expect("sliced to length");
+                if let Err(reason) = self.on_handshake(now, peer, theirs) {
+                    self.close(now, peer, reason, None);
+                    return bytes.len();
+                }
+                continue;
+            }
+            let (message, n) = match decode(rest, max) {
+                Ok(Some(frame)) => frame,
+                Ok(None) => break,
+                Err(e) => {
+                    self.close(now, peer, DisconnectReason::Violation(e.into()), None);
+                    return bytes.len();
+                }
+            };
+            p.last_received = now;
+            if let Err(v) = p.rules.check(&message) {
+                self.close(now, peer, DisconnectReason::Violation(v), None);
+                return bytes.len();
+            }
+            used += n;
+            self.on_message(now, peer, &message);
+        }
+        self.refill(now, peer);
+        used
+    }
+
+    /// Checks the peer's handshake; on success the connection goes live (we answer an
+    /// incoming one with ours) and our bitfield goes out.
+    fn on_handshake(
+        &mut self,
+        now: Instant,
+        key: PeerKey,
+        bytes: &[u8; HANDSHAKE_LEN],
+    ) -> Result<(), DisconnectReason> {
+        let theirs = Handshake::decode(bytes)?;
+        theirs.check(self.info_hash, &self.config.peer_id)?;
+        let Some(peer) = self.peers.get(&key) else {
+            return Ok(());
+        };
+        if self.bans.is_banned(peer.addr, Some(&theirs.peer_id)) {
+            return Err(DisconnectReason::Banned);
+        }
+        if self
+            .peers
+            .values()
+            .any(|p| p.is_live() && p.id == theirs.peer_id)
+        {
+            return Err(DisconnectReason::DuplicatePeerId);
+        }
+        let live = self.peers.values().filter(|p| p.is_live()).count();
+        if live >= self.config.max_peers {
+            return Err(DisconnectReason::TooManyPeers);
+        }
+        let have_any = self.picker.have_count() > 0;
+        let bitfield = have_any.then(|| self.picker.have().to_bitvec());
+        let peer = self.peers.get_mut(&key).expect("looked up above");
+        peer.id = theirs.peer_id;
+        peer.phase = Phase::Live;
+        peer.last_received = now;
+        if peer.direction == super::Direction::Incoming {
+            peer.out
+                .extend_from_slice(&Handshake::new(self.info_hash, self.config.peer_id).encode());
+            peer.mark(&mut self.dirty);
+        }
+        if let Some(bits) = bitfield {
+            peer.send(&mut self.dirty, Message::Bitfield(bits.as_raw_slice()));
+        }
+        tracing::debug!("{}: connected ({:?})", peer.addr, peer.direction);
+        Ok(())
+    }
+
+    /// Applies one checked message.
+    fn on_message(&mut self, now: Instant, key: PeerKey, message: &Message) {
+        let Some(peer) = self.peers.get_mut(&key) else {
+            return;
+        };
+        match *message {
+            Message::Choke => {
+                if !peer.peer_choking {
+                    peer.peer_choking = true;
+                    self.picker.release_peer(key);
+                }
+            }
+            Message::Unchoke => peer.peer_choking = false,
+            Message::Interested => {
+                peer.peer_interested = true;
+                let unchoked = self.peers.values().filter(|p| !p.am_choking).count();
+                if unchoked <= self.config.upload_slots {
+                    // A free slot: no need to wait for the next round.
+                    self.rechoke(now);
+                }
+            }
+            Message::NotInterested => peer.peer_interested = false,
+            Message::Have(piece) => {
+                // Repeats change nothing; a new piece can only make us interested.
+                if !peer.bits.replace(piece as usize, true) {
+                    self.picker.peer_have(piece);
+                    let lacking = !self.picker.have().get(piece as usize).is_some_and(|b| *b);
+                    if lacking && !peer.am_interested {
+                        peer.am_interested = true;
+                        peer.send(&mut self.dirty, Message::Interested);
+                    }
+                    self.drop_if_both_seeds(now, key);
+                }
+            }
+            Message::Bitfield(bytes) => {
+                // Checked by the rules already; a later bitfield (aria2 sends them)
+                // replaces what we knew.
+                let Ok(bits) = peer.rules.bitfield(bytes) else {
+                    return;
+                };
+                self.picker.peer_gone(&peer.bits);
+                self.picker.peer_bitfield(&bits);
+                peer.bits = bits;
+                self.update_interest(key);
+                self.drop_if_both_seeds(now, key);
+            }
+            Message::Request { piece, offset, len } => {
+                let have = self.picker.have().get(piece as usize).is_some_and(|b| *b);
+                // Requests while choked, or for pieces we lack, are dropped as BEP 3 says
+                // (the peer knows a choke discards them); the fast extension will reject.
+                if peer.am_choking || !have {
+                    return;
+                }
+                if peer.serves.len() >= MAX_QUEUED_REQUESTS {
+                    self.close(
+                        now,
+                        key,
+                        DisconnectReason::RequestFlood(MAX_QUEUED_REQUESTS),
+                        None,
+                    );
+                    return;
+                }
+                if peer.serves.is_empty() {
+                    self.actions.push_back(Action::Serve { peer: key });
+                }
+                peer.serves.push_back(Block { piece, offset, len });
+            }
+            Message::Cancel { piece, offset, len } => {
+                let block = Block { piece, offset, len };
+                if let Some(at) = peer.serves.iter().position(|b| *b == block) {
+                    peer.serves.remove(at);
+                }
+            }
+            Message::Piece {
+                piece,
+                offset,
+                data,
+            } => self.on_block(
+                now,
+                key,
+                Block {
+                    piece,
+                    offset,
+                    len: data.len() as u32,
+                },
+                data,
+            ),
+            Message::KeepAlive | Message::Port(_) | Message::Unknown { .. } => {}
+        }
+    }
+
+    /// A block of piece data arrived.
+    fn on_block(&mut self, now: Instant, key: PeerKey, block: Block, data: &[u8]) {
+        let len = u64::from(block.len);
+        self.counters.downloaded += len;
+        let received = self.picker.block_received(key, block);
+        let Received::New {
+            piece_complete,
+            cancel,
+        } = received
+        else {
+            self.counters.wasted += len;
+            return;
+        };
+        let Some(peer) = self.peers.get_mut(&key) else {
+            return;
+        };
+        // Only data we needed counts as progress and as rate (junk must neither hold off
+        // the snub timer nor win an unchoke slot).
+        peer.last_progress = now;
+        peer.snubbed = false;
+        peer.down.add(len);
+        let sender = peer.ban_key;
+        let piece = block.piece;
+        let piece_len = self.geometry.piece_len(piece) as usize;
+        let blocks = self.geometry.block_count(piece) as usize;
+        let pool = &mut self.pool;
+        let buf = self.partial.entry(piece).or_insert_with(|| {
+            let mut data = pool.pop().unwrap_or_default();
+            data.resize(piece_len);
+            PieceBuf {
+                data,
+                senders: vec![sender; blocks],
+            }
+        });
+        let start = block.offset as usize;
+        buf.data[start..start + data.len()].copy_from_slice(data);
+        buf.senders[start / BLOCK_LEN as usize] = sender;
+        for other in cancel {
+            if let Some(p) = self.peers.get_mut(&other) {
+                p.send(
+                    &mut self.dirty,
+                    Message::Cancel {
+                        piece,
+                        offset: block.offset,
+                        len: block.len,
+                    },
+                );
+            }
+        }
+        if piece_complete {
+            if let Some(buf) = self.partial.remove(&piece) {
+                self.verifying.insert(piece, buf.senders);
+                self.actions.push_back(Action::Verify {
+                    piece,
+                    expected: self.hashes[piece as usize],
+                    data: buf.data,
+                });
+            }
+        }
+    }
+
+    /// Two seeds have nothing to say to each other: close the connection for good.
+    fn drop_if_both_seeds(&mut self, now: Instant, key: PeerKey) {
+        let both = self.state == TorrentState::Seeding
+            && self.peers.get(&key).is_some_and(|p| p.is_seed());
+        if both {
+            self.close(now, key, DisconnectReason::BothSeeds, None);
+        }
+    }
+}

@@ -1,0 +1,122 @@
+//! What the engine knows about one connection: its handshake phase, then the BEP 3 state
+//! of both sides, rates, the requests it queued with us and the bytes waiting for it.
+
+use super::bans::BanKey;
+use super::rate::Rate;
+use crate::core::{PeerId, PeerKey};
+use crate::picker::Block;
+use crate::wire::{Bitfield, Message, Rules};
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::time::Instant;
+
+/// Who opened the connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Direction {
+    /// We dialled it: we send our handshake first.
+    Outgoing,
+    /// It connected to us: its handshake comes first (the session may already have read it
+    /// to route the connection, and hands it over as the first bytes).
+    Incoming,
+}
+
+/// Where a connection stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Phase {
+    /// Waiting for the peer's 68-byte handshake.
+    Handshake,
+    /// Handshakes exchanged: messages flow.
+    Live,
+}
+
+/// One connection's state; see the module documentation.
+pub(super) struct Peer {
+    pub key: PeerKey,
+    pub addr: SocketAddr,
+    pub direction: Direction,
+    pub phase: Phase,
+    /// From its handshake (zeros before).
+    pub id: PeerId,
+    pub ban_key: BanKey,
+    pub rules: Rules,
+    pub bits: Bitfield,
+    pub am_choking: bool,
+    pub am_interested: bool,
+    pub peer_choking: bool,
+    pub peer_interested: bool,
+    /// Requests went unanswered too long: its blocks went to others.
+    pub snubbed: bool,
+    pub connected_at: Instant,
+    pub last_received: Instant,
+    pub last_sent: Instant,
+    /// When a needed block last arrived, or when requests were first sent after none were
+    /// pending.
+    pub last_progress: Instant,
+    pub down: Rate,
+    pub up: Rate,
+    /// Blocks it asked for, served in order by the driver ([`super::Engine::take_serves`]).
+    pub serves: VecDeque<Block>,
+    /// Encoded messages not yet handed to the driver.
+    pub out: Vec<u8>,
+    /// Listed in the engine's dirty list (has bytes in `out`).
+    pub dirty: bool,
+}
+
+impl Peer {
+    pub fn new(
+        key: PeerKey,
+        addr: SocketAddr,
+        direction: Direction,
+        rules: Rules,
+        now: Instant,
+    ) -> Peer {
+        let pieces = rules.pieces() as usize;
+        Peer {
+            key,
+            addr,
+            direction,
+            phase: Phase::Handshake,
+            id: [0; 20],
+            ban_key: BanKey::of(addr),
+            rules,
+            bits: Bitfield::repeat(false, pieces),
+            am_choking: true,
+            am_interested: false,
+            peer_choking: true,
+            peer_interested: false,
+            snubbed: false,
+            connected_at: now,
+            last_received: now,
+            last_sent: now,
+            last_progress: now,
+            down: Rate::default(),
+            up: Rate::default(),
+            serves: VecDeque::new(),
+            out: Vec::new(),
+            dirty: false,
+        }
+    }
+
+    /// Queues `message` for the peer, listing it in `dirty` if its queue was empty.
+    pub fn send(&mut self, dirty: &mut Vec<PeerKey>, message: Message) {
+        message.encode(&mut self.out);
+        self.mark(dirty);
+    }
+
+    /// Lists the peer in `dirty` once.
+    pub fn mark(&mut self, dirty: &mut Vec<PeerKey>) {
+        if !self.dirty {
+            self.dirty = true;
+            dirty.push(self.key);
+        }
+    }
+
+    pub fn is_live(&self) -> bool {
+        self.phase == Phase::Live
+    }
+
+    pub fn is_seed(&self) -> bool {
+        self.is_live() && self.bits.all()
+    }
+}
