@@ -110,7 +110,7 @@ fn free_port(ip: &str) -> u16 {
 }
 
 fn stat(summary: &Value, field: &str) -> u64 {
-    summary["stats"][field]
+    summary["torrents"][0]["stats"][field]
         .as_u64()
         .unwrap_or_else(|| panic!("no stats.{field} in {summary}"))
 }

@@ -8,7 +8,8 @@ use super::format;
 use super::peer::{shutdown_signal, status_line};
 use anyhow::{bail, Context};
 use battorrent::metainfo::create::{build, scan, CreateOptions};
-use battorrent::session::{Session, SessionConfig, Stats};
+use battorrent::metainfo::Metainfo;
+use battorrent::session::{AddTorrent, Session, SessionConfig, TorrentId, TorrentStats as Stats};
 use battorrent::tracker::{serve, AccessList, ServerConfig, Shared};
 use battorrent::wire::Bitfield;
 use clap::Args;
@@ -135,31 +136,25 @@ fn demo(args: &DemoArgs, work: &Path) -> anyhow::Result<ExitCode> {
             format::size(meta.info.piece_length)
         );
 
-        let local = |_| SessionConfig {
-            bind: SocketAddr::from(([127, 0, 0, 1], 0)),
-            ..SessionConfig::default()
-        };
         let pieces = meta.info.piece_count();
-        let seeder =
-            Session::start(&meta, &seed_dir, Bitfield::repeat(true, pieces), local(0)).await?;
+        let seeder = Peer::start(&meta, &seed_dir, Bitfield::repeat(true, pieces)).await?;
         let started = Instant::now();
         let mut leechers = Vec::new();
         for i in 1..=args.leechers {
             let dir = work.join(format!("leecher-{i}"));
             std::fs::create_dir_all(&dir)?;
-            let session =
-                Session::start(&meta, &dir, Bitfield::repeat(false, pieces), local(i)).await?;
-            leechers.push((dir, session));
+            let peer = Peer::start(&meta, &dir, Bitfield::repeat(false, pieces)).await?;
+            leechers.push((dir, peer));
         }
 
         let outcome = wait_all(&leechers, args.timeout, args.size).await;
         let elapsed = started.elapsed();
         let seeder_stats = seeder.stats();
         let stats: Vec<Stats> = leechers.iter().map(|(_, s)| s.stats()).collect();
-        for (_, s) in leechers {
-            s.shutdown().await;
+        for (_, peer) in leechers {
+            peer.session.shutdown().await;
         }
-        seeder.shutdown().await;
+        seeder.session.shutdown().await;
         stop_tracker.cancel();
         let _ = tracker.await;
         if let Err(reason) = outcome {
@@ -181,8 +176,40 @@ fn demo(args: &DemoArgs, work: &Path) -> anyhow::Result<ExitCode> {
     })
 }
 
+/// One peer of the demo swarm: a session of its own on loopback, sharing one torrent.
+struct Peer {
+    session: Session,
+    id: TorrentId,
+}
+
+impl Peer {
+    async fn start(meta: &Metainfo, dir: &Path, have: Bitfield) -> anyhow::Result<Peer> {
+        let config = SessionConfig {
+            bind: SocketAddr::from(([127, 0, 0, 1], 0)),
+            ..SessionConfig::default()
+        };
+        let session = Session::start(config).await?;
+        let id = session.add(AddTorrent {
+            meta: meta.clone(),
+            dir: dir.to_path_buf(),
+            have: Some(have),
+            peers: Vec::new(),
+            paused: false,
+        })?;
+        Ok(Peer { session, id })
+    }
+
+    fn stats(&self) -> Stats {
+        self.session.stats(self.id).unwrap_or_default()
+    }
+
+    fn error(&self) -> Option<String> {
+        self.session.error(self.id)
+    }
+}
+
 /// Shows a bar per leecher until all complete, a timeout, or Ctrl-C.
-async fn wait_all(leechers: &[(PathBuf, Session)], timeout: u64, size: u64) -> Result<(), String> {
+async fn wait_all(leechers: &[(PathBuf, Peer)], timeout: u64, size: u64) -> Result<(), String> {
     let terminal = std::io::stderr().is_terminal();
     let multi = MultiProgress::new();
     let bars: Vec<ProgressBar> = leechers

@@ -80,6 +80,21 @@ pub fn progress_bar(total: u64, message: &str) -> ProgressBar {
     bar
 }
 
+/// Text from outside (torrent names, client names) made safe for a terminal: control
+/// characters are shown escaped instead of acting on the terminal.
+pub fn escape(text: &str) -> String {
+    text.chars()
+        .flat_map(|c| {
+            let escaped: Vec<char> = if c.is_control() {
+                c.escape_default().collect()
+            } else {
+                vec![c]
+            };
+            escaped
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -3,10 +3,12 @@
 use super::{format, show};
 use anyhow::{bail, Context};
 use battorrent::metainfo::Metainfo;
-use battorrent::session::{self, Session, SessionConfig, Stats};
+use battorrent::session::{
+    self, AddTorrent, Session, SessionConfig, TorrentId, TorrentStats, TorrentSummary,
+};
 use battorrent::wire::Bitfield;
 use clap::Args;
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use std::io::IsTerminal;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -16,9 +18,11 @@ use std::time::{Duration, Instant};
 /// Options shared by `seed` and `download`.
 #[derive(Debug, Args)]
 pub struct PeerArgs {
-    /// The .torrent file.
-    torrent: PathBuf,
-    /// Folder that holds (or will hold) the torrent's data.
+    /// The .torrent files (all run in one process on one port).
+    #[arg(required = true, value_name = "TORRENT")]
+    torrents: Vec<PathBuf>,
+    /// Folder that holds (or will hold) the data: each torrent's files go under it as the
+    /// torrent names them.
     #[arg(short, long, default_value = ".")]
     dir: PathBuf,
     /// Port to accept peers on (0: any free port).
@@ -30,13 +34,13 @@ pub struct PeerArgs {
     /// A peer to connect to besides those from trackers (ADDR:PORT); may be repeated.
     #[arg(long = "peer", value_name = "ADDR:PORT")]
     peers: Vec<SocketAddr>,
-    /// Do not contact the torrent's trackers.
+    /// Do not contact the torrents' trackers.
     #[arg(long)]
     no_trackers: bool,
-    /// Most peers connected at once.
+    /// Most peers connected at once, per torrent.
     #[arg(long, default_value_t = 50)]
     max_peers: usize,
-    /// Peers unchoked by upload rank (one optimistic unchoke comes on top).
+    /// Peers unchoked by upload rank, per torrent (one optimistic unchoke comes on top).
     #[arg(long, default_value_t = 4)]
     upload_slots: usize,
     /// Most bytes per second to upload, all peers together: 500K, 10M...
@@ -54,7 +58,7 @@ pub struct PeerArgs {
 pub struct DownloadArgs {
     #[command(flatten)]
     peer: PeerArgs,
-    /// Keep seeding after the download completes (until Ctrl-C).
+    /// Keep seeding after the downloads complete (until Ctrl-C).
     #[arg(long)]
     seed: bool,
 }
@@ -66,35 +70,51 @@ enum End {
     Failed(String),
 }
 
+/// A loaded torrent with the pieces found on disk.
+struct Loaded {
+    meta: Metainfo,
+    have: Bitfield,
+}
+
 pub fn seed(args: PeerArgs) -> anyhow::Result<ExitCode> {
-    let meta = show::load(&args.torrent)?;
-    let have = check(&meta, &args.dir)?;
-    let missing = have.count_zeros();
-    if missing > 0 {
-        bail!(
-            "{missing} of {} pieces are missing or damaged under {}: nothing to seed there \
-             (check --dir, or run `battorrent download` to fetch them)",
-            have.len(),
-            args.dir.display()
-        );
+    let mut loaded = Vec::new();
+    for path in &args.torrents {
+        let meta = show::load(path)?;
+        let have = check(&meta, &args.dir)?;
+        let missing = have.count_zeros();
+        if missing > 0 {
+            bail!(
+                "{missing} of {} pieces of {} are missing or damaged under {}: nothing to seed \
+                 there (check --dir, or run `battorrent download` to fetch them)",
+                have.len(),
+                meta.info.name,
+                args.dir.display()
+            );
+        }
+        eprintln!("seeding {} from {}", meta.info.name, args.dir.display());
+        loaded.push(Loaded { meta, have });
     }
-    eprintln!("seeding {} from {}", meta.info.name, args.dir.display());
-    run(meta, have, &args, true)
+    run(loaded, &args, true)
 }
 
 pub fn download(args: DownloadArgs) -> anyhow::Result<ExitCode> {
-    let meta = show::load(&args.peer.torrent)?;
     std::fs::create_dir_all(&args.peer.dir)
         .with_context(|| format!("cannot create {}", args.peer.dir.display()))?;
-    let have = check(&meta, &args.peer.dir)?;
-    if have.any() && !have.all() {
-        eprintln!(
-            "resuming: {} of {} pieces already verified",
-            have.count_ones(),
-            have.len()
-        );
+    let mut loaded = Vec::new();
+    for path in &args.peer.torrents {
+        let meta = show::load(path)?;
+        let have = check(&meta, &args.peer.dir)?;
+        if have.any() && !have.all() {
+            eprintln!(
+                "{}: resuming: {} of {} pieces already verified",
+                meta.info.name,
+                have.count_ones(),
+                have.len()
+            );
+        }
+        loaded.push(Loaded { meta, have });
     }
-    run(meta, have, &args.peer, args.seed)
+    run(loaded, &args.peer, args.seed)
 }
 
 /// Checks existing data with a progress bar.
@@ -105,24 +125,23 @@ fn check(meta: &Metainfo, dir: &Path) -> anyhow::Result<Bitfield> {
     Ok(have)
 }
 
-fn run(
-    meta: Metainfo,
-    have: Bitfield,
-    args: &PeerArgs,
-    keep_seeding: bool,
-) -> anyhow::Result<ExitCode> {
+fn run(loaded: Vec<Loaded>, args: &PeerArgs, keep_seeding: bool) -> anyhow::Result<ExitCode> {
     let config = SessionConfig {
         bind: SocketAddr::new(args.bind, args.port),
         max_peers: args.max_peers.max(1),
         upload_slots: args.upload_slots.max(1),
-        peers: args.peers.clone(),
         use_trackers: !args.no_trackers,
         upload_limit: args.upload_limit,
         direct_writes: !args.buffered_writes,
         ..SessionConfig::default()
     };
-    if meta.trackers.is_empty() && args.peers.is_empty() {
-        eprintln!("note: the torrent lists no tracker and no --peer was given: waiting for peers to connect");
+    for l in &loaded {
+        if l.meta.trackers.is_empty() && args.peers.is_empty() {
+            eprintln!(
+                "note: {} lists no tracker and no --peer was given: waiting for peers to connect",
+                l.meta.info.name
+            );
+        }
     }
     // Blocking threads only read blocks to upload: a few are plenty, and each one costs
     // memory.
@@ -131,146 +150,195 @@ fn run(
         .enable_all()
         .build()?;
     let started = Instant::now();
-    let (end, stats) = runtime.block_on(async {
-        let session = Session::start(&meta, &args.dir, have, config).await?;
+    let (end, summaries) = runtime.block_on(async {
+        let session = Session::start(config).await?;
         eprintln!("listening on {}", session.local_addr());
-        let end = watch(&session, &meta, keep_seeding).await;
-        let stats = session.stats();
+        let mut ids = Vec::new();
+        for l in loaded {
+            ids.push(session.add(AddTorrent {
+                meta: l.meta,
+                dir: args.dir.clone(),
+                have: Some(l.have),
+                peers: args.peers.clone(),
+                paused: false,
+            })?);
+        }
+        let end = watch(&session, &ids, keep_seeding).await;
+        let summaries = session.torrents();
         session.shutdown().await;
-        anyhow::Ok((end, stats))
+        anyhow::Ok((end, summaries))
     })?;
     let elapsed = started.elapsed();
+    let all_complete = summaries.iter().all(|t| t.stats.complete);
     if args.json {
         let summary = serde_json::json!({
-            "name": meta.info.name,
-            "info_hash": meta.info_hash.to_hex(),
-            "complete": stats.complete,
+            "complete": all_complete,
             "seconds": elapsed.as_secs_f64(),
-            "stats": stats,
+            "torrents": summaries,
         });
         println!("{summary}");
     }
     match end {
         End::Complete => {
-            eprintln!(
-                "{}: complete, {} received and {} sent in {:.1} s",
-                meta.info.name,
-                format::size(stats.downloaded),
-                format::size(stats.uploaded),
-                elapsed.as_secs_f64()
-            );
+            for t in &summaries {
+                eprintln!(
+                    "{}: complete, {} received and {} sent in {:.1} s",
+                    t.name,
+                    format::size(t.stats.downloaded),
+                    format::size(t.stats.uploaded),
+                    elapsed.as_secs_f64()
+                );
+            }
             Ok(ExitCode::SUCCESS)
         }
-        End::Interrupted if stats.complete => Ok(ExitCode::SUCCESS),
+        End::Interrupted if all_complete => Ok(ExitCode::SUCCESS),
         End::Interrupted => {
-            eprintln!(
-                "interrupted at {} of {} pieces; run the same command again to resume",
-                stats.pieces_have, stats.pieces
-            );
+            for t in summaries.iter().filter(|t| !t.stats.complete) {
+                eprintln!(
+                    "{}: interrupted at {} of {} pieces",
+                    t.name, t.stats.pieces_have, t.stats.pieces
+                );
+            }
+            eprintln!("run the same command again to resume");
             Ok(ExitCode::from(130))
         }
         End::Failed(reason) => bail!("{reason}"),
     }
 }
 
-/// Shows progress until the download completes (unless seeding on), a signal arrives, or
-/// the session fails.
-async fn watch(session: &Session, meta: &Metainfo, keep_seeding: bool) -> End {
-    let bar = Progress::new(meta.info.total_length);
+/// Shows progress until every download completes (unless seeding on), a signal arrives,
+/// or a torrent fails.
+async fn watch(session: &Session, ids: &[TorrentId], keep_seeding: bool) -> End {
+    let names: Vec<String> = session.torrents().into_iter().map(|t| t.name).collect();
+    let bars = Progress::new(&names);
     let mut signal = std::pin::pin!(shutdown_signal());
     let mut every = tokio::time::interval(Duration::from_millis(250));
+    let mut events = session.subscribe();
     let mut announced_complete = false;
     loop {
-        // Completion ends a plain download at once, not at the next progress tick.
-        let completed = async {
-            if announced_complete {
-                std::future::pending::<()>().await
-            } else {
-                session.completed().await
-            }
-        };
         tokio::select! {
-            _ = every.tick() => bar.show(&session.stats()),
-            _ = completed => {
-                announced_complete = true;
-                bar.show(&session.stats());
-                if !keep_seeding {
-                    bar.done();
-                    return End::Complete;
-                }
-                bar.println(&format!("{}: complete, seeding (Ctrl-C to stop)", meta.info.name));
-            }
-            _ = session.stopped() => {
-                bar.done();
-                return End::Failed(session.error().unwrap_or_else(|| "stopped".into()));
-            }
+            _ = every.tick() => {}
+            // Completion ends a plain download at once, not at the next progress tick.
+            _ = events.recv() => {}
             _ = &mut signal => {
-                bar.done();
+                bars.done();
                 return End::Interrupted;
             }
+        }
+        let all = session.torrents();
+        bars.show(&all);
+        if let Some(t) = all.iter().find(|t| t.error.is_some()) {
+            bars.done();
+            return End::Failed(format!(
+                "{}: {}",
+                t.name,
+                t.error.clone().unwrap_or_default()
+            ));
+        }
+        let complete = ids
+            .iter()
+            .all(|id| all.iter().any(|t| t.id == *id && t.stats.complete));
+        if complete && !announced_complete {
+            announced_complete = true;
+            if !keep_seeding {
+                bars.done();
+                return End::Complete;
+            }
+            bars.println("complete, seeding (Ctrl-C to stop)");
         }
     }
 }
 
-/// A progress bar on a terminal, or a log line every few seconds otherwise.
+/// A bar per torrent and a total on a terminal, or a log line every few seconds otherwise.
 struct Progress {
-    bar: Option<ProgressBar>,
+    multi: MultiProgress,
+    bars: Vec<ProgressBar>,
+    total: Option<ProgressBar>,
+    terminal: bool,
     last_line: std::cell::Cell<Instant>,
 }
 
 impl Progress {
-    fn new(total: u64) -> Progress {
-        let bar = std::io::stderr().is_terminal().then(|| {
-            let bar = ProgressBar::new(total);
-            bar.set_style(
-                ProgressStyle::with_template("[{bar:30}] {percent:>3}% {msg} ETA {eta}")
-                    .expect("valid template")
-                    .progress_chars("=> "),
-            );
+    fn new(names: &[String]) -> Progress {
+        let terminal = std::io::stderr().is_terminal();
+        let multi = MultiProgress::new();
+        let style = ProgressStyle::with_template("{prefix:20!} [{bar:30}] {percent:>3}% {msg}")
+            .expect("valid template")
+            .progress_chars("=> ");
+        let bar = |name: &str| {
+            let bar = if terminal {
+                multi.add(ProgressBar::new(1))
+            } else {
+                ProgressBar::hidden()
+            };
+            bar.set_style(style.clone());
+            bar.set_prefix(format::escape(name));
             bar
-        });
+        };
+        let bars = names.iter().map(|n| bar(n)).collect();
+        let total = (names.len() > 1).then(|| bar("total"));
         Progress {
-            bar,
+            multi,
+            bars,
+            total,
+            terminal,
             last_line: std::cell::Cell::new(Instant::now()),
         }
     }
 
-    fn show(&self, s: &Stats) {
-        let line = status_line(s);
-        match &self.bar {
-            Some(bar) => {
-                bar.set_position(s.verified_bytes);
-                bar.set_message(line);
-            }
-            None if self.last_line.get().elapsed() >= Duration::from_secs(5) => {
-                self.last_line.set(Instant::now());
+    fn show(&self, all: &[TorrentSummary]) {
+        let mut sum = TorrentStats::default();
+        for (bar, t) in self.bars.iter().zip(all) {
+            bar.set_length(t.stats.total_bytes.max(1));
+            bar.set_position(t.stats.verified_bytes);
+            bar.set_message(status_line(&t.stats));
+            sum.total_bytes += t.stats.total_bytes;
+            sum.verified_bytes += t.stats.verified_bytes;
+            sum.download_rate += t.stats.download_rate;
+            sum.upload_rate += t.stats.upload_rate;
+            sum.peers += t.stats.peers;
+            sum.seeds += t.stats.seeds;
+        }
+        if let Some(total) = &self.total {
+            total.set_length(sum.total_bytes.max(1));
+            total.set_position(sum.verified_bytes);
+            total.set_message(status_line(&sum));
+        }
+        if !self.terminal && self.last_line.get().elapsed() >= Duration::from_secs(5) {
+            self.last_line.set(Instant::now());
+            for t in all {
+                let s = &t.stats;
                 let percent = if s.total_bytes == 0 {
                     100.0
                 } else {
                     s.verified_bytes as f64 * 100.0 / s.total_bytes as f64
                 };
-                eprintln!("{percent:5.1}% {line}");
+                eprintln!(
+                    "{percent:5.1}% {}: {}",
+                    format::escape(&t.name),
+                    status_line(s)
+                );
             }
-            None => {}
         }
     }
 
     fn println(&self, text: &str) {
-        match &self.bar {
-            Some(bar) => bar.println(text),
-            None => eprintln!("{text}"),
+        if self.terminal {
+            let _ = self.multi.println(text);
+        } else {
+            eprintln!("{text}");
         }
     }
 
     fn done(&self) {
-        if let Some(bar) = &self.bar {
+        for bar in self.bars.iter().chain(&self.total) {
             bar.finish_and_clear();
         }
     }
 }
 
 /// "down 12.3 MiB/s up 1.2 MiB/s, 5 peers (2 seeds)".
-pub fn status_line(s: &Stats) -> String {
+pub fn status_line(s: &TorrentStats) -> String {
     format!(
         "down {}/s up {}/s, {} peers ({} seeds)",
         format::size(s.download_rate as u64),

@@ -1,47 +1,48 @@
-//! A running torrent: listens for and makes peer connections, announces to trackers,
-//! runs the choker, and checks, stores and serves pieces.
+//! The client: one [`Session`] runs many torrents in one process.
 //!
-//! This module owns the I/O around the protocol logic of [`crate::wire`] (framing and
-//! rules), [`crate::picker`] (what to request, whom to unchoke) and [`crate::storage`]. It
-//! never marks, announces or serves a piece whose SHA-1 did not match.
+//! A session owns one listening socket that routes incoming connections by the info hash of
+//! their handshake, one verify-and-write pool shared by every torrent, one HTTP client for
+//! every tracker, and per torrent a [`crate::torrent::Engine`] with the tasks that move its
+//! bytes (connections, a timer, an announcer). Torrents are added, paused, resumed and
+//! removed by [`TorrentId`]; [`Session::subscribe`] streams what happens to them. A removed
+//! torrent leaves no task, socket or file handle behind.
 //!
-//! Resume design: on start, the data already on disk is fully re-checked with the shared
-//! hashing pipeline ([`check`]); only pieces that verify count as had. Pieces are written
-//! only after they verify, so an interrupted download keeps everything it had verified.
+//! The protocol decisions are the engine's; this module only moves bytes and carries out
+//! the engine's actions. It never marks, announces or serves a piece whose SHA-1 did not
+//! match: pieces are written by the verify pool only after they hash right.
+//!
+//! Resume design: data already on disk is re-checked ([`check`]) before a torrent goes
+//! live; only pieces that verify count as had.
 
+mod announce;
+mod conn;
+mod driver;
 mod limit;
-mod peer;
+mod listener;
+mod verify;
 
-mod torrent;
+pub use crate::torrent::{TorrentState, TorrentStats};
+pub use conn::{Transport, CONNECT_TIMEOUT, WRITE_TIMEOUT};
 
+use crate::core::{InfoHash, PeerId};
 use crate::metainfo::Metainfo;
 use crate::storage::{hash_pieces, Access, HashError, HashOptions, PieceHash, Storage};
-use crate::tracker::client::{AnnounceParams, TrackerClient};
-use crate::tracker::Event;
+use crate::torrent::{Engine, PeerSource, TorrentConfig, TorrentError};
+use crate::tracker::client::{http_client, TrackerClient};
 use crate::wire::Bitfield;
+use driver::{lock, Driven, Shared, TorrentHandle};
+use limit::Limiter;
+use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::path::Path;
-use std::sync::atomic::Ordering;
-use std::sync::Arc;
-use std::time::Duration;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 use thiserror::Error;
 use tokio::net::TcpListener;
+use tokio::sync::{broadcast, mpsc, watch};
 use tokio::task::JoinHandle;
-use torrent::Torrent;
-
-/// A connection attempt gives up after this long.
-pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-/// The peer must complete its handshake within this.
-pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-/// A peer that sends nothing (not even keep-alives) for this long is dropped.
-pub const IDLE_TIMEOUT: Duration = Duration::from_secs(180);
-/// We send a keep-alive after this long without sending anything.
-pub const KEEPALIVE_EVERY: Duration = Duration::from_secs(60);
-/// A peer that answers none of our requests for this long is snubbed: its blocks are
-/// requested from others.
-pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(20);
-/// A write that makes no progress for this long ends the connection.
-pub const WRITE_TIMEOUT: Duration = Duration::from_secs(60);
+use tokio_util::sync::CancellationToken;
 
 /// How a session behaves.
 #[derive(Debug, Clone)]
@@ -49,20 +50,20 @@ pub struct SessionConfig {
     /// Address to listen on (port 0 picks a free port). When the address is specific,
     /// outgoing connections are made from it too.
     pub bind: SocketAddr,
-    /// Most peers connected at once (in and out).
+    /// Most peers connected at once, per torrent (in and out).
     pub max_peers: usize,
-    /// Regular unchoke slots (one optimistic slot comes on top).
+    /// Regular unchoke slots per torrent (one optimistic slot comes on top).
     pub upload_slots: usize,
-    /// Peers to connect to besides those trackers give.
-    pub peers: Vec<SocketAddr>,
     /// Our BitTorrent peer id.
-    pub peer_id: [u8; 20],
-    /// Ask trackers (false: only `peers` and incoming connections).
+    pub peer_id: PeerId,
+    /// Ask trackers (false: only given peers and incoming connections).
     pub use_trackers: bool,
-    /// Most bytes per second uploaded, all peers together (None: no limit).
+    /// Most bytes per second uploaded, all peers of all torrents together (None: no limit).
     pub upload_limit: Option<u64>,
     /// Write verified pieces with `O_DIRECT` where possible (see [`crate::storage::Storage`]).
     pub direct_writes: bool,
+    /// Hashing threads shared by every torrent (0: one per core, at most 4).
+    pub verify_threads: usize,
 }
 
 impl Default for SessionConfig {
@@ -71,17 +72,17 @@ impl Default for SessionConfig {
             bind: SocketAddr::from(([0, 0, 0, 0], 6881)),
             max_peers: 50,
             upload_slots: 4,
-            peers: Vec::new(),
             peer_id: new_peer_id(),
             use_trackers: true,
             upload_limit: None,
             direct_writes: true,
+            verify_threads: 0,
         }
     }
 }
 
 /// A fresh peer id: `-BT0001-` (Azureus style) and 12 random alphanumerics.
-pub fn new_peer_id() -> [u8; 20] {
+pub fn new_peer_id() -> PeerId {
     let mut id = *b"-BT0001-............";
     for b in &mut id[8..] {
         *b = fastrand::alphanumeric() as u8;
@@ -89,7 +90,22 @@ pub fn new_peer_id() -> [u8; 20] {
     id
 }
 
-/// Why a session could not start.
+/// A torrent's handle in its session (never reused within one session).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+pub struct TorrentId(pub u64);
+
+/// What happened to a torrent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SessionEvent {
+    /// Its lifecycle state changed.
+    State(TorrentId, TorrentState),
+    /// Every piece is verified.
+    Completed(TorrentId),
+    /// It was removed.
+    Removed(TorrentId),
+}
+
+/// Why a session or a torrent could not start.
 #[derive(Debug, Error)]
 pub enum SessionError {
     #[error("cannot listen on {addr}: {error} (pick another --port, or 0 for any free port)")]
@@ -97,30 +113,40 @@ pub enum SessionError {
         addr: SocketAddr,
         error: std::io::Error,
     },
+    #[error("cannot start the hashing threads: {0}")]
+    Threads(std::io::Error),
+    #[error("torrent {0} is already in the session")]
+    Duplicate(InfoHash),
+    #[error("no torrent {0:?} in the session")]
+    Unknown(TorrentId),
     #[error(transparent)]
     Storage(#[from] crate::storage::StorageError),
 }
 
-/// A snapshot of a session's progress.
-#[derive(Debug, Clone, Default, serde::Serialize)]
-pub struct Stats {
-    pub pieces: usize,
-    pub pieces_have: usize,
-    pub total_bytes: u64,
-    pub verified_bytes: u64,
-    /// Piece bytes received from peers (good or not).
-    pub downloaded: u64,
-    pub uploaded: u64,
-    /// Bytes received that were duplicates or failed the hash check.
-    pub wasted: u64,
-    pub hash_failures: u64,
-    /// Bytes per second, smoothed over a few seconds.
-    pub download_rate: f64,
-    pub upload_rate: f64,
-    pub peers: usize,
-    pub seeds: usize,
-    pub banned: usize,
-    pub complete: bool,
+/// A torrent to add.
+#[derive(Debug, Clone)]
+pub struct AddTorrent {
+    pub meta: Metainfo,
+    /// The folder its data goes under (files as the torrent names them).
+    pub dir: PathBuf,
+    /// Pieces already verified (see [`check`]); `None`: the session checks the data itself
+    /// (state [`TorrentState::Checking`]) before the torrent goes live.
+    pub have: Option<Bitfield>,
+    /// Peers to connect to besides those trackers give (retried while the torrent runs).
+    pub peers: Vec<SocketAddr>,
+    /// Start paused.
+    pub paused: bool,
+}
+
+/// One torrent as listed by [`Session::torrents`].
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct TorrentSummary {
+    pub id: TorrentId,
+    pub name: String,
+    pub info_hash: String,
+    pub state: TorrentState,
+    pub error: Option<String>,
+    pub stats: TorrentStats,
 }
 
 /// Checks the data under `dir` against the torrent: the pieces that verify.
@@ -139,255 +165,363 @@ pub fn check(
         .collect())
 }
 
-/// A torrent being downloaded or seeded.
-pub struct Session {
-    torrent: Arc<Torrent>,
+/// The torrents of a session, by id and by info hash.
+#[derive(Default)]
+struct Registry {
+    by_id: HashMap<TorrentId, Arc<TorrentHandle>>,
+    by_hash: HashMap<InfoHash, TorrentId>,
+    next_id: u64,
+    /// Tasks of each torrent (timer, announcer, checker), awaited on removal.
+    tasks: HashMap<TorrentId, Vec<JoinHandle<()>>>,
+}
+
+/// State the listener and the session share.
+pub(crate) struct Inner {
+    config: SessionConfig,
     local_addr: SocketAddr,
+    shared: Arc<Shared>,
+    registry: Mutex<Registry>,
+    shutdown: CancellationToken,
+    http: reqwest::Client,
+    /// Connections accepted and not yet closed, all torrents together.
+    max_connections: usize,
+}
+
+impl Inner {
+    fn find(&self, info_hash: &InfoHash) -> Option<Arc<TorrentHandle>> {
+        let reg = lock(&self.registry);
+        let id = reg.by_hash.get(info_hash)?;
+        reg.by_id.get(id).cloned()
+    }
+}
+
+/// A running client; see the module documentation.
+pub struct Session {
+    inner: Arc<Inner>,
     tasks: Vec<JoinHandle<()>>,
 }
 
 impl Session {
-    /// Starts sharing `meta` with data under `dir`, of which the pieces in `have` are
-    /// verified (see [`check`]). Must run inside a multi-threaded tokio runtime.
-    pub async fn start(
-        meta: &Metainfo,
-        dir: &Path,
-        have: Bitfield,
-        config: SessionConfig,
-    ) -> Result<Session, SessionError> {
-        let layout = meta.info.layout(dir);
-        let access = if have.all() {
-            Access::Read
-        } else {
-            Access::ReadWrite
+    /// Listens on `config.bind` and starts the shared services. Must run inside a
+    /// multi-threaded tokio runtime.
+    pub async fn start(config: SessionConfig) -> Result<Session, SessionError> {
+        let listen_error = |error| SessionError::Listen {
+            addr: config.bind,
+            error,
         };
-        let mut storage = Storage::new(layout, dir, access)?;
-        storage.set_direct_writes(config.direct_writes);
-        let listener =
-            TcpListener::bind(config.bind)
-                .await
-                .map_err(|error| SessionError::Listen {
-                    addr: config.bind,
-                    error,
-                })?;
-        let local_addr = listener
-            .local_addr()
-            .map_err(|error| SessionError::Listen {
-                addr: config.bind,
-                error,
-            })?;
-        let torrent = Torrent::new(
-            meta.info_hash,
-            meta.info.pieces.clone(),
-            storage,
-            &have,
+        let listener = TcpListener::bind(config.bind).await.map_err(listen_error)?;
+        let local_addr = listener.local_addr().map_err(listen_error)?;
+        let threads = match config.verify_threads {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get().min(4)),
+            n => n,
+        };
+        let shared = Arc::new(Shared {
+            bind: config.bind,
+            runtime: tokio::runtime::Handle::current(),
+            pool: verify::VerifyPool::new(threads).map_err(SessionError::Threads)?,
+            limiter: config.upload_limit.map(Limiter::new),
+            events: broadcast::channel(1024).0,
+        });
+        let inner = Arc::new(Inner {
+            max_connections: config.max_peers.saturating_mul(4).max(64) + 32,
             config,
-        );
-        let mut tasks = vec![
-            tokio::spawn(listen(torrent.clone(), listener)),
-            tokio::spawn(ticker(torrent.clone(), local_addr.port())),
-        ];
-        if torrent.config.use_trackers && !meta.trackers.is_empty() {
-            tasks.push(tokio::spawn(announce_loop(
-                torrent.clone(),
-                TrackerClient::new(&meta.trackers),
-                local_addr.port(),
-            )));
-        }
-        let peers = torrent.config.peers.clone();
-        connect(&torrent, &peers, local_addr);
-        Ok(Session {
-            torrent,
             local_addr,
-            tasks,
-        })
+            shared,
+            registry: Mutex::new(Registry::default()),
+            shutdown: CancellationToken::new(),
+            http: http_client(),
+        });
+        let tasks = vec![tokio::spawn(listener::listen(inner.clone(), listener))];
+        Ok(Session { inner, tasks })
     }
 
     /// The address we listen on.
     pub fn local_addr(&self) -> SocketAddr {
-        self.local_addr
+        self.inner.local_addr
     }
 
-    /// Connects to more peers (skipping known, banned and connecting ones).
-    pub fn add_peers(&self, peers: &[SocketAddr]) {
-        connect(&self.torrent, peers, self.local_addr);
-    }
-
-    /// Progress figures now.
-    pub fn stats(&self) -> Stats {
-        let t = &self.torrent;
-        let st = t.lock();
-        let c = &t.counters;
-        Stats {
-            pieces: st.picker.piece_count(),
-            pieces_have: st.picker.have_count(),
-            total_bytes: t.total_length,
-            verified_bytes: st.verified_bytes,
-            downloaded: c.downloaded.load(Ordering::Relaxed),
-            uploaded: c.uploaded.load(Ordering::Relaxed),
-            wasted: c.wasted.load(Ordering::Relaxed),
-            hash_failures: c.hash_failures.load(Ordering::Relaxed),
-            download_rate: st
-                .peers
-                .values()
-                .fold(0.0, |sum, p| sum + p.down.per_second()),
-            upload_rate: st
-                .peers
-                .values()
-                .fold(0.0, |sum, p| sum + p.up.per_second()),
-            peers: st.peers.len(),
-            seeds: st.peers.values().filter(|p| p.bits.all()).count(),
-            banned: st.bans.banned_count(),
-            complete: st.picker.is_complete(),
+    /// Adds a torrent. It starts at once (checking first when `have` is `None`) unless
+    /// `paused`.
+    pub fn add(&self, add: AddTorrent) -> Result<TorrentId, SessionError> {
+        let inner = &self.inner;
+        let meta = &add.meta;
+        if lock(&inner.registry).by_hash.contains_key(&meta.info_hash) {
+            return Err(SessionError::Duplicate(meta.info_hash));
         }
+        let access = match &add.have {
+            Some(have) if have.all() => Access::Read,
+            _ => Access::ReadWrite,
+        };
+        let mut storage = Storage::new(meta.info.layout(&add.dir), &add.dir, access)?;
+        storage.set_direct_writes(inner.config.direct_writes);
+        let now = Instant::now();
+        let config = TorrentConfig {
+            peer_id: inner.config.peer_id,
+            max_peers: inner.config.max_peers,
+            upload_slots: inner.config.upload_slots,
+            listen: Some(inner.local_addr),
+            ..TorrentConfig::default()
+        };
+        let mut engine = Engine::new(
+            now,
+            meta.info_hash,
+            meta.info.geometry(),
+            meta.info.pieces.clone(),
+            config,
+        );
+        engine.handle_peers(now, PeerSource::Manual, &add.peers);
+        let (announce_tx, announce_rx) = mpsc::unbounded_channel();
+        let mut reg = lock(&inner.registry);
+        if reg.by_hash.contains_key(&meta.info_hash) {
+            return Err(SessionError::Duplicate(meta.info_hash));
+        }
+        let id = TorrentId(reg.next_id);
+        reg.next_id += 1;
+        let torrent = Arc::new(TorrentHandle {
+            id,
+            info_hash: meta.info_hash,
+            name: meta.info.name.clone(),
+            core: Mutex::new(Driven {
+                engine,
+                links: HashMap::new(),
+            }),
+            storage,
+            shared: inner.shared.clone(),
+            cancel: inner.shutdown.child_token(),
+            timer: tokio::sync::Notify::new(),
+            timer_at: AtomicU64::new(u64::MAX),
+            epoch: now,
+            complete: watch::Sender::new(false),
+            failure: watch::Sender::new(None),
+            announce: announce_tx,
+        });
+        let mut tasks = vec![tokio::spawn(driver::timer(torrent.clone()))];
+        let client = TrackerClient::with_http(&meta.trackers, inner.http.clone());
+        if inner.config.use_trackers && !client.is_empty() {
+            tasks.push(tokio::spawn(announce::run(
+                torrent.clone(),
+                client,
+                announce_rx,
+                inner.config.peer_id,
+                inner.local_addr.port(),
+            )));
+        }
+        match add.have {
+            Some(have) => {
+                let mut d = torrent.lock();
+                d.engine.handle_checked(now, &have);
+                if add.paused {
+                    d.engine.pause(now);
+                }
+                torrent.dispatch(&mut d);
+            }
+            None => tasks.push(tokio::spawn(check_then_start(
+                torrent.clone(),
+                add.meta.clone(),
+                add.dir.clone(),
+                add.paused,
+            ))),
+        }
+        reg.by_hash.insert(meta.info_hash, id);
+        reg.by_id.insert(id, torrent);
+        reg.tasks.insert(id, tasks);
+        Ok(id)
     }
 
-    /// Waits until every piece is verified (at once for a seed).
-    pub async fn completed(&self) {
-        let mut rx = self.torrent.complete.subscribe();
+    fn torrent(&self, id: TorrentId) -> Result<Arc<TorrentHandle>, SessionError> {
+        lock(&self.inner.registry)
+            .by_id
+            .get(&id)
+            .cloned()
+            .ok_or(SessionError::Unknown(id))
+    }
+
+    /// Runs `f` on a torrent's engine with `now`, then carries out its actions.
+    fn drive(
+        &self,
+        id: TorrentId,
+        f: impl FnOnce(&mut Engine, Instant),
+    ) -> Result<(), SessionError> {
+        let torrent = self.torrent(id)?;
+        let mut d = torrent.lock();
+        f(&mut d.engine, Instant::now());
+        torrent.dispatch(&mut d);
+        Ok(())
+    }
+
+    /// Pauses a torrent: its connections close and its trackers are told.
+    pub fn pause(&self, id: TorrentId) -> Result<(), SessionError> {
+        self.drive(id, |e, now| e.pause(now))
+    }
+
+    /// Resumes a paused torrent.
+    pub fn resume(&self, id: TorrentId) -> Result<(), SessionError> {
+        self.drive(id, |e, now| e.resume(now))
+    }
+
+    /// Connects a torrent to more peers (kept in its peer book and retried).
+    pub fn add_peers(&self, id: TorrentId, peers: &[SocketAddr]) -> Result<(), SessionError> {
+        self.drive(id, |e, now| e.handle_peers(now, PeerSource::Manual, peers))
+    }
+
+    /// Removes a torrent: its connections close, its trackers are told we left (waiting a
+    /// few seconds at most), and every task, socket and file handle it had is gone when
+    /// this returns. The data stays on disk.
+    pub async fn remove(&self, id: TorrentId) -> Result<(), SessionError> {
+        let (torrent, tasks) = {
+            let mut reg = lock(&self.inner.registry);
+            let torrent = reg.by_id.remove(&id).ok_or(SessionError::Unknown(id))?;
+            reg.by_hash.remove(&torrent.info_hash);
+            (torrent, reg.tasks.remove(&id).unwrap_or_default())
+        };
+        stop_torrent(&torrent, tasks).await;
+        let _ = self.inner.shared.events.send(SessionEvent::Removed(id));
+        Ok(())
+    }
+
+    /// One torrent's progress.
+    pub fn stats(&self, id: TorrentId) -> Option<TorrentStats> {
+        let torrent = self.torrent(id).ok()?;
+        let stats = torrent.lock().engine.stats();
+        Some(stats)
+    }
+
+    /// Every torrent, in the order added.
+    pub fn torrents(&self) -> Vec<TorrentSummary> {
+        let mut all: Vec<Arc<TorrentHandle>> =
+            lock(&self.inner.registry).by_id.values().cloned().collect();
+        all.sort_by_key(|t| t.id);
+        all.iter()
+            .map(|t| {
+                let d = t.lock();
+                TorrentSummary {
+                    id: t.id,
+                    name: t.name.clone(),
+                    info_hash: t.info_hash.to_hex(),
+                    state: d.engine.state(),
+                    error: d.engine.error().map(|e| e.to_string()),
+                    stats: d.engine.stats(),
+                }
+            })
+            .collect()
+    }
+
+    /// Waits until every piece of the torrent is verified (at once for a seed).
+    pub async fn completed(&self, id: TorrentId) {
+        let Ok(torrent) = self.torrent(id) else {
+            return;
+        };
+        let mut rx = torrent.complete.subscribe();
+        if torrent.lock().engine.stats().complete {
+            return;
+        }
         let _ = rx.wait_for(|done| *done).await;
     }
 
-    /// Waits until the session stops by itself (a fatal error).
-    pub async fn stopped(&self) {
-        self.torrent.shutdown.cancelled().await;
+    /// Waits until the torrent fails, and says why.
+    pub async fn failed(&self, id: TorrentId) -> String {
+        let Ok(torrent) = self.torrent(id) else {
+            return std::future::pending().await;
+        };
+        let mut rx = torrent.failure.subscribe();
+        let why = match rx.wait_for(|f| f.is_some()).await {
+            Ok(why) => why.clone().unwrap_or_default(),
+            Err(_) => return std::future::pending().await,
+        };
+        why
     }
 
-    /// Why the session stopped by itself, if it did.
-    pub fn error(&self) -> Option<String> {
-        torrent::lock(&self.torrent.fatal).clone()
+    /// Why the torrent failed, if it has.
+    pub fn error(&self, id: TorrentId) -> Option<String> {
+        let torrent = self.torrent(id).ok()?;
+        let why = torrent.failure.borrow().clone();
+        why
     }
 
-    /// Stops: closes every connection and tells trackers we left (waiting at most a few
-    /// seconds for them).
+    /// A stream of what happens to the torrents (lagging receivers lose old events).
+    pub fn subscribe(&self) -> broadcast::Receiver<SessionEvent> {
+        self.inner.shared.events.subscribe()
+    }
+
+    /// Stops everything: every torrent says `stopped` to its trackers (a few seconds at
+    /// most), every connection closes, the hashing threads finish their queue and exit.
     pub async fn shutdown(self) {
-        self.torrent.shutdown.cancel();
-        self.torrent.stop_hashing();
+        let all: Vec<(Arc<TorrentHandle>, Vec<JoinHandle<()>>)> = {
+            let mut reg = lock(&self.inner.registry);
+            let ids: Vec<TorrentId> = reg.by_id.keys().copied().collect();
+            ids.into_iter()
+                .filter_map(|id| {
+                    let t = reg.by_id.remove(&id)?;
+                    reg.by_hash.remove(&t.info_hash);
+                    Some((t, reg.tasks.remove(&id).unwrap_or_default()))
+                })
+                .collect()
+        };
+        let stops = all.into_iter().map(|(t, tasks)| async move {
+            stop_torrent(&t, tasks).await;
+        });
+        futures_join_all(stops).await;
+        self.inner.shutdown.cancel();
         for task in self.tasks {
             let _ = tokio::time::timeout(Duration::from_secs(6), task).await;
         }
+        let shared = self.inner.shared.clone();
+        let _ = tokio::task::spawn_blocking(move || shared.pool.stop()).await;
     }
 }
 
-/// Starts connections to `addrs` within the peer limit.
-fn connect(torrent: &Arc<Torrent>, addrs: &[SocketAddr], ours: SocketAddr) {
-    let mut st = torrent.lock();
-    for &addr in addrs {
-        if st.peers.len() + st.connecting.len() >= torrent.config.max_peers {
-            break;
-        }
-        let is_us = addr.port() == ours.port()
-            && (addr.ip() == ours.ip() || ours.ip().is_unspecified() && addr.ip().is_loopback());
-        if is_us
-            || st.bans.is_banned(addr, None)
-            || st.connecting.contains(&addr)
-            || st.peers.values().any(|p| p.addr == addr)
-        {
-            continue;
-        }
-        st.connecting.insert(addr);
-        tokio::spawn(peer::outgoing(torrent.clone(), addr));
-    }
-}
-
-async fn listen(torrent: Arc<Torrent>, listener: TcpListener) {
-    // Incoming connections alive at once, handshaking or not: beyond the peer limit plus
-    // some slack, new ones are closed at once (silent sockets cannot pile up).
-    let slots = Arc::new(tokio::sync::Semaphore::new(torrent.config.max_peers + 32));
-    loop {
-        tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((stream, addr)) => {
-                    let Ok(slot) = slots.clone().try_acquire_owned() else {
-                        continue;
-                    };
-                    let torrent = torrent.clone();
-                    tokio::spawn(async move {
-                        peer::incoming(torrent, stream, addr).await;
-                        drop(slot);
-                    });
-                }
-                Err(e) => {
-                    // Out of file descriptors and the like: back off instead of spinning.
-                    tracing::warn!("accept failed: {e}");
-                    tokio::time::sleep(Duration::from_millis(200)).await;
-                }
-            },
-            _ = torrent.shutdown.cancelled() => return,
-        }
-    }
-}
-
-async fn ticker(torrent: Arc<Torrent>, port: u16) {
-    let mut every = tokio::time::interval(Duration::from_secs(1));
-    let mut round = 0u64;
-    loop {
-        tokio::select! {
-            _ = every.tick() => {
-                round += 1;
-                torrent.tick(round);
-                if round % 10 == 0 && !torrent.config.peers.is_empty() {
-                    // Peers given by the user are retried (they may not have been up yet).
-                    let ours = SocketAddr::new(torrent.config.bind.ip(), port);
-                    connect(&torrent, &torrent.config.peers, ours);
-                }
-            }
-            _ = torrent.shutdown.cancelled() => return,
-        }
-    }
-}
-
-/// Announces `started`, then at the tracker's interval, `completed` when the download
-/// finishes, and `stopped` on shutdown. Failures are retried with growing delays.
-async fn announce_loop(torrent: Arc<Torrent>, mut client: TrackerClient, port: u16) {
-    let key = fastrand::u32(..);
-    let mut complete = torrent.complete.subscribe();
-    let was_complete = *complete.borrow_and_update();
-    let mut event = Event::Started;
-    let mut retry = Duration::from_secs(5);
-    let params = |event| AnnounceParams {
-        info_hash: torrent.info_hash,
-        peer_id: torrent.peer_id,
-        port,
-        uploaded: torrent.counters.uploaded.load(Ordering::Relaxed),
-        downloaded: torrent.counters.downloaded.load(Ordering::Relaxed),
-        left: torrent.left(),
-        event,
-        numwant: Some(50),
-        key,
-    };
-    let ours = SocketAddr::new(torrent.config.bind.ip(), port);
-    loop {
-        let wait = match client.announce(&params(event)).await {
-            Ok((url, response)) => {
-                tracing::info!("{url}: {} peers", response.peers.len());
-                if let Some(w) = &response.warning {
-                    tracing::warn!("{url} warns: {w}");
-                }
-                connect(&torrent, &response.peers, ours);
-                retry = Duration::from_secs(5);
-                Duration::from_secs(u64::from(response.interval.clamp(10, 3600)))
-            }
-            Err(e) => {
-                tracing::warn!("announce failed: {e}");
-                retry = (retry * 2).min(Duration::from_secs(300));
-                retry
-            }
-        };
-        event = Event::None;
-        tokio::select! {
-            _ = tokio::time::sleep(wait) => {}
-            Ok(()) = complete.changed(), if !was_complete && !*complete.borrow() => {
-                event = Event::Completed;
-            }
-            _ = torrent.shutdown.cancelled() => break,
-        }
-    }
-    let stopped = params(Event::Stopped);
-    if tokio::time::timeout(Duration::from_secs(5), client.announce(&stopped))
-        .await
-        .is_err()
+/// Stops a torrent's engine and waits for its tasks (the announcer's `stopped` included).
+async fn stop_torrent(torrent: &Arc<TorrentHandle>, tasks: Vec<JoinHandle<()>>) {
     {
-        tracing::debug!("stopped announce timed out");
+        let mut d = torrent.lock();
+        d.engine.stop(Instant::now());
+        torrent.dispatch(&mut d);
     }
+    torrent.cancel.cancel();
+    for mut task in tasks {
+        // The announcer may wait a few seconds for `stopped`; nothing waits longer.
+        if tokio::time::timeout(Duration::from_secs(6), &mut task)
+            .await
+            .is_err()
+        {
+            task.abort();
+        }
+    }
+    let links: Vec<_> = torrent.lock().links.drain().collect();
+    for (_, link) in links {
+        link.cancel.cancel();
+    }
+}
+
+/// Awaits every future (a tiny `join_all`: the futures crate is not worth a dependency).
+async fn futures_join_all<F: std::future::Future<Output = ()> + Send + 'static>(
+    futures: impl IntoIterator<Item = F>,
+) {
+    let handles: Vec<JoinHandle<()>> = futures.into_iter().map(tokio::spawn).collect();
+    for h in handles {
+        let _ = h.await;
+    }
+}
+
+/// Checks the data on disk on a blocking thread, then lets the torrent go live.
+async fn check_then_start(torrent: Arc<TorrentHandle>, meta: Metainfo, dir: PathBuf, paused: bool) {
+    let checked = tokio::task::spawn_blocking(move || check(&meta, &dir, |_| {})).await;
+    let mut d = torrent.lock();
+    let now = Instant::now();
+    match checked {
+        Ok(Ok(have)) => {
+            d.engine.handle_checked(now, &have);
+            if paused {
+                d.engine.pause(now);
+            }
+        }
+        Ok(Err(e)) => d.engine.handle_check_failed(
+            now,
+            TorrentError::Check {
+                message: e.to_string(),
+            },
+        ),
+        Err(_) => return,
+    }
+    torrent.dispatch(&mut d);
 }

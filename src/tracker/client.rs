@@ -208,6 +208,16 @@ pub fn parse_announce_response(body: &[u8]) -> Result<Result<AnnounceResponse, S
     }))
 }
 
+/// The HTTP client trackers are asked with (timeouts, user agent).
+pub fn http_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(10))
+        .timeout(Duration::from_secs(30))
+        .user_agent(concat!("BatTorrent/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .expect("static client configuration")
+}
+
 /// Talks to a torrent's HTTP trackers in BEP 12 tier order.
 pub struct TrackerClient {
     http: reqwest::Client,
@@ -217,6 +227,12 @@ pub struct TrackerClient {
 impl TrackerClient {
     /// A client for `tiers` of tracker URLs; unparseable and non-HTTP(S) URLs are skipped.
     pub fn new(tiers: &[Vec<String>]) -> TrackerClient {
+        TrackerClient::with_http(tiers, http_client())
+    }
+
+    /// Like [`TrackerClient::new`], sharing `http` (one connection pool and TLS setup for
+    /// every torrent of a session; see [`http_client`]).
+    pub fn with_http(tiers: &[Vec<String>], http: reqwest::Client) -> TrackerClient {
         let tiers = tiers
             .iter()
             .map(|tier| {
@@ -227,13 +243,12 @@ impl TrackerClient {
             })
             .filter(|t| !t.is_empty())
             .collect();
-        let http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(10))
-            .timeout(Duration::from_secs(30))
-            .user_agent(concat!("BatTorrent/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .expect("static client configuration");
         TrackerClient { http, tiers }
+    }
+
+    /// Whether any tracker URL is usable.
+    pub fn is_empty(&self) -> bool {
+        self.tiers.is_empty()
     }
 
     /// The tiers in their current order (working trackers move to the front of their tier).

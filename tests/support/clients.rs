@@ -208,7 +208,8 @@ impl<'a> Run<'a> {
                 let summary: serde_json::Value = serde_json::from_slice(&out).unwrap_or_else(|e| {
                     self.fail(&format!("download --json printed no JSON: {e}"))
                 });
-                if summary["complete"] != true || summary["stats"]["verified_bytes"] != total_bytes
+                if summary["complete"] != true
+                    || summary["torrents"][0]["stats"]["verified_bytes"] != total_bytes
                 {
                     self.fail(&format!("download --json does not say complete: {summary}"));
                 }
