@@ -1,11 +1,12 @@
 //! Our peer engine against the real clients on a private network of namespaces
 //! (tests/support/netns.rs): our tracker runs on host 1, the seeder on host 2 and the
 //! downloader on host 3, and they find each other only through the tracker. Our `seed` and
-//! `download` meet Transmission 3.00, aria2 and libtorrent in both directions, each on two
+//! `download` meet Transmission 3.00, aria2 and libtorrent in both directions, each on three
 //! torrents: a multi-file one (odd file sizes, an empty file, a file in a subfolder, 48 KiB
-//! pieces, a short last piece) and a single-file one (80 KiB pieces, a short last piece).
-//! The downloaded bytes must equal the originals, and our log must show no protocol
-//! violation by the other client.
+//! pieces, a short last piece), a single-file one (80 KiB pieces, a short last piece), and
+//! a 64 MiB one (256 KiB pieces), big enough to show a transfer that stalls. The
+//! downloaded bytes must equal the originals, and our log must show no protocol violation
+//! by the other client.
 //!
 //! Needs root, iproute2, transmission-cli, aria2 and python3-libtorrent (see .ci/run);
 //! with BATTORRENT_SKIP_INTEROP=1 a test whose requirements are missing is skipped.
@@ -27,6 +28,9 @@ enum Shape {
     Multi,
     /// `single.bin`; 80 KiB pieces.
     Single,
+    /// `large.bin`, 64 MiB in 256 KiB pieces: big enough to show stalls (a client that
+    /// queues thousands of requests, a request dropped without a word).
+    Large,
 }
 
 // --- ours seeds, they download -------------------------------------------------------
@@ -61,7 +65,37 @@ fn ours_seeds_single_file_to_libtorrent() {
     exchange(Client::Ours, Client::Libtorrent, Shape::Single);
 }
 
+#[test]
+fn ours_seeds_64_mib_to_transmission() {
+    exchange(Client::Ours, Client::Transmission, Shape::Large);
+}
+
+#[test]
+fn ours_seeds_64_mib_to_aria2() {
+    exchange(Client::Ours, Client::Aria2, Shape::Large);
+}
+
+#[test]
+fn ours_seeds_64_mib_to_libtorrent() {
+    exchange(Client::Ours, Client::Libtorrent, Shape::Large);
+}
+
 // --- they seed, ours downloads -------------------------------------------------------
+
+#[test]
+fn transmission_seeds_64_mib_to_ours() {
+    exchange(Client::Transmission, Client::Ours, Shape::Large);
+}
+
+#[test]
+fn aria2_seeds_64_mib_to_ours() {
+    exchange(Client::Aria2, Client::Ours, Shape::Large);
+}
+
+#[test]
+fn libtorrent_seeds_64_mib_to_ours() {
+    exchange(Client::Libtorrent, Client::Ours, Shape::Large);
+}
 
 #[test]
 fn transmission_seeds_multi_file_to_ours() {
@@ -235,6 +269,12 @@ impl Dataset {
                     ("multi/sub/b.bin".into(), bytes(777_777, 2)),
                     ("multi/z.dat".into(), bytes(1_234_567, 3)),
                 ],
+            },
+            // 67,108,864 bytes: 256 pieces of 262,144.
+            Shape::Large => Dataset {
+                name: "large.bin",
+                piece_length: 262_144,
+                files: vec![("large.bin".into(), bytes(64 << 20, 5))],
             },
             // 2,500,001 bytes: 31 pieces of 81,920, the last one 42,401 bytes.
             Shape::Single => Dataset {
