@@ -151,6 +151,9 @@ impl TorrentHandle {
                     let _ = self.shared.events.send(SessionEvent::Completed(self.id));
                 }
                 Action::State(state) => {
+                    if state == TorrentState::Seeding {
+                        self.complete.send_replace(true);
+                    }
                     if state == TorrentState::Failed {
                         let why = d.engine.error().map(|e| e.to_string());
                         tracing::error!("{}: {}", self.name, why.as_deref().unwrap_or("failed"));

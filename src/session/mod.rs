@@ -252,6 +252,15 @@ impl Session {
             Some(have) if have.all() => Access::Read,
             _ => Access::ReadWrite,
         };
+        if access == Access::ReadWrite {
+            std::fs::create_dir_all(&add.dir).map_err(|error| {
+                crate::storage::StorageError::Io {
+                    action: "create",
+                    path: add.dir.clone(),
+                    error,
+                }
+            })?;
+        }
         let mut storage = Storage::new(meta.info.layout(&add.dir), &add.dir, access)?;
         storage.set_direct_writes(inner.config.direct_writes);
         let now = Instant::now();

@@ -274,9 +274,9 @@ impl Engine {
             }
         }
         if good && complete && self.state == TorrentState::Downloading {
-            self.set_state(TorrentState::Seeding);
             tracing::info!("download complete");
             self.actions.push_back(Action::Completed);
+            self.set_state(TorrentState::Seeding);
             if self.downloading {
                 self.actions.push_back(Action::Announce {
                     event: Event::Completed,

@@ -1,0 +1,190 @@
+//! The session as a library: several torrents in one process on one port, and a removed
+//! torrent leaving nothing behind (tasks, sockets, file handles). Loopback only.
+
+use battorrent::metainfo::create::{build, scan, CreateOptions};
+use battorrent::metainfo::Metainfo;
+use battorrent::session::{AddTorrent, Session, SessionConfig, SessionEvent, TorrentState};
+use battorrent::wire::Bitfield;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+fn scratch(name: &str) -> PathBuf {
+    let dir =
+        std::env::temp_dir().join(format!("battorrent-session-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Writes `size` bytes of reproducible data as `dir/name` and makes a torrent of it.
+fn torrent(dir: &Path, name: &str, size: usize, seed: u32) -> Metainfo {
+    let data: Vec<u8> = (0..size as u32)
+        .map(|i| (i.wrapping_add(seed).wrapping_mul(2_654_435_761) >> 11) as u8)
+        .collect();
+    let path = dir.join(name);
+    std::fs::write(&path, data).unwrap();
+    let input = scan(&path, false, false).unwrap();
+    let options = CreateOptions {
+        piece_length: Some(32 * 1024),
+        ..CreateOptions::default()
+    };
+    build(&input, &options, |_| {}).unwrap().metainfo
+}
+
+fn config() -> SessionConfig {
+    SessionConfig {
+        bind: SocketAddr::from(([127, 0, 0, 1], 0)),
+        use_trackers: false,
+        direct_writes: false,
+        ..SessionConfig::default()
+    }
+}
+
+fn add(meta: &Metainfo, dir: &Path, have: Option<bool>, peers: Vec<SocketAddr>) -> AddTorrent {
+    let pieces = meta.info.piece_count();
+    AddTorrent {
+        meta: meta.clone(),
+        dir: dir.to_path_buf(),
+        have: have.map(|all| Bitfield::repeat(all, pieces)),
+        peers,
+        paused: false,
+    }
+}
+
+/// The tests count tasks and descriptors of the whole process: one at a time.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn open_fds() -> usize {
+    std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_torrents_in_one_process_on_one_port_each_way() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = scratch("three");
+    let seed_dir = dir.join("seed");
+    let get_dir = dir.join("get");
+    std::fs::create_dir_all(&seed_dir).unwrap();
+    let metas: Vec<Metainfo> = (0..3)
+        .map(|i| {
+            torrent(
+                &seed_dir,
+                &format!("file{i}.bin"),
+                200_000 + i * 77_777,
+                i as u32,
+            )
+        })
+        .collect();
+
+    let seeder = Session::start(config()).await.unwrap();
+    // The seeder checks its data itself (have: None): it must find every piece.
+    let seed_ids: Vec<_> = metas
+        .iter()
+        .map(|m| seeder.add(add(m, &seed_dir, None, vec![])).unwrap())
+        .collect();
+    for id in &seed_ids {
+        tokio::time::timeout(Duration::from_secs(20), seeder.completed(*id))
+            .await
+            .expect("the seeder's check finds every piece");
+    }
+    // A torrent is in a session once.
+    assert!(seeder.add(add(&metas[0], &seed_dir, None, vec![])).is_err());
+
+    let getter = Session::start(config()).await.unwrap();
+    let mut events = getter.subscribe();
+    let ids: Vec<_> = metas
+        .iter()
+        .map(|m| {
+            getter
+                .add(add(m, &get_dir, Some(false), vec![seeder.local_addr()]))
+                .unwrap()
+        })
+        .collect();
+    for id in &ids {
+        tokio::time::timeout(Duration::from_secs(30), getter.completed(*id))
+            .await
+            .expect("every torrent completes through the one listening port");
+    }
+    for i in 0..3 {
+        let name = format!("file{i}.bin");
+        assert_eq!(
+            std::fs::read(get_dir.join(&name)).unwrap(),
+            std::fs::read(seed_dir.join(&name)).unwrap()
+        );
+    }
+    let mut completed = 0;
+    while let Ok(e) = events.try_recv() {
+        if matches!(e, SessionEvent::Completed(_)) {
+            completed += 1;
+        }
+    }
+    assert_eq!(completed, 3, "one completion event per torrent");
+    let list = getter.torrents();
+    assert_eq!(list.len(), 3);
+    assert!(list.iter().all(|t| t.state == TorrentState::Seeding));
+    let uploaded: u64 = seeder.torrents().iter().map(|t| t.stats.uploaded).sum();
+    let total: u64 = metas.iter().map(|m| m.info.total_length).sum();
+    assert!(
+        uploaded >= total,
+        "the seeder uploaded {uploaded} of {total}"
+    );
+    getter.shutdown().await;
+    seeder.shutdown().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_removed_torrent_leaves_no_task_socket_or_file_behind() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = scratch("remove");
+    let seed_dir = dir.join("seed");
+    std::fs::create_dir_all(&seed_dir).unwrap();
+    let meta = torrent(&seed_dir, "x.bin", 500_000, 9);
+    let metrics = tokio::runtime::Handle::current().metrics();
+
+    let seeder = Session::start(config()).await.unwrap();
+    let tasks_before = metrics.num_alive_tasks();
+    let fds_before = open_fds();
+    let id = seeder
+        .add(add(&meta, &seed_dir, Some(true), vec![]))
+        .unwrap();
+    // A leecher connects and downloads; then the seeder's torrent is removed under it.
+    let getter = Session::start(config()).await.unwrap();
+    let gid = getter
+        .add(add(
+            &meta,
+            &dir.join("get"),
+            Some(false),
+            vec![seeder.local_addr()],
+        ))
+        .unwrap();
+    tokio::time::timeout(Duration::from_secs(30), getter.completed(gid))
+        .await
+        .unwrap();
+    getter.pause(gid).unwrap();
+    getter.resume(gid).unwrap();
+    seeder.remove(id).await.unwrap();
+    assert!(seeder.stats(id).is_none());
+    getter.shutdown().await;
+    // Connection tasks end as their sockets close: give them a moment.
+    let mut left = usize::MAX;
+    for _ in 0..50 {
+        left = metrics.num_alive_tasks();
+        if left <= tasks_before {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        left <= tasks_before,
+        "{left} tasks alive, {tasks_before} before"
+    );
+    let fds = open_fds();
+    assert!(
+        fds <= fds_before,
+        "{fds} descriptors open, {fds_before} before"
+    );
+    seeder.shutdown().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
