@@ -53,7 +53,7 @@ fn add(meta: &Metainfo, dir: &Path, have: Option<bool>, peers: Vec<SocketAddr>) 
 }
 
 /// The tests count tasks and descriptors of the whole process: one at a time.
-static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 fn open_fds() -> usize {
     std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count())
@@ -61,7 +61,7 @@ fn open_fds() -> usize {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_torrents_in_one_process_on_one_port_each_way() {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _serial = SERIAL.lock().await;
     let dir = scratch("three");
     let seed_dir = dir.join("seed");
     let get_dir = dir.join("get");
@@ -136,7 +136,7 @@ async fn three_torrents_in_one_process_on_one_port_each_way() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_removed_torrent_leaves_no_task_socket_or_file_behind() {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _serial = SERIAL.lock().await;
     let dir = scratch("remove");
     let seed_dir = dir.join("seed");
     std::fs::create_dir_all(&seed_dir).unwrap();
