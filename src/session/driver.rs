@@ -147,8 +147,9 @@ impl TorrentHandle {
                     let _ = self.announce.send(event);
                 }
                 Action::Completed => {
-                    self.complete.send_replace(true);
+                    // The event goes out before anyone waiting on `complete` wakes.
                     let _ = self.shared.events.send(SessionEvent::Completed(self.id));
+                    self.complete.send_replace(true);
                 }
                 Action::State(state) => {
                     if state == TorrentState::Seeding {
