@@ -163,6 +163,7 @@ fn run(loaded: Vec<Loaded>, args: &PeerArgs, keep_seeding: bool) -> anyhow::Resu
                 paused: false,
             })?);
         }
+        release_freed_memory();
         let end = watch(&session, &ids, keep_seeding).await;
         let summaries = session.torrents();
         session.shutdown().await;
@@ -249,7 +250,11 @@ async fn watch(session: &Session, ids: &[TorrentId], keep_seeding: bool) -> End 
     }
 }
 
-/// A bar per torrent and a total on a terminal, or a log line every few seconds otherwise.
+/// Torrents past which progress shows only the total (one bar or line each is no use).
+const MAX_BARS: usize = 20;
+
+/// On a terminal, a bar per torrent (up to [`MAX_BARS`]) and a total; otherwise a log line
+/// every few seconds.
 struct Progress {
     multi: MultiProgress,
     bars: Vec<ProgressBar>,
@@ -266,17 +271,19 @@ impl Progress {
             .expect("valid template")
             .progress_chars("=> ");
         let bar = |name: &str| {
-            let bar = if terminal {
-                multi.add(ProgressBar::new(1))
-            } else {
-                ProgressBar::hidden()
-            };
+            let bar = multi.add(ProgressBar::new(1));
             bar.set_style(style.clone());
             bar.set_prefix(format::escape(name));
             bar
         };
-        let bars = names.iter().map(|n| bar(n)).collect();
-        let total = (names.len() > 1).then(|| bar("total"));
+        let (bars, total) = if !terminal {
+            (Vec::new(), None)
+        } else if names.len() <= MAX_BARS {
+            let bars = names.iter().map(|n| bar(n)).collect();
+            (bars, (names.len() > 1).then(|| bar("total")))
+        } else {
+            (Vec::new(), Some(bar(&format!("{} torrents", names.len()))))
+        };
         Progress {
             multi,
             bars,
@@ -288,16 +295,18 @@ impl Progress {
 
     fn show(&self, all: &[TorrentSummary]) {
         let mut sum = TorrentStats::default();
-        for (bar, t) in self.bars.iter().zip(all) {
-            bar.set_length(t.stats.total_bytes.max(1));
-            bar.set_position(t.stats.verified_bytes);
-            bar.set_message(status_line(&t.stats));
+        for t in all {
             sum.total_bytes += t.stats.total_bytes;
             sum.verified_bytes += t.stats.verified_bytes;
             sum.download_rate += t.stats.download_rate;
             sum.upload_rate += t.stats.upload_rate;
             sum.peers += t.stats.peers;
             sum.seeds += t.stats.seeds;
+        }
+        for (bar, t) in self.bars.iter().zip(all) {
+            bar.set_length(t.stats.total_bytes.max(1));
+            bar.set_position(t.stats.verified_bytes);
+            bar.set_message(status_line(&t.stats));
         }
         if let Some(total) = &self.total {
             total.set_length(sum.total_bytes.max(1));
@@ -306,17 +315,30 @@ impl Progress {
         }
         if !self.terminal && self.last_line.get().elapsed() >= Duration::from_secs(5) {
             self.last_line.set(Instant::now());
-            for t in all {
-                let s = &t.stats;
-                let percent = if s.total_bytes == 0 {
+            let percent = |s: &TorrentStats| {
+                if s.total_bytes == 0 {
                     100.0
                 } else {
                     s.verified_bytes as f64 * 100.0 / s.total_bytes as f64
-                };
+                }
+            };
+            if all.len() <= MAX_BARS {
+                for t in all {
+                    let s = &t.stats;
+                    eprintln!(
+                        "{:5.1}% {}: {}",
+                        percent(s),
+                        format::escape(&t.name),
+                        status_line(s)
+                    );
+                }
+            } else {
+                let done = all.iter().filter(|t| t.stats.complete).count();
                 eprintln!(
-                    "{percent:5.1}% {}: {}",
-                    format::escape(&t.name),
-                    status_line(s)
+                    "{:5.1}% of {} torrents ({done} complete): {}",
+                    percent(&sum),
+                    all.len(),
+                    status_line(&sum)
                 );
             }
         }
@@ -334,6 +356,16 @@ impl Progress {
         for bar in self.bars.iter().chain(&self.total) {
             bar.finish_and_clear();
         }
+    }
+}
+
+/// Hands memory freed while loading and checking (parsed torrents, read buffers) back to
+/// the system, so a long-running process's size reflects what it holds.
+fn release_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only releases free heap pages; it has no preconditions.
+    unsafe {
+        libc::malloc_trim(0);
     }
 }
 

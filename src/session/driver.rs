@@ -13,10 +13,11 @@ use crate::core::{InfoHash, PeerKey};
 use crate::storage::Storage;
 use crate::torrent::{Action, Engine, TorrentState};
 use crate::tracker::Event;
+use std::collections::BinaryHeap;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Instant;
 use tokio::sync::{broadcast, mpsc, watch, Notify};
 use tokio_util::sync::CancellationToken;
@@ -39,6 +40,35 @@ pub struct Shared {
     pub pool: VerifyPool,
     pub limiter: Option<Limiter>,
     pub events: broadcast::Sender<SessionEvent>,
+    /// Every torrent's next timeout, served by one timer task ([`timers`]).
+    pub timers: Mutex<BinaryHeap<Due>>,
+    /// Wakes the timer task when a deadline earlier than all others is queued.
+    pub timer_wake: Notify,
+    /// Origin of the deadlines kept in [`TorrentHandle::timer_at`].
+    pub epoch: Instant,
+}
+
+/// A torrent's timeout waiting in the session's timer queue (earliest first).
+pub struct Due {
+    pub at: Instant,
+    pub torrent: Weak<TorrentHandle>,
+}
+
+impl PartialEq for Due {
+    fn eq(&self, other: &Self) -> bool {
+        self.at == other.at
+    }
+}
+impl Eq for Due {}
+impl PartialOrd for Due {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Due {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        other.at.cmp(&self.at)
+    }
 }
 
 /// The send side of one connection: the writer task drains it.
@@ -75,11 +105,9 @@ pub struct TorrentHandle {
     /// Cancelled when the torrent is removed or the session shuts down; connection
     /// tokens are its children.
     pub cancel: CancellationToken,
-    /// Wakes the timer task when the engine wants an earlier timeout.
-    pub timer: Notify,
-    /// The timer task's deadline, in nanoseconds after `epoch` (`u64::MAX`: none).
+    /// The deadline queued for it in the session's timer, in nanoseconds after the
+    /// session's epoch (`u64::MAX`: none). Queue entries at other times are stale.
     pub timer_at: AtomicU64,
-    pub epoch: Instant,
     /// Becomes true when every piece is verified.
     pub complete: watch::Sender<bool>,
     /// Why the torrent failed, once it has.
@@ -165,23 +193,31 @@ impl TorrentHandle {
             }
         }
         if let Some(at) = d.engine.poll_timeout() {
-            let at = at.saturating_duration_since(self.epoch).as_nanos() as u64;
-            if at < self.timer_at.load(Ordering::Relaxed) {
-                self.timer.notify_one();
+            let nanos = at.saturating_duration_since(self.shared.epoch).as_nanos() as u64;
+            if nanos < self.timer_at.load(Ordering::Relaxed) {
+                self.timer_at.store(nanos, Ordering::Relaxed);
+                let mut heap = lock(&self.shared.timers);
+                let earliest = heap.peek().map_or(true, |d| at < d.at);
+                heap.push(Due {
+                    at,
+                    torrent: Arc::downgrade(self),
+                });
+                drop(heap);
+                if earliest {
+                    self.shared.timer_wake.notify_one();
+                }
             }
         }
     }
 }
 
-/// Runs the engine's clock until the torrent is cancelled: sleeps until the engine's next
-/// timeout (or until woken for an earlier one) and calls `handle_timeout`.
-pub async fn timer(torrent: Arc<TorrentHandle>) {
+/// Runs every torrent's clock until `stop`: sleeps until the earliest queued timeout (or
+/// until woken for an earlier one), then calls each due engine's `handle_timeout`. One
+/// task for the whole session: an idle torrent has no timeout queued and costs nothing.
+pub async fn timers(shared: Arc<Shared>, stop: CancellationToken) {
+    let mut due = Vec::new();
     loop {
-        let next = torrent.lock().engine.poll_timeout();
-        let at = next.map_or(u64::MAX, |t| {
-            t.saturating_duration_since(torrent.epoch).as_nanos() as u64
-        });
-        torrent.timer_at.store(at, Ordering::Relaxed);
+        let next = lock(&shared.timers).peek().map(|d| d.at);
         let sleep = async {
             match next {
                 Some(t) => tokio::time::sleep_until(t.into()).await,
@@ -190,11 +226,28 @@ pub async fn timer(torrent: Arc<TorrentHandle>) {
         };
         tokio::select! {
             _ = sleep => {}
-            _ = torrent.timer.notified() => continue,
-            _ = torrent.cancel.cancelled() => return,
+            _ = shared.timer_wake.notified() => continue,
+            _ = stop.cancelled() => return,
         }
-        let mut d = torrent.lock();
-        d.engine.handle_timeout(Instant::now());
-        torrent.dispatch(&mut d);
+        let now = Instant::now();
+        {
+            let mut heap = lock(&shared.timers);
+            while heap.peek().is_some_and(|d| d.at <= now) {
+                due.extend(heap.pop());
+            }
+        }
+        for d in due.drain(..) {
+            let Some(torrent) = d.torrent.upgrade() else {
+                continue;
+            };
+            let nanos = d.at.saturating_duration_since(shared.epoch).as_nanos() as u64;
+            if torrent.timer_at.load(Ordering::Relaxed) != nanos {
+                continue;
+            }
+            torrent.timer_at.store(u64::MAX, Ordering::Relaxed);
+            let mut t = torrent.lock();
+            t.engine.handle_timeout(now);
+            torrent.dispatch(&mut t);
+        }
     }
 }

@@ -221,6 +221,9 @@ impl Session {
             pool: verify::VerifyPool::new(threads).map_err(SessionError::Threads)?,
             limiter: config.upload_limit.map(Limiter::new),
             events: broadcast::channel(1024).0,
+            timers: Mutex::new(std::collections::BinaryHeap::new()),
+            timer_wake: tokio::sync::Notify::new(),
+            epoch: Instant::now(),
         });
         let inner = Arc::new(Inner {
             max_connections: config.max_peers.saturating_mul(4).max(64) + 32,
@@ -231,7 +234,10 @@ impl Session {
             shutdown: CancellationToken::new(),
             http: http_client(),
         });
-        let tasks = vec![tokio::spawn(listener::listen(inner.clone(), listener))];
+        let tasks = vec![
+            tokio::spawn(listener::listen(inner.clone(), listener)),
+            tokio::spawn(driver::timers(inner.shared.clone(), inner.shutdown.clone())),
+        ];
         Ok(Session { inner, tasks })
     }
 
@@ -297,14 +303,12 @@ impl Session {
             storage,
             shared: inner.shared.clone(),
             cancel: inner.shutdown.child_token(),
-            timer: tokio::sync::Notify::new(),
             timer_at: AtomicU64::new(u64::MAX),
-            epoch: now,
             complete: watch::Sender::new(false),
             failure: watch::Sender::new(None),
             announce: announce_tx,
         });
-        let mut tasks = vec![tokio::spawn(driver::timer(torrent.clone()))];
+        let mut tasks = Vec::new();
         let client = TrackerClient::with_http(&meta.trackers, inner.http.clone());
         if inner.config.use_trackers && !client.is_empty() {
             tasks.push(tokio::spawn(announce::run(
