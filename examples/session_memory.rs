@@ -8,7 +8,32 @@ use battorrent::metainfo::Metainfo;
 use battorrent::session::{AddTorrent, Session, SessionConfig};
 use battorrent::wire::Bitfield;
 use std::net::SocketAddr;
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
+
+/// Counts live heap bytes and blocks (to say what the resident size is made of).
+struct Counting;
+
+static LIVE_BYTES: AtomicUsize = AtomicUsize::new(0);
+static LIVE_BLOCKS: AtomicUsize = AtomicUsize::new(0);
+
+// SAFETY: forwards to the system allocator unchanged; only counts.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        LIVE_BYTES.fetch_add(layout.size(), Ordering::Relaxed);
+        LIVE_BLOCKS.fetch_add(1, Ordering::Relaxed);
+        System.alloc(layout)
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        LIVE_BYTES.fetch_sub(layout.size(), Ordering::Relaxed);
+        LIVE_BLOCKS.fetch_sub(1, Ordering::Relaxed);
+        System.dealloc(ptr, layout)
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
 
 /// Resident set size in bytes, from /proc/self/statm, after trimming the heap.
 fn rss() -> u64 {
@@ -55,10 +80,14 @@ fn main() {
         };
         let session = Session::start(config).await.expect("session");
         let dir = std::env::temp_dir();
-        let metas: Vec<Metainfo> = (0..n).map(torrent).collect();
         tokio::time::sleep(Duration::from_millis(200)).await;
         let before = rss();
-        for meta in metas {
+        let (bytes0, blocks0) = (
+            LIVE_BYTES.load(Ordering::Relaxed),
+            LIVE_BLOCKS.load(Ordering::Relaxed),
+        );
+        for i in 0..n {
+            let meta = torrent(i);
             session
                 .add(AddTorrent {
                     meta,
@@ -71,11 +100,20 @@ fn main() {
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
         let after = rss();
+        let (bytes1, blocks1) = (
+            LIVE_BYTES.load(Ordering::Relaxed),
+            LIVE_BLOCKS.load(Ordering::Relaxed),
+        );
         println!(
             "{n} idle torrents: {:.1} MiB -> {:.1} MiB, {:.0} bytes per torrent",
             before as f64 / 1048576.0,
             after as f64 / 1048576.0,
             (after.saturating_sub(before)) as f64 / n as f64
+        );
+        println!(
+            "live heap per torrent: {:.0} bytes in {:.1} blocks",
+            bytes1.saturating_sub(bytes0) as f64 / n as f64,
+            blocks1.saturating_sub(blocks0) as f64 / n as f64
         );
         session.shutdown().await;
     });
