@@ -7,8 +7,8 @@
 use battorrent::metainfo::Metainfo;
 use battorrent::session::{AddTorrent, Session, SessionConfig};
 use battorrent::wire::Bitfield;
-use std::net::SocketAddr;
 use std::alloc::{GlobalAlloc, Layout, System};
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 

@@ -8,7 +8,6 @@ use crate::tracker::client::{AnnounceParams, TrackerClient};
 use crate::tracker::Event;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::mpsc;
 
 /// First retry delay after a failed announce (doubles up to [`MAX_RETRY`]).
 const FIRST_RETRY: Duration = Duration::from_secs(5);
@@ -20,7 +19,6 @@ const STOPPED_TIMEOUT: Duration = Duration::from_secs(5);
 pub async fn run(
     torrent: Arc<TorrentHandle>,
     mut client: TrackerClient,
-    mut events: mpsc::UnboundedReceiver<Event>,
     peer_id: [u8; 20],
     port: u16,
 ) {
@@ -43,19 +41,20 @@ pub async fn run(
     let mut next: Option<tokio::time::Instant> = None;
     let mut retry = FIRST_RETRY;
     loop {
-        let regular = async {
+        let regular = async move {
             match next {
                 Some(at) => tokio::time::sleep_until(at).await,
                 None => std::future::pending().await,
             }
         };
-        let event = tokio::select! {
-            e = events.recv() => match e {
-                Some(e) => e,
-                None => break,
+        let queued = super::driver::lock(&torrent.announce).pop_front();
+        let event = match queued {
+            Some(e) => e,
+            None => tokio::select! {
+                _ = torrent.announce_wake.notified() => continue,
+                _ = regular => Event::None,
+                _ = torrent.cancel.cancelled() => break,
             },
-            _ = regular => Event::None,
-            _ = torrent.cancel.cancelled() => break,
         };
         if event == Event::Stopped {
             if active {

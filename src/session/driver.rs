@@ -14,12 +14,12 @@ use crate::storage::Storage;
 use crate::torrent::{Action, Engine, TorrentState};
 use crate::tracker::Event;
 use std::collections::BinaryHeap;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Instant;
-use tokio::sync::{broadcast, mpsc, watch, Notify};
+use tokio::sync::{broadcast, Notify};
 use tokio_util::sync::CancellationToken;
 
 /// Unsent bytes queued for one peer past which it is dropped (it does not read).
@@ -108,12 +108,12 @@ pub struct TorrentHandle {
     /// The deadline queued for it in the session's timer, in nanoseconds after the
     /// session's epoch (`u64::MAX`: none). Queue entries at other times are stale.
     pub timer_at: AtomicU64,
-    /// Becomes true when every piece is verified.
-    pub complete: watch::Sender<bool>,
-    /// Why the torrent failed, once it has.
-    pub failure: watch::Sender<Option<String>>,
-    /// Events for the announce task.
-    pub announce: mpsc::UnboundedSender<Event>,
+    /// Woken (all waiters) when the torrent completes, fails or stops.
+    pub changed: Notify,
+    /// Events for the announce task, in order, and its wake-up. (A queue and a `Notify`
+    /// cost a few dozen bytes; a channel several hundred, for every idle torrent.)
+    pub announce: Mutex<VecDeque<Event>>,
+    pub announce_wake: Notify,
 }
 
 impl TorrentHandle {
@@ -172,23 +172,20 @@ impl TorrentHandle {
                     data,
                 }),
                 Action::Announce { event } => {
-                    let _ = self.announce.send(event);
+                    lock(&self.announce).push_back(event);
+                    self.announce_wake.notify_one();
                 }
                 Action::Completed => {
-                    // The event goes out before anyone waiting on `complete` wakes.
                     let _ = self.shared.events.send(SessionEvent::Completed(self.id));
-                    self.complete.send_replace(true);
                 }
                 Action::State(state) => {
-                    if state == TorrentState::Seeding {
-                        self.complete.send_replace(true);
-                    }
                     if state == TorrentState::Failed {
                         let why = d.engine.error().map(|e| e.to_string());
                         tracing::error!("{}: {}", self.name, why.as_deref().unwrap_or("failed"));
-                        self.failure.send_replace(why);
                     }
                     let _ = self.shared.events.send(SessionEvent::State(self.id, state));
+                    // After the event: whoever waits on `changed` sees it sent.
+                    self.changed.notify_waiters();
                 }
             }
         }

@@ -40,7 +40,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use thiserror::Error;
 use tokio::net::TcpListener;
-use tokio::sync::{broadcast, mpsc, watch};
+use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -285,7 +285,6 @@ impl Session {
             config,
         );
         engine.handle_peers(now, PeerSource::Manual, &add.peers);
-        let (announce_tx, announce_rx) = mpsc::unbounded_channel();
         let mut reg = lock(&inner.registry);
         if reg.by_hash.contains_key(&meta.info_hash) {
             return Err(SessionError::Duplicate(meta.info_hash));
@@ -304,9 +303,9 @@ impl Session {
             shared: inner.shared.clone(),
             cancel: inner.shutdown.child_token(),
             timer_at: AtomicU64::new(u64::MAX),
-            complete: watch::Sender::new(false),
-            failure: watch::Sender::new(None),
-            announce: announce_tx,
+            changed: tokio::sync::Notify::new(),
+            announce: Mutex::new(std::collections::VecDeque::new()),
+            announce_wake: tokio::sync::Notify::new(),
         });
         let mut tasks = Vec::new();
         let client = TrackerClient::with_http(&meta.trackers, inner.http.clone());
@@ -314,7 +313,6 @@ impl Session {
             tasks.push(tokio::spawn(announce::run(
                 torrent.clone(),
                 client,
-                announce_rx,
                 inner.config.peer_id,
                 inner.local_addr.port(),
             )));
@@ -419,35 +417,28 @@ impl Session {
             .collect()
     }
 
-    /// Waits until every piece of the torrent is verified (at once for a seed).
+    /// Waits until every piece of the torrent is verified (at once for a seed). Returns
+    /// at once for a torrent that is not in the session; never returns for one that fails
+    /// or stops before completing.
     pub async fn completed(&self, id: TorrentId) {
         let Ok(torrent) = self.torrent(id) else {
             return;
         };
-        let mut rx = torrent.complete.subscribe();
-        if torrent.lock().engine.stats().complete {
-            return;
+        loop {
+            let changed = torrent.changed.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            if torrent.lock().engine.stats().complete {
+                return;
+            }
+            changed.await;
         }
-        let _ = rx.wait_for(|done| *done).await;
-    }
-
-    /// Waits until the torrent fails, and says why.
-    pub async fn failed(&self, id: TorrentId) -> String {
-        let Ok(torrent) = self.torrent(id) else {
-            return std::future::pending().await;
-        };
-        let mut rx = torrent.failure.subscribe();
-        let why = match rx.wait_for(|f| f.is_some()).await {
-            Ok(why) => why.clone().unwrap_or_default(),
-            Err(_) => return std::future::pending().await,
-        };
-        why
     }
 
     /// Why the torrent failed, if it has.
     pub fn error(&self, id: TorrentId) -> Option<String> {
         let torrent = self.torrent(id).ok()?;
-        let why = torrent.failure.borrow().clone();
+        let why = torrent.lock().engine.error().map(|e| e.to_string());
         why
     }
 
