@@ -4,7 +4,7 @@ use super::{format, show};
 use anyhow::{bail, Context};
 use battorrent::metainfo::Metainfo;
 use battorrent::session::{
-    self, AddTorrent, Session, SessionConfig, TorrentId, TorrentStats, TorrentSummary,
+    self, AddTorrent, Session, SessionConfig, SessionStats, TorrentId, TorrentStats,
 };
 use battorrent::wire::Bitfield;
 use clap::Args;
@@ -212,6 +212,7 @@ fn run(loaded: Vec<Loaded>, args: &PeerArgs, keep_seeding: bool) -> anyhow::Resu
 async fn watch(session: &Session, ids: &[TorrentId], keep_seeding: bool) -> End {
     let names: Vec<String> = session.torrents().into_iter().map(|t| t.name).collect();
     let bars = Progress::new(&names);
+    drop(names);
     let mut signal = std::pin::pin!(shutdown_signal());
     let mut every = tokio::time::interval(Duration::from_millis(250));
     let mut events = session.subscribe();
@@ -226,20 +227,17 @@ async fn watch(session: &Session, ids: &[TorrentId], keep_seeding: bool) -> End 
                 return End::Interrupted;
             }
         }
-        let all = session.torrents();
-        bars.show(&all);
-        if let Some(t) = all.iter().find(|t| t.error.is_some()) {
+        let totals = session.totals();
+        bars.show(session, &totals);
+        if totals.failed > 0 {
             bars.done();
-            return End::Failed(format!(
-                "{}: {}",
-                t.name,
-                t.error.clone().unwrap_or_default()
+            let failed = session.torrents().into_iter().find(|t| t.error.is_some());
+            return End::Failed(failed.map_or_else(
+                || "a torrent failed".into(),
+                |t| format!("{}: {}", t.name, t.error.unwrap_or_default()),
             ));
         }
-        let complete = ids
-            .iter()
-            .all(|id| all.iter().any(|t| t.id == *id && t.stats.complete));
-        if complete && !announced_complete {
+        if totals.complete == ids.len() && !announced_complete {
             announced_complete = true;
             if !keep_seeding {
                 bars.done();
@@ -293,17 +291,24 @@ impl Progress {
         }
     }
 
-    fn show(&self, all: &[TorrentSummary]) {
-        let mut sum = TorrentStats::default();
-        for t in all {
-            sum.total_bytes += t.stats.total_bytes;
-            sum.verified_bytes += t.stats.verified_bytes;
-            sum.download_rate += t.stats.download_rate;
-            sum.upload_rate += t.stats.upload_rate;
-            sum.peers += t.stats.peers;
-            sum.seeds += t.stats.seeds;
-        }
-        for (bar, t) in self.bars.iter().zip(all) {
+    fn show(&self, session: &Session, totals: &SessionStats) {
+        let sum = TorrentStats {
+            total_bytes: totals.total_bytes,
+            verified_bytes: totals.verified_bytes,
+            download_rate: totals.download_rate,
+            upload_rate: totals.upload_rate,
+            peers: totals.peers,
+            seeds: totals.seeds,
+            ..TorrentStats::default()
+        };
+        let few = totals.torrents <= MAX_BARS;
+        // Per-torrent figures only where they are shown.
+        let all = if few && (self.terminal || self.line_due()) {
+            session.torrents()
+        } else {
+            Vec::new()
+        };
+        for (bar, t) in self.bars.iter().zip(&all) {
             bar.set_length(t.stats.total_bytes.max(1));
             bar.set_position(t.stats.verified_bytes);
             bar.set_message(status_line(&t.stats));
@@ -313,7 +318,7 @@ impl Progress {
             total.set_position(sum.verified_bytes);
             total.set_message(status_line(&sum));
         }
-        if !self.terminal && self.last_line.get().elapsed() >= Duration::from_secs(5) {
+        if !self.terminal && self.line_due() {
             self.last_line.set(Instant::now());
             let percent = |s: &TorrentStats| {
                 if s.total_bytes == 0 {
@@ -322,8 +327,8 @@ impl Progress {
                     s.verified_bytes as f64 * 100.0 / s.total_bytes as f64
                 }
             };
-            if all.len() <= MAX_BARS {
-                for t in all {
+            if few {
+                for t in &all {
                     let s = &t.stats;
                     eprintln!(
                         "{:5.1}% {}: {}",
@@ -333,15 +338,20 @@ impl Progress {
                     );
                 }
             } else {
-                let done = all.iter().filter(|t| t.stats.complete).count();
                 eprintln!(
-                    "{:5.1}% of {} torrents ({done} complete): {}",
+                    "{:5.1}% of {} torrents ({} complete): {}",
                     percent(&sum),
-                    all.len(),
+                    totals.torrents,
+                    totals.complete,
                     status_line(&sum)
                 );
             }
         }
+    }
+
+    /// Whether a log line is due (every 5 s when not on a terminal).
+    fn line_due(&self) -> bool {
+        self.last_line.get().elapsed() >= Duration::from_secs(5)
     }
 
     fn println(&self, text: &str) {

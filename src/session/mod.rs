@@ -149,6 +149,24 @@ pub struct TorrentSummary {
     pub stats: TorrentStats,
 }
 
+/// The whole session's figures: every torrent together.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct SessionStats {
+    pub torrents: usize,
+    /// Torrents with every piece verified.
+    pub complete: usize,
+    /// Torrents that failed.
+    pub failed: usize,
+    pub total_bytes: u64,
+    pub verified_bytes: u64,
+    pub downloaded: u64,
+    pub uploaded: u64,
+    pub download_rate: f64,
+    pub upload_rate: f64,
+    pub peers: usize,
+    pub seeds: usize,
+}
+
 /// Checks the data under `dir` against the torrent: the pieces that verify.
 /// `on_progress(bytes)` reports hashing progress as in [`hash_pieces`].
 pub fn check(
@@ -415,6 +433,32 @@ impl Session {
                 }
             })
             .collect()
+    }
+
+    /// Every torrent's figures added up (no per-torrent allocation: cheap to poll with
+    /// thousands of torrents).
+    pub fn totals(&self) -> SessionStats {
+        let all: Vec<Arc<TorrentHandle>> =
+            lock(&self.inner.registry).by_id.values().cloned().collect();
+        let mut sum = SessionStats {
+            torrents: all.len(),
+            ..SessionStats::default()
+        };
+        for t in &all {
+            let d = t.lock();
+            let s = d.engine.stats();
+            sum.complete += usize::from(s.complete);
+            sum.failed += usize::from(d.engine.state() == TorrentState::Failed);
+            sum.total_bytes += s.total_bytes;
+            sum.verified_bytes += s.verified_bytes;
+            sum.downloaded += s.downloaded;
+            sum.uploaded += s.uploaded;
+            sum.download_rate += s.download_rate;
+            sum.upload_rate += s.upload_rate;
+            sum.peers += s.peers;
+            sum.seeds += s.seeds;
+        }
+        sum
     }
 
     /// Waits until every piece of the torrent is verified (at once for a seed). Returns
