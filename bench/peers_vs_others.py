@@ -12,9 +12,13 @@ peak RSS, compare the bytes, stop the seeder. Prints medians, and ratios against
 Also a flash crowd (--crowd N): one seeder of ours and N downloaders of ours on N hosts;
 prints the total time and the seeder's upload divided by the file size (target at most 1.5).
 
+With --before PATH (a `battorrent` binary built from an earlier commit), that build runs as
+a contender too ("before"), in the same rounds and flash crowds: a before/after comparison
+of our own code in one run.
+
 Needs root, iproute2, python3-libtorrent, aria2, and rqbit (`cargo install rqbit`).
 Usage: python3 bench/peers_vs_others.py [--runs 5] [--size-mib 1024] [--clients ours,rqbit,...]
-       [--crowd 8] [--dir /tmp/battorrent-bench-peers]
+       [--crowd 8] [--before PATH] [--dir /tmp/battorrent-bench-peers]
 """
 import argparse
 import json
@@ -31,6 +35,8 @@ OURS = os.path.join(ROOT, "target", "release", "battorrent")
 LT = os.path.join(ROOT, "bench", "lt_peer.py")
 TAG = f"btb{os.getpid() % 100000}"
 TRACKER_HOST = 3
+# Our binaries by contender name ("before" is set by --before).
+BINARIES = {"ours": OURS}
 
 
 def sh(*cmd, check=True):
@@ -85,11 +91,12 @@ def wait_port(net, host, port, proc, timeout=120):
 # Each client: (seeder argv, port it listens on, downloader argv), for a torrent, a seed
 # folder and a download folder.
 def client_commands(client, torrent, seed_dir, dl_dir, seed_host, dl_host):
-    if client == "ours":
+    if client in BINARIES:
+        binary = BINARIES[client]
         return (
-            [OURS, "seed", torrent, "--dir", seed_dir, "--port", "6881"],
+            [binary, "seed", torrent, "--dir", seed_dir, "--port", "6881"],
             6881,
-            [OURS, "download", torrent, "--dir", dl_dir, "--port", "6881"],
+            [binary, "download", torrent, "--dir", dl_dir, "--port", "6881"],
         )
     if client == "rqbit":
         common = ["rqbit", "--disable-dht", "--disable-upnp-port-forward", "--disable-lsd",
@@ -170,11 +177,11 @@ def one_pair(net, client, torrent, data, work):
     return secs, rss
 
 
-def crowd(net, n, torrent, data, work):
+def crowd(net, n, torrent, data, work, binary=OURS):
     """One seeder of ours on host 1, n downloaders of ours on hosts 4.. ."""
     seed_dir = os.path.dirname(data)
     seeder = subprocess.Popen(
-        net.cmd(1, OURS, "seed", torrent, "--dir", seed_dir, "--port", "6881", "--json"),
+        net.cmd(1, binary, "seed", torrent, "--dir", seed_dir, "--port", "6881", "--json"),
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
     try:
         wait_port(net, 1, 6881, seeder)
@@ -185,7 +192,7 @@ def crowd(net, n, torrent, data, work):
             shutil.rmtree(d, ignore_errors=True)
             os.makedirs(d)
             procs.append((d, subprocess.Popen(
-                net.cmd(4 + i, OURS, "download", torrent, "--dir", d, "--port", "6881"),
+                net.cmd(4 + i, binary, "download", torrent, "--dir", d, "--port", "6881"),
                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)))
         for d, p in procs:
             if p.wait(timeout=600) != 0:
@@ -194,7 +201,11 @@ def crowd(net, n, torrent, data, work):
     finally:
         seeder.send_signal(signal.SIGINT)
         out, _ = seeder.communicate(timeout=30)
-    uploaded = json.loads(out)["stats"]["uploaded"]
+    summary = json.loads(out)
+    # One torrent: {"torrents": [{"stats": ...}]}; builds before the multi-torrent session
+    # printed {"stats": ...}.
+    stats = summary["torrents"][0]["stats"] if "torrents" in summary else summary["stats"]
+    uploaded = stats["uploaded"]
     for d, _ in procs:
         if not same_file(os.path.join(d, os.path.basename(data)), data):
             sys.exit("crowd: a copy differs from the original")
@@ -209,9 +220,13 @@ def main():
     ap.add_argument("--clients", default="ours,rqbit,libtorrent,aria2")
     ap.add_argument("--crowd", type=int, default=0, help="flash crowd size (0: skip)")
     ap.add_argument("--crowd-runs", type=int, default=3)
+    ap.add_argument("--before", help="an earlier battorrent binary to compare with")
     ap.add_argument("--dir", default="/tmp/battorrent-bench-peers")
     args = ap.parse_args()
     clients = args.clients.split(",")
+    if args.before:
+        BINARIES["before"] = os.path.abspath(args.before)
+        clients.insert(1, "before")
     if os.geteuid() != 0:
         sys.exit("needs root (network namespaces)")
     for tool, client in [("rqbit", "rqbit"), ("aria2c", "aria2")]:
@@ -256,13 +271,17 @@ def main():
                         f"RSS x{rss / med['rqbit'][1]:.2f}"
             print(line)
         if args.crowd:
-            runs = [crowd(net, args.crowd, torrent, data, args.dir)
-                    for _ in range(args.crowd_runs)]
-            for t, ratio in runs:
-                print(f"crowd of {args.crowd}: {t:.2f} s, seeder uploaded {ratio:.2f} x the file")
-            print(f"flash crowd, 1 seeder + {args.crowd} downloaders (ours), medians of "
-                  f"{len(runs)}: {statistics.median(t for t, _ in runs):.2f} s, seeder upload "
-                  f"{statistics.median(r for _, r in runs):.2f} x the file (target <= 1.5)")
+            crowds = {name: [] for name in BINARIES}
+            for _ in range(args.crowd_runs):
+                for name, binary in BINARIES.items():
+                    t, ratio = crowd(net, args.crowd, torrent, data, args.dir, binary)
+                    crowds[name].append((t, ratio))
+                    print(f"crowd of {args.crowd} ({name}): {t:.2f} s, seeder uploaded "
+                          f"{ratio:.2f} x the file", flush=True)
+            for name, runs in crowds.items():
+                print(f"flash crowd ({name}), 1 seeder + {args.crowd} downloaders, medians of "
+                      f"{len(runs)}: {statistics.median(t for t, _ in runs):.2f} s, seeder upload "
+                      f"{statistics.median(r for _, r in runs):.2f} x the file (target <= 1.5)")
     finally:
         stop(tracker)
         net.close()

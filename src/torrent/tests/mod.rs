@@ -485,3 +485,84 @@ fn a_checking_torrent_refuses_peers_and_a_failed_one_drops_them() {
     assert_eq!(e.state(), TorrentState::Failed);
     assert!(e.error().is_some());
 }
+
+/// Bytes the engine sent to `peer`, from the actions the scripted harness set aside.
+fn sent_to(p: &Scripted, peer: crate::core::PeerKey) -> Vec<Got> {
+    let mut bytes = Vec::new();
+    for a in &p.actions {
+        if let Action::Send { peer: k, bytes: b } = a {
+            if *k == peer {
+                bytes.extend_from_slice(b);
+            }
+        }
+    }
+    harness::parse(&bytes, &mut true)
+}
+
+/// Connects another scripted peer holding `bits`, which unchokes us if `unchoke`.
+fn connect(
+    p: &mut Scripted,
+    n: usize,
+    bits: &crate::wire::Bitfield,
+    unchoke: bool,
+) -> crate::core::PeerKey {
+    let key = p
+        .engine
+        .handle_connected(p.now, addr(n), Direction::Incoming)
+        .unwrap();
+    let mut bytes = crate::wire::Handshake::new(harness::HASH, [n as u8; 20])
+        .encode()
+        .to_vec();
+    Message::Bitfield(bits.as_raw_slice()).encode(&mut bytes);
+    if unchoke {
+        Message::Unchoke.encode(&mut bytes);
+    }
+    assert_eq!(p.engine.handle_bytes(p.now, key, &bytes), bytes.len());
+    key
+}
+
+/// Connects another scripted peer that holds every piece and unchokes us.
+fn connect_seed(p: &mut Scripted, n: usize) -> crate::core::PeerKey {
+    let pieces = p.engine.geometry().pieces as usize;
+    connect(p, n, &harness::full(pieces), true)
+}
+
+#[test]
+fn a_seed_is_asked_only_for_what_the_busy_leechers_lack() {
+    // 64 pieces. A leecher holding the even pieces unchokes us and keeps us busy; a seed
+    // arrives: it is asked only for odd pieces, which no unchoking peer can give, although
+    // rarest-first alone would pick even ones (two choking peers hold the odd pieces).
+    let mut p = Scripted::new(4 << 20, 64 * 1024, false, false);
+    p.received();
+    let mut even = crate::wire::Bitfield::repeat(false, 64);
+    for i in (0..64).step_by(2) {
+        even.set(i, true);
+    }
+    let odd = !even.clone();
+    connect(&mut p, 20, &odd, false);
+    connect(&mut p, 21, &odd, false);
+    p.send(Message::Bitfield(even.as_raw_slice()));
+    p.send(Message::Unchoke);
+    let from_leecher = Scripted::requests(&p.received());
+    assert_eq!(from_leecher.len(), 32);
+    assert!(from_leecher.iter().all(|b| b.piece % 2 == 0));
+    let seed = connect_seed(&mut p, 12);
+    p.received();
+    let from_seed = Scripted::requests(&sent_to(&p, seed));
+    assert!(!from_seed.is_empty(), "the seed is asked for something");
+    assert!(
+        from_seed.iter().all(|b| b.piece % 2 == 1),
+        "the seed was asked for pieces the leecher has: {from_seed:?}"
+    );
+}
+
+#[test]
+fn a_seed_is_asked_for_anything_when_the_others_cannot_keep_us_busy() {
+    // The same, but the leecher has nothing we need in flight: the seed gets any piece.
+    let mut p = Scripted::new(4 << 20, 64 * 1024, false, false);
+    p.received();
+    let seed = connect_seed(&mut p, 12);
+    p.received();
+    let from_seed = Scripted::requests(&sent_to(&p, seed));
+    assert_eq!(from_seed.len(), 32);
+}
