@@ -19,12 +19,17 @@ mod conn;
 mod driver;
 mod limit;
 mod listener;
+mod types;
 mod verify;
 
 pub use crate::torrent::{TorrentState, TorrentStats};
 pub use conn::{Transport, CONNECT_TIMEOUT, WRITE_TIMEOUT};
+pub use types::{
+    new_peer_id, AddTorrent, SessionConfig, SessionError, SessionEvent, SessionStats, TorrentId,
+    TorrentSummary,
+};
 
-use crate::core::{InfoHash, PeerId};
+use crate::core::InfoHash;
 use crate::metainfo::Metainfo;
 use crate::storage::{hash_pieces, Access, HashError, HashOptions, PieceHash, Storage};
 use crate::torrent::{Engine, PeerSource, TorrentConfig, TorrentError};
@@ -38,134 +43,10 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use thiserror::Error;
 use tokio::net::TcpListener;
 use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
-
-/// How a session behaves.
-#[derive(Debug, Clone)]
-pub struct SessionConfig {
-    /// Address to listen on (port 0 picks a free port). When the address is specific,
-    /// outgoing connections are made from it too.
-    pub bind: SocketAddr,
-    /// Most peers connected at once, per torrent (in and out).
-    pub max_peers: usize,
-    /// Regular unchoke slots per torrent (one optimistic slot comes on top).
-    pub upload_slots: usize,
-    /// Our BitTorrent peer id.
-    pub peer_id: PeerId,
-    /// Ask trackers (false: only given peers and incoming connections).
-    pub use_trackers: bool,
-    /// Most bytes per second uploaded, all peers of all torrents together (None: no limit).
-    pub upload_limit: Option<u64>,
-    /// Write verified pieces with `O_DIRECT` where possible (see [`crate::storage::Storage`]).
-    pub direct_writes: bool,
-    /// Hashing threads shared by every torrent (0: one per core, at most 4).
-    pub verify_threads: usize,
-}
-
-impl Default for SessionConfig {
-    fn default() -> Self {
-        SessionConfig {
-            bind: SocketAddr::from(([0, 0, 0, 0], 6881)),
-            max_peers: 50,
-            upload_slots: 4,
-            peer_id: new_peer_id(),
-            use_trackers: true,
-            upload_limit: None,
-            direct_writes: true,
-            verify_threads: 0,
-        }
-    }
-}
-
-/// A fresh peer id: `-BT0001-` (Azureus style) and 12 random alphanumerics.
-pub fn new_peer_id() -> PeerId {
-    let mut id = *b"-BT0001-............";
-    for b in &mut id[8..] {
-        *b = fastrand::alphanumeric() as u8;
-    }
-    id
-}
-
-/// A torrent's handle in its session (never reused within one session).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
-pub struct TorrentId(pub u64);
-
-/// What happened to a torrent.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SessionEvent {
-    /// Its lifecycle state changed.
-    State(TorrentId, TorrentState),
-    /// Every piece is verified.
-    Completed(TorrentId),
-    /// It was removed.
-    Removed(TorrentId),
-}
-
-/// Why a session or a torrent could not start.
-#[derive(Debug, Error)]
-pub enum SessionError {
-    #[error("cannot listen on {addr}: {error} (pick another --port, or 0 for any free port)")]
-    Listen {
-        addr: SocketAddr,
-        error: std::io::Error,
-    },
-    #[error("cannot start the hashing threads: {0}")]
-    Threads(std::io::Error),
-    #[error("torrent {0} is already in the session")]
-    Duplicate(InfoHash),
-    #[error("no torrent {0:?} in the session")]
-    Unknown(TorrentId),
-    #[error(transparent)]
-    Storage(#[from] crate::storage::StorageError),
-}
-
-/// A torrent to add.
-#[derive(Debug, Clone)]
-pub struct AddTorrent {
-    pub meta: Metainfo,
-    /// The folder its data goes under (files as the torrent names them).
-    pub dir: PathBuf,
-    /// Pieces already verified (see [`check`]); `None`: the session checks the data itself
-    /// (state [`TorrentState::Checking`]) before the torrent goes live.
-    pub have: Option<Bitfield>,
-    /// Peers to connect to besides those trackers give (retried while the torrent runs).
-    pub peers: Vec<SocketAddr>,
-    /// Start paused.
-    pub paused: bool,
-}
-
-/// One torrent as listed by [`Session::torrents`].
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct TorrentSummary {
-    pub id: TorrentId,
-    pub name: String,
-    pub info_hash: String,
-    pub state: TorrentState,
-    pub error: Option<String>,
-    pub stats: TorrentStats,
-}
-
-/// The whole session's figures: every torrent together.
-#[derive(Debug, Clone, Default, serde::Serialize)]
-pub struct SessionStats {
-    pub torrents: usize,
-    /// Torrents with every piece verified.
-    pub complete: usize,
-    /// Torrents that failed.
-    pub failed: usize,
-    pub total_bytes: u64,
-    pub verified_bytes: u64,
-    pub downloaded: u64,
-    pub uploaded: u64,
-    pub download_rate: f64,
-    pub upload_rate: f64,
-    pub peers: usize,
-    pub seeds: usize,
-}
 
 /// Checks the data under `dir` against the torrent: the pieces that verify.
 /// `on_progress(bytes)` reports hashing progress as in [`hash_pieces`].

@@ -34,8 +34,10 @@
 
 mod bans;
 mod book;
+mod connections;
 mod error;
 mod flow;
+mod lifecycle;
 mod messages;
 mod peer;
 mod rate;
@@ -50,10 +52,10 @@ pub use rate::Rate;
 mod tests;
 
 use crate::core::{Geometry, InfoHash, PeerId, PeerKey};
-use crate::picker::{Block, Choker, Picker};
+use crate::picker::{Choker, Picker};
 use crate::storage::AlignedBuf;
 use crate::tracker::Event;
-use crate::wire::{max_message_len, Bitfield, Handshake, Rules};
+use crate::wire::max_message_len;
 use peer::Peer;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
@@ -315,275 +317,17 @@ impl Engine {
     }
 
     /// Whether the torrent takes peers now.
-    fn is_live(&self) -> bool {
+    pub(super) fn is_live(&self) -> bool {
         matches!(
             self.state,
             TorrentState::Downloading | TorrentState::Seeding
         )
     }
 
-    fn set_state(&mut self, state: TorrentState) {
+    pub(super) fn set_state(&mut self, state: TorrentState) {
         if self.state != state {
             self.state = state;
             self.actions.push_back(Action::State(state));
-        }
-    }
-
-    /// The check of the data on disk finished: `have` holds the pieces that verified (as
-    /// many bits as pieces). The torrent goes live and announces itself. Ignored unless
-    /// checking.
-    pub fn handle_checked(&mut self, now: Instant, have: &Bitfield) {
-        if self.state != TorrentState::Checking {
-            return;
-        }
-        for piece in have
-            .iter_ones()
-            .take_while(|&p| p < self.geometry.pieces as usize)
-        {
-            let piece = piece as u32;
-            if !self.picker.have()[piece as usize] {
-                self.picker.set_have(piece);
-                self.verified_bytes += u64::from(self.geometry.piece_len(piece));
-            }
-        }
-        self.downloading = !self.picker.is_complete();
-        self.go_live(now);
-    }
-
-    /// The check of the data on disk failed: the torrent fails.
-    pub fn handle_check_failed(&mut self, now: Instant, error: TorrentError) {
-        self.fail(now, error);
-    }
-
-    fn go_live(&mut self, now: Instant) {
-        let state = if self.picker.is_complete() {
-            TorrentState::Seeding
-        } else {
-            TorrentState::Downloading
-        };
-        self.set_state(state);
-        self.actions.push_back(Action::Announce {
-            event: Event::Started,
-        });
-        self.dial_more(now);
-        self.arm(now);
-    }
-
-    /// Pauses: every connection closes, trackers are told we left. Ignored unless live.
-    pub fn pause(&mut self, now: Instant) {
-        if !self.is_live() {
-            return;
-        }
-        self.drop_everyone(now, DisconnectReason::Paused);
-        self.set_state(TorrentState::Paused);
-        self.actions.push_back(Action::Announce {
-            event: Event::Stopped,
-        });
-    }
-
-    /// Resumes a paused torrent. Ignored unless paused.
-    pub fn resume(&mut self, now: Instant) {
-        if self.state == TorrentState::Paused {
-            self.go_live(now);
-        }
-    }
-
-    /// Stops for good: every connection closes and, if it was live, trackers are told.
-    pub fn stop(&mut self, now: Instant) {
-        let was_live = self.is_live();
-        self.drop_everyone(now, DisconnectReason::Stopped);
-        if !matches!(self.state, TorrentState::Failed) {
-            self.set_state(TorrentState::Stopped);
-        }
-        if was_live {
-            self.actions.push_back(Action::Announce {
-                event: Event::Stopped,
-            });
-        }
-    }
-
-    /// A disk operation failed: the torrent cannot go on and moves to the failed state.
-    pub fn handle_failed(&mut self, now: Instant, error: TorrentError) {
-        self.fail(now, error);
-    }
-
-    fn fail(&mut self, now: Instant, error: TorrentError) {
-        if self.state == TorrentState::Failed {
-            return;
-        }
-        let was_live = self.is_live();
-        self.error = Some(error);
-        self.drop_everyone(now, DisconnectReason::TorrentFailed);
-        self.set_state(TorrentState::Failed);
-        if was_live {
-            self.actions.push_back(Action::Announce {
-                event: Event::Stopped,
-            });
-        }
-    }
-
-    fn drop_everyone(&mut self, now: Instant, reason: DisconnectReason) {
-        let keys: Vec<PeerKey> = self.peers.keys().copied().collect();
-        for key in keys {
-            self.close(now, key, reason.clone(), Some(Duration::ZERO));
-        }
-        self.next_tick = None;
-    }
-
-    /// Addresses learned from `source`. Dials them (within the peer limit) while live.
-    pub fn handle_peers(&mut self, now: Instant, source: PeerSource, addrs: &[SocketAddr]) {
-        for &addr in addrs {
-            if !self.is_us(addr) {
-                self.book.add(now, source, addr);
-            }
-        }
-        if self.is_live() {
-            self.dial_more(now);
-            self.arm(now);
-        }
-    }
-
-    /// An outgoing connection asked for by [`Action::Dial`] could not be made.
-    pub fn handle_dial_failed(&mut self, now: Instant, addr: SocketAddr) {
-        if self.dialing.remove(&addr) {
-            self.book.dial_failed(now, addr);
-        }
-    }
-
-    /// A connection is open (TCP for now; later any transport). Returns its key, or why it
-    /// is refused (then close it: no [`Action::Close`] follows). An outgoing connection
-    /// sends our handshake at once; an incoming one answers after the peer's.
-    pub fn handle_connected(
-        &mut self,
-        now: Instant,
-        addr: SocketAddr,
-        direction: Direction,
-    ) -> Result<PeerKey, DisconnectReason> {
-        if direction == Direction::Outgoing {
-            self.dialing.remove(&addr);
-        }
-        let refusal = if !self.is_live() {
-            Some(match self.state {
-                TorrentState::Checking => DisconnectReason::NotReady,
-                TorrentState::Paused => DisconnectReason::Paused,
-                TorrentState::Failed => DisconnectReason::TorrentFailed,
-                _ => DisconnectReason::Stopped,
-            })
-        } else if self.bans.is_banned(addr, None) {
-            Some(DisconnectReason::Banned)
-        } else if direction == Direction::Incoming
-            && self.peers.len() >= self.config.max_peers + HANDSHAKE_SLACK
-        {
-            Some(DisconnectReason::TooManyPeers)
-        } else {
-            None
-        };
-        if let Some(reason) = refusal {
-            if direction == Direction::Outgoing {
-                self.book.disconnected(now, addr, Some(REDIAL_AFTER));
-            }
-            return Err(reason);
-        }
-        let key = PeerKey(self.next_key);
-        self.next_key += 1;
-        let source = match direction {
-            Direction::Incoming => PeerSource::Incoming,
-            // Dialled addresses are in the book already; this keeps their source.
-            Direction::Outgoing => PeerSource::Tracker,
-        };
-        self.book.connected(now, addr, source);
-        let rules = Rules::new(self.geometry.piece_length, self.geometry.total_length);
-        let mut peer = Peer::new(key, addr, direction, rules, now);
-        if direction == Direction::Outgoing {
-            peer.out
-                .extend_from_slice(&Handshake::new(self.info_hash, self.config.peer_id).encode());
-            peer.mark(&mut self.dirty);
-        }
-        self.peers.insert(key, peer);
-        self.arm(now);
-        Ok(key)
-    }
-
-    /// The connection ended (closed by the peer, a socket error, a write timeout). Its
-    /// pieces no longer count as available and its requests go back to the picker.
-    pub fn handle_closed(&mut self, now: Instant, peer: PeerKey) {
-        if let Some(p) = self.peers.get(&peer) {
-            // A peer that went away cleanly is worth trying again later.
-            let retry = if self.picker.is_complete() && p.is_seed() {
-                None
-            } else {
-                Some(REDIAL_AFTER)
-            };
-            self.forget(now, peer, retry);
-        }
-    }
-
-    /// Closes a connection on our side: forgets it and tells the caller.
-    fn close(
-        &mut self,
-        now: Instant,
-        key: PeerKey,
-        reason: DisconnectReason,
-        retry: Option<Duration>,
-    ) {
-        if let Some(addr) = self.forget(now, key, retry) {
-            tracing::debug!("{addr}: closing: {reason}");
-            self.actions.push_back(Action::Close {
-                peer: key,
-                addr,
-                reason,
-            });
-        }
-    }
-
-    /// Removes a peer and everything that depends on it; returns its address.
-    fn forget(
-        &mut self,
-        now: Instant,
-        key: PeerKey,
-        retry: Option<Duration>,
-    ) -> Option<SocketAddr> {
-        let peer = self.peers.remove(&key)?;
-        if peer.is_live() {
-            self.picker.peer_gone(&peer.bits);
-        }
-        self.picker.release_peer(key);
-        self.book.disconnected(now, peer.addr, retry);
-        if self.is_live() {
-            if !peer.am_choking {
-                self.rechoke(now);
-            }
-            self.refill_all(now);
-            self.dial_more(now);
-        }
-        Some(peer.addr)
-    }
-
-    /// Bytes of requested blocks sent to `peer` (counts toward rates and totals).
-    pub fn handle_sent(&mut self, now: Instant, peer: PeerKey, payload: u64) {
-        self.counters.uploaded += payload;
-        if let Some(p) = self.peers.get_mut(&peer) {
-            p.up.add(payload);
-            p.last_sent = now;
-        }
-    }
-
-    /// Moves up to `max` of the blocks `peer` asked for into `out`, oldest first. Only
-    /// blocks of verified pieces are ever handed out.
-    pub fn take_serves(&mut self, peer: PeerKey, max: usize, out: &mut Vec<Block>) {
-        let Some(p) = self.peers.get_mut(&peer) else {
-            return;
-        };
-        let have = self.picker.have();
-        let mut taken = 0;
-        while taken < max {
-            let Some(block) = p.serves.pop_front() else {
-                break;
-            };
-            if have.get(block.piece as usize).is_some_and(|b| *b) {
-                out.push(block);
-                taken += 1;
-            }
         }
     }
 
@@ -607,49 +351,6 @@ impl Engine {
     /// peers and nobody to dial: an idle torrent costs no wake-ups).
     pub fn poll_timeout(&self) -> Option<Instant> {
         self.next_tick
-    }
-
-    /// Starts the tick if the engine has something to time.
-    fn arm(&mut self, now: Instant) {
-        let busy = self.is_live()
-            && (!self.peers.is_empty() || !self.dialing.is_empty() || self.book.has_candidates());
-        if busy {
-            self.next_tick.get_or_insert(now + TICK);
-        } else if self.peers.is_empty() {
-            self.next_tick = None;
-        }
-    }
-
-    /// Whether `addr` is our own listening address.
-    fn is_us(&self, addr: SocketAddr) -> bool {
-        self.config.listen.is_some_and(|ours| {
-            addr.port() == ours.port()
-                && (addr.ip() == ours.ip() || ours.ip().is_unspecified() && addr.ip().is_loopback())
-        })
-    }
-
-    /// Asks for connections to candidates within the peer limit.
-    fn dial_more(&mut self, now: Instant) {
-        if !self.is_live() {
-            return;
-        }
-        while self.peers.len() + self.dialing.len() < self.config.max_peers {
-            let bans = &self.bans;
-            let listen = self.config.listen;
-            let dialing = &self.dialing;
-            let connected: HashSet<SocketAddr> = self.peers.values().map(|p| p.addr).collect();
-            let skip = |a: SocketAddr| {
-                bans.is_banned(a, None)
-                    || dialing.contains(&a)
-                    || connected.contains(&a)
-                    || listen.is_some_and(|l| l == a)
-            };
-            let Some(addr) = self.book.next_to_dial(now, skip) else {
-                break;
-            };
-            self.dialing.insert(addr);
-            self.actions.push_back(Action::Dial { addr });
-        }
     }
 
     /// Progress figures now.
