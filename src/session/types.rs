@@ -93,7 +93,7 @@ pub struct AddTorrent {
     pub meta: Metainfo,
     /// The folder its data goes under (files as the torrent names them).
     pub dir: PathBuf,
-    /// Pieces already verified (see [`check`]); `None`: the session checks the data itself
+    /// Pieces already verified (see [`super::check`]); `None`: the session checks the data itself
     /// (state [`TorrentState::Checking`]) before the torrent goes live.
     pub have: Option<Bitfield>,
     /// Peers to connect to besides those trackers give (retried while the torrent runs).
