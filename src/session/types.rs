@@ -102,7 +102,7 @@ pub struct AddTorrent {
     pub paused: bool,
 }
 
-/// One torrent as listed by [`Session::torrents`].
+/// One torrent as listed by [`super::Session::torrents`].
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct TorrentSummary {
     pub id: TorrentId,
