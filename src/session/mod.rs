@@ -111,7 +111,7 @@ impl Session {
         let listener = TcpListener::bind(config.bind).await.map_err(listen_error)?;
         let local_addr = listener.local_addr().map_err(listen_error)?;
         let threads = match config.verify_threads {
-            0 => std::thread::available_parallelism().map_or(1, |n| n.get().min(4)),
+            0 => std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).clamp(1, 4)),
             n => n,
         };
         let shared = Arc::new(Shared {
