@@ -188,3 +188,40 @@ async fn a_removed_torrent_leaves_no_task_socket_or_file_behind() {
     seeder.shutdown().await;
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_session_leaves_no_task_behind() {
+    let _serial = SERIAL.lock().await;
+    let dir = scratch("drop");
+    let meta = torrent(&dir, "y.bin", 100_000, 3);
+    let metrics = tokio::runtime::Handle::current().metrics();
+    let before = metrics.num_alive_tasks();
+    let seeder = Session::start(config()).await.unwrap();
+    seeder.add(add(&meta, &dir, None, vec![])).unwrap();
+    let getter = Session::start(config()).await.unwrap();
+    getter
+        .add(add(
+            &meta,
+            &dir.join("get"),
+            Some(false),
+            vec![seeder.local_addr()],
+        ))
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(metrics.num_alive_tasks() > before);
+    drop(getter);
+    drop(seeder);
+    let mut left = usize::MAX;
+    for _ in 0..50 {
+        left = metrics.num_alive_tasks();
+        if left <= before {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        left <= before,
+        "{left} tasks alive after dropping, {before} before"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -374,7 +374,7 @@ impl Session {
 
     /// Stops everything: every torrent says `stopped` to its trackers (a few seconds at
     /// most), every connection closes, the hashing threads finish their queue and exit.
-    pub async fn shutdown(self) {
+    pub async fn shutdown(mut self) {
         let all: Vec<(Arc<TorrentHandle>, Vec<JoinHandle<()>>)> = {
             let mut reg = lock(&self.inner.registry);
             let ids: Vec<TorrentId> = reg.by_id.keys().copied().collect();
@@ -391,11 +391,21 @@ impl Session {
         });
         futures_join_all(stops).await;
         self.inner.shutdown.cancel();
-        for task in self.tasks {
+        for task in std::mem::take(&mut self.tasks) {
             let _ = tokio::time::timeout(Duration::from_secs(6), task).await;
         }
         let shared = self.inner.shared.clone();
         let _ = tokio::task::spawn_blocking(move || shared.pool.stop()).await;
+    }
+}
+
+impl Drop for Session {
+    /// A session dropped without [`Session::shutdown`] still ends everything it started:
+    /// its tasks stop at their next wake-up (no `stopped` announces are waited for) and the
+    /// hashing threads exit once their queue is empty.
+    fn drop(&mut self) {
+        self.inner.shutdown.cancel();
+        self.inner.shared.pool.close();
     }
 }
 

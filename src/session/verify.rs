@@ -61,9 +61,14 @@ impl VerifyPool {
         }
     }
 
+    /// Lets the threads finish the queued pieces and exit, without waiting for them.
+    pub fn close(&self) {
+        lock(&self.queue).take();
+    }
+
     /// Lets the threads finish the queued pieces, then waits for them to exit.
     pub fn stop(&self) {
-        lock(&self.queue).take();
+        self.close();
         let threads = std::mem::take(&mut *lock(&self.threads));
         for t in threads {
             let _ = t.join();
