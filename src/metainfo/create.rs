@@ -317,6 +317,7 @@ pub fn build(
             options.threads
         },
         require_all: true,
+        cancel: None,
     };
     let hashes = hash_pieces(&layout, hash_options, &mut on_progress)?;
     let mut piece_bytes = Vec::with_capacity(hashes.len() * 20);

@@ -226,7 +226,9 @@ impl Picker {
 
     /// Limit on pieces started but not verified (bounds the memory the session holds for
     /// partial pieces; a complete piece awaiting its hash check still counts). Default 32.
-    /// New pieces are started only while fewer are in progress; 0 stops starting any.
+    /// New pieces are started only while fewer are in progress, or fewer than twice as
+    /// many for a peer that holds none of the pieces being received; 0 stops starting
+    /// any.
     pub fn set_max_partial(&mut self, n: usize) {
         self.max_partial = n;
     }
@@ -293,6 +295,7 @@ impl Picker {
             .map(|(&p, part)| (part.unassigned, p))
             .collect();
         started.sort_unstable();
+        let limit = self.start_limit(peer_has);
         for (_, piece) in started {
             if want == 0 {
                 return;
@@ -300,8 +303,8 @@ impl Picker {
             want -= self.assign_unasked(piece, peer, want, out);
         }
 
-        if want > 0 && self.partial.len() < self.max_partial {
-            want -= self.start_pieces(peer, peer_has, want, usize::MAX, out);
+        if want > 0 && self.partial.len() < limit {
+            want -= self.start_pieces(peer, peer_has, want, usize::MAX, limit, out);
         }
 
         if want > 0 && self.in_endgame() {
@@ -322,19 +325,36 @@ impl Picker {
         peer_has: &BitSlice<u8, Msb0>,
         out: &mut Vec<Block>,
     ) {
-        if self.partial.len() < self.max_partial {
-            self.start_pieces(peer, peer_has, usize::MAX, 1, out);
+        let limit = self.start_limit(peer_has);
+        if self.partial.len() < limit {
+            self.start_pieces(peer, peer_has, usize::MAX, 1, limit, out);
         }
     }
 
-    /// Starts up to `pieces` rarest pieces the peer has and assigns up to `want` of their
-    /// blocks; returns blocks assigned.
+    /// How many pieces may be in progress when a peer holding `peer_has` asks: the partial
+    /// limit, or twice it when pieces are being received and the peer holds none of them
+    /// (pieces started with a peer that left, which no one else holds, must not stop
+    /// everyone else for good).
+    fn start_limit(&self, peer_has: &BitSlice<u8, Msb0>) -> usize {
+        let mut receiving = self.partial.iter().filter(|(_, part)| !part.complete());
+        let stranded = receiving.clone().next().is_some()
+            && !receiving.any(|(&p, _)| peer_has.get(p as usize).is_some_and(|b| *b));
+        if stranded {
+            self.max_partial.saturating_mul(2)
+        } else {
+            self.max_partial
+        }
+    }
+
+    /// Starts up to `pieces` rarest pieces the peer has (while fewer than `limit` are in
+    /// progress) and assigns up to `want` of their blocks; returns blocks assigned.
     fn start_pieces(
         &mut self,
         peer: PeerKey,
         peer_has: &BitSlice<u8, Msb0>,
         want: usize,
         pieces: usize,
+        limit: usize,
         out: &mut Vec<Block>,
     ) -> usize {
         let mut candidates = std::mem::take(&mut self.scratch);
@@ -349,7 +369,7 @@ impl Picker {
         let mut heap = BinaryHeap::from(candidates);
         let mut assigned = 0;
         let mut started = 0;
-        while assigned < want && started < pieces && self.partial.len() < self.max_partial {
+        while assigned < want && started < pieces && self.partial.len() < limit {
             let Some(Reverse((_, _, piece))) = heap.pop() else {
                 break;
             };

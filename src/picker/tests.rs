@@ -145,6 +145,33 @@ fn max_partial_bounds_pieces_in_progress() {
 }
 
 #[test]
+fn pieces_stranded_by_a_departed_peer_do_not_block_the_others() {
+    // Limit 2. A starts pieces 0 and 1 (only A has them) and leaves; B and C hold only
+    // pieces 2..8. They may start pieces up to twice the limit, and no further.
+    let mut p = picker(8, 2, 0);
+    p.set_max_partial(2);
+    let a_has = bits(8, &[0, 1]);
+    p.peer_bitfield(&a_has);
+    assert_eq!(pick(&mut p, A, &a_has, 4).len(), 4);
+    p.peer_gone(&a_has);
+    p.release_peer(A);
+    let rest = bits(8, &[2, 3, 4, 5, 6, 7]);
+    p.peer_bitfield(&rest);
+    let got = pick(&mut p, B, &rest, 100);
+    assert_eq!(got.len(), 4, "two more pieces, two blocks each");
+    assert!(got.iter().all(|b| b.piece >= 2));
+    // C holds B's pieces in progress: the plain limit applies, and it helps with them only
+    // once B's requests are released.
+    assert!(pick(&mut p, C, &rest, 100).is_empty());
+    // D holds none of the four pieces in progress: still no more than twice the limit.
+    let unstarted = (2..8)
+        .find(|&i| !got.iter().any(|b| b.piece == i as u32))
+        .unwrap();
+    assert!(pick(&mut p, D, &bits(8, &[unstarted]), 100).is_empty());
+    assert_eq!(p.partial.len(), 4);
+}
+
+#[test]
 fn endgame_hands_out_duplicates_and_cancels() {
     let mut p = picker(1, 2, 0);
     let has = all(1);

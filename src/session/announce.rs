@@ -40,6 +40,9 @@ pub async fn run(
     let mut active = false;
     let mut next: Option<tokio::time::Instant> = None;
     let mut retry = FIRST_RETRY;
+    // An event whose announce failed is sent again with the retry (trackers count
+    // `started` and `completed`).
+    let mut unsent = Event::None;
     loop {
         let regular = async move {
             match next {
@@ -52,7 +55,7 @@ pub async fn run(
             Some(e) => e,
             None => tokio::select! {
                 _ = torrent.announce_wake.notified() => continue,
-                _ = regular => Event::None,
+                _ = regular => std::mem::replace(&mut unsent, Event::None),
                 _ = torrent.cancel.cancelled() => break,
             },
         };
@@ -81,10 +84,14 @@ pub async fn run(
                     .handle_peers(Instant::now(), PeerSource::Tracker, &response.peers);
                 torrent.dispatch(&mut d);
                 retry = FIRST_RETRY;
+                unsent = Event::None;
                 Duration::from_secs(u64::from(response.interval.clamp(10, 3600)))
             }
             Err(e) => {
                 tracing::warn!("announce failed: {e}");
+                if event != Event::None {
+                    unsent = event;
+                }
                 let wait = retry;
                 retry = (retry * 2).min(MAX_RETRY);
                 wait

@@ -108,6 +108,8 @@ pub struct TorrentHandle {
     /// The deadline queued for it in the session's timer, in nanoseconds after the
     /// session's epoch (`u64::MAX`: none). Queue entries at other times are stale.
     pub timer_at: AtomicU64,
+    /// Stops the data check early (set when the torrent is removed while checking).
+    pub check_cancel: Option<Arc<std::sync::atomic::AtomicBool>>,
     /// Woken (all waiters) when the torrent completes, fails or stops.
     pub changed: Notify,
     /// Events for the announce task, in order, and its wake-up. (A queue and a `Notify`

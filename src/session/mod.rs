@@ -55,8 +55,22 @@ pub fn check(
     dir: &Path,
     on_progress: impl FnMut(u64),
 ) -> Result<Bitfield, HashError> {
+    check_until(meta, dir, None, on_progress)
+}
+
+/// [`check`], stopping early with [`HashError::Cancelled`] once `cancel` is set.
+fn check_until(
+    meta: &Metainfo,
+    dir: &Path,
+    cancel: Option<Arc<std::sync::atomic::AtomicBool>>,
+    on_progress: impl FnMut(u64),
+) -> Result<Bitfield, HashError> {
     let layout = meta.info.layout(dir);
-    let found = hash_pieces(&layout, HashOptions::default(), on_progress)?;
+    let options = HashOptions {
+        cancel,
+        ..HashOptions::default()
+    };
+    let found = hash_pieces(&layout, options, on_progress)?;
     Ok(found
         .iter()
         .zip(&meta.info.pieces)
@@ -202,6 +216,10 @@ impl Session {
             shared: inner.shared.clone(),
             cancel: inner.shutdown.child_token(),
             timer_at: AtomicU64::new(u64::MAX),
+            check_cancel: add
+                .have
+                .is_none()
+                .then(|| Arc::new(std::sync::atomic::AtomicBool::new(false))),
             changed: tokio::sync::Notify::new(),
             announce: Mutex::new(std::collections::VecDeque::new()),
             announce_wake: tokio::sync::Notify::new(),
@@ -216,21 +234,23 @@ impl Session {
                 inner.local_addr.port(),
             )));
         }
-        match add.have {
-            Some(have) => {
-                let mut d = torrent.lock();
-                d.engine.handle_checked(now, &have);
-                if add.paused {
-                    d.engine.pause(now);
-                }
-                torrent.dispatch(&mut d);
+        {
+            let mut d = torrent.lock();
+            if add.paused {
+                // Paused while checking: it goes straight to paused when the check ends.
+                d.engine.pause(now);
             }
-            None => tasks.push(tokio::spawn(check_then_start(
+            if let Some(have) = &add.have {
+                d.engine.handle_checked(now, have);
+            }
+            torrent.dispatch(&mut d);
+        }
+        if add.have.is_none() {
+            tasks.push(tokio::spawn(check_then_start(
                 torrent.clone(),
                 add.meta.clone(),
                 add.dir.clone(),
-                add.paused,
-            ))),
+            )));
         }
         reg.by_hash.insert(meta.info_hash, id);
         reg.by_id.insert(id, torrent);
@@ -411,6 +431,9 @@ impl Drop for Session {
 
 /// Stops a torrent's engine and waits for its tasks (the announcer's `stopped` included).
 async fn stop_torrent(torrent: &Arc<TorrentHandle>, tasks: Vec<JoinHandle<()>>) {
+    if let Some(cancel) = &torrent.check_cancel {
+        cancel.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
     {
         let mut d = torrent.lock();
         d.engine.stop(Instant::now());
@@ -443,24 +466,21 @@ async fn futures_join_all<F: std::future::Future<Output = ()> + Send + 'static>(
 }
 
 /// Checks the data on disk on a blocking thread, then lets the torrent go live.
-async fn check_then_start(torrent: Arc<TorrentHandle>, meta: Metainfo, dir: PathBuf, paused: bool) {
-    let checked = tokio::task::spawn_blocking(move || check(&meta, &dir, |_| {})).await;
+async fn check_then_start(torrent: Arc<TorrentHandle>, meta: Metainfo, dir: PathBuf) {
+    let cancel = torrent.check_cancel.clone();
+    let checked =
+        tokio::task::spawn_blocking(move || check_until(&meta, &dir, cancel, |_| {})).await;
     let mut d = torrent.lock();
     let now = Instant::now();
     match checked {
-        Ok(Ok(have)) => {
-            d.engine.handle_checked(now, &have);
-            if paused {
-                d.engine.pause(now);
-            }
-        }
+        Ok(Ok(have)) => d.engine.handle_checked(now, &have),
+        Ok(Err(HashError::Cancelled)) | Err(_) => return,
         Ok(Err(e)) => d.engine.handle_check_failed(
             now,
             TorrentError::Check {
                 message: e.to_string(),
             },
         ),
-        Err(_) => return,
     }
     torrent.dispatch(&mut d);
 }

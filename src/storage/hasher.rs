@@ -41,13 +41,16 @@ pub enum PieceHash {
 }
 
 /// Options for [`hash_pieces`].
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct HashOptions {
     /// Worker threads (at least one is used).
     pub threads: usize,
     /// Treat a missing or short file as an error instead of [`PieceHash::Incomplete`]
     /// (for `create`, where every byte must be there).
     pub require_all: bool,
+    /// Set from another thread to stop early with [`HashError::Cancelled`] (a torrent
+    /// removed while its data is checked).
+    pub cancel: Option<std::sync::Arc<AtomicBool>>,
 }
 
 impl Default for HashOptions {
@@ -56,6 +59,7 @@ impl Default for HashOptions {
         HashOptions {
             threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
             require_all: false,
+            cancel: None,
         }
     }
 }
@@ -67,6 +71,8 @@ pub enum HashError {
     Io { path: PathBuf, error: io::Error },
     #[error("{} is shorter than expected ({expected} bytes): was it changed while hashing?", path.display())]
     Short { path: PathBuf, expected: u64 },
+    #[error("hashing was cancelled")]
+    Cancelled,
 }
 
 /// Hashes every piece of `layout` and returns the results in piece order.
@@ -87,6 +93,9 @@ pub fn hash_pieces(
     let hashed_bytes = AtomicU64::new(0);
     let finished = AtomicUsize::new(0);
     let mut results = vec![PieceHash::Incomplete; count];
+    let require_all = options.require_all;
+    let cancel = options.cancel.as_deref();
+    let cancelled = || cancel.is_some_and(|c| c.load(Ordering::Relaxed));
 
     std::thread::scope(|scope| {
         let caller = std::thread::current();
@@ -95,10 +104,15 @@ pub fn hash_pieces(
                 let (next, stop, hashed_bytes, finished) = (&next, &stop, &hashed_bytes, &finished);
                 let caller = caller.clone();
                 scope.spawn(move || {
-                    let mut worker = Worker::new(layout, options.require_all);
+                    let mut worker = Worker::new(layout, require_all);
                     let mut done = Vec::new();
                     let mut outcome = Ok(());
                     while !stop.load(Ordering::Relaxed) {
+                        if cancelled() {
+                            stop.store(true, Ordering::Relaxed);
+                            outcome = Err(HashError::Cancelled);
+                            break;
+                        }
                         let index = next.fetch_add(1, Ordering::Relaxed);
                         if index >= count {
                             break;

@@ -164,7 +164,7 @@ impl Engine {
             let Some(block) = p.serves.pop_front() else {
                 break;
             };
-            if have.get(block.piece as usize).is_some_and(|b| *b) {
+            if p.queued.remove(&block) && have.get(block.piece as usize).is_some_and(|b| *b) {
                 out.push(block);
                 taken += 1;
             }

@@ -56,11 +56,17 @@ impl Engine {
         let Some(peer) = self.peers.get(&key) else {
             return;
         };
-        if !peer.is_live() || peer.peer_choking || !peer.am_interested || peer.snubbed {
+        if !peer.is_live() || peer.peer_choking || !peer.am_interested {
             return;
         }
-        let depth = ((peer.down.per_second() * QUEUE_TIME) as usize / BLOCK_LEN as usize)
-            .clamp(MIN_QUEUE, MAX_QUEUE);
+        // A snubbed peer keeps one request: its answer lifts the snub (asking nothing
+        // would leave a stalled seed unused for ever).
+        let depth = if peer.snubbed {
+            1
+        } else {
+            ((peer.down.per_second() * QUEUE_TIME) as usize / BLOCK_LEN as usize)
+                .clamp(MIN_QUEUE, MAX_QUEUE)
+        };
         let pending = self.picker.requested_from(key);
         if pending >= depth {
             return;
@@ -150,6 +156,7 @@ impl Engine {
                 peer.am_choking = true;
                 // A choke discards the peer's requests (BEP 3): it will ask again.
                 peer.serves.clear();
+                peer.queued.clear();
                 peer.send(&mut self.dirty, Message::Choke);
             }
         }
@@ -183,8 +190,8 @@ impl Engine {
                 peer.last_sent = now;
                 peer.send(&mut self.dirty, Message::KeepAlive);
             }
-            if !peer.snubbed && now.saturating_duration_since(peer.last_progress) > REQUEST_TIMEOUT
-            {
+            // Also a snubbed peer whose one request went unanswered: it goes to others.
+            if now.saturating_duration_since(peer.last_progress) > REQUEST_TIMEOUT {
                 snubbed.push(*key);
             }
         }
@@ -197,7 +204,9 @@ impl Engine {
             }
             let released = self.picker.release_peer(key);
             if let Some(peer) = self.peers.get_mut(&key) {
-                tracing::debug!("{}: snubbed us, re-requesting its blocks", peer.addr);
+                if !peer.snubbed {
+                    tracing::debug!("{}: snubbed us, re-requesting its blocks", peer.addr);
+                }
                 peer.snubbed = true;
                 for b in released {
                     peer.send(
@@ -272,6 +281,9 @@ impl Engine {
             if complete && self.peers.get(&key).is_some_and(|p| p.is_seed()) {
                 to_close.push((key, DisconnectReason::BothSeeds));
             }
+        }
+        if good && complete && self.state == TorrentState::Paused && self.downloading {
+            self.completed_while_paused = true;
         }
         if good && complete && self.state == TorrentState::Downloading {
             tracing::info!("download complete");

@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 impl Engine {
     /// The check of the data on disk finished: `have` holds the pieces that verified (as
-    /// many bits as pieces). The torrent goes live and announces itself. Ignored unless
-    /// checking.
+    /// many bits as pieces). The torrent goes live and announces itself, or goes straight
+    /// to paused if [`Engine::pause`] came during the check. Ignored unless checking.
     pub fn handle_checked(&mut self, now: Instant, have: &Bitfield) {
         if self.state != TorrentState::Checking {
             return;
@@ -25,7 +25,11 @@ impl Engine {
             }
         }
         self.downloading = !self.picker.is_complete();
-        self.go_live(now);
+        if self.pause_after_check {
+            self.set_state(TorrentState::Paused);
+        } else {
+            self.go_live(now);
+        }
     }
 
     /// The check of the data on disk failed: the torrent fails.
@@ -43,36 +47,53 @@ impl Engine {
         self.actions.push_back(Action::Announce {
             event: Event::Started,
         });
+        if state == TorrentState::Seeding && self.completed_while_paused {
+            // The last piece verified while paused: the news was held until now.
+            self.completed_while_paused = false;
+            self.actions.push_back(Action::Completed);
+            self.actions.push_back(Action::Announce {
+                event: Event::Completed,
+            });
+        }
         self.dial_more(now);
         self.arm(now);
     }
 
-    /// Pauses: every connection closes, trackers are told we left. Ignored unless live.
+    /// Pauses: every connection closes, trackers are told we left. While checking, the
+    /// torrent pauses once the check ends. Ignored otherwise unless live.
     pub fn pause(&mut self, now: Instant) {
+        if self.state == TorrentState::Checking {
+            self.pause_after_check = true;
+            return;
+        }
         if !self.is_live() {
             return;
         }
-        self.drop_everyone(now, DisconnectReason::Paused);
+        // The state first: connections closed below must not trigger dials or rechokes.
         self.set_state(TorrentState::Paused);
+        self.drop_everyone(now, DisconnectReason::Paused);
         self.actions.push_back(Action::Announce {
             event: Event::Stopped,
         });
     }
 
-    /// Resumes a paused torrent. Ignored unless paused.
+    /// Resumes a paused torrent (or cancels a pause asked for during the check). Ignored
+    /// otherwise.
     pub fn resume(&mut self, now: Instant) {
-        if self.state == TorrentState::Paused {
-            self.go_live(now);
+        match self.state {
+            TorrentState::Paused => self.go_live(now),
+            TorrentState::Checking => self.pause_after_check = false,
+            _ => {}
         }
     }
 
     /// Stops for good: every connection closes and, if it was live, trackers are told.
     pub fn stop(&mut self, now: Instant) {
         let was_live = self.is_live();
-        self.drop_everyone(now, DisconnectReason::Stopped);
         if !matches!(self.state, TorrentState::Failed) {
             self.set_state(TorrentState::Stopped);
         }
+        self.drop_everyone(now, DisconnectReason::Stopped);
         if was_live {
             self.actions.push_back(Action::Announce {
                 event: Event::Stopped,
@@ -91,8 +112,8 @@ impl Engine {
         }
         let was_live = self.is_live();
         self.error = Some(error);
-        self.drop_everyone(now, DisconnectReason::TorrentFailed);
         self.set_state(TorrentState::Failed);
+        self.drop_everyone(now, DisconnectReason::TorrentFailed);
         if was_live {
             self.actions.push_back(Action::Announce {
                 event: Event::Stopped,

@@ -27,7 +27,14 @@ impl Engine {
                 used += HANDSHAKE_LEN;
                 let theirs: &[u8; HANDSHAKE_LEN] = theirs.try_into().expect("sliced to length");
                 if let Err(reason) = self.on_handshake(now, peer, theirs) {
-                    self.close(now, peer, reason, None);
+                    // A full house or a second connection to the same peer says nothing
+                    // against the address: keep it for later.
+                    let retry = matches!(
+                        reason,
+                        DisconnectReason::TooManyPeers | DisconnectReason::DuplicatePeerId
+                    )
+                    .then_some(super::REDIAL_AFTER);
+                    self.close(now, peer, reason, retry);
                     return bytes.len();
                 }
                 continue;
@@ -150,7 +157,7 @@ impl Engine {
                 if peer.am_choking || !have {
                     return;
                 }
-                if peer.serves.len() >= MAX_QUEUED_REQUESTS {
+                if peer.queued.len() >= MAX_QUEUED_REQUESTS {
                     self.close(
                         now,
                         key,
@@ -159,16 +166,23 @@ impl Engine {
                     );
                     return;
                 }
-                if peer.serves.is_empty() {
+                let block = Block { piece, offset, len };
+                if !peer.queued.insert(block) {
+                    // Asked twice: served once.
+                    return;
+                }
+                if peer.queued.len() == 1 {
                     self.actions.push_back(Action::Serve { peer: key });
                 }
-                peer.serves.push_back(Block { piece, offset, len });
+                peer.serves.push_back(block);
+                if peer.serves.len() > 2 * MAX_QUEUED_REQUESTS {
+                    // Cancelled entries pile up under request-cancel churn: drop them.
+                    let queued = &peer.queued;
+                    peer.serves.retain(|b| queued.contains(b));
+                }
             }
             Message::Cancel { piece, offset, len } => {
-                let block = Block { piece, offset, len };
-                if let Some(at) = peer.serves.iter().position(|b| *b == block) {
-                    peer.serves.remove(at);
-                }
+                peer.queued.remove(&Block { piece, offset, len });
             }
             Message::Piece {
                 piece,

@@ -232,6 +232,10 @@ pub struct Engine {
     ticks: u64,
     /// Whether this run started incomplete (so completion is news for the trackers).
     downloading: bool,
+    /// A pause asked for while checking: applied when the check ends.
+    pause_after_check: bool,
+    /// The last piece verified while paused: completion is reported on resume.
+    completed_while_paused: bool,
 }
 
 impl Engine {
@@ -278,6 +282,8 @@ impl Engine {
             next_tick: None,
             ticks: 0,
             downloading: false,
+            pause_after_check: false,
+            completed_while_paused: false,
         }
     }
 

@@ -6,7 +6,7 @@ use super::rate::Rate;
 use crate::core::{PeerId, PeerKey};
 use crate::picker::Block;
 use crate::wire::{Bitfield, Message, Rules};
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 use std::net::SocketAddr;
 use std::time::Instant;
 
@@ -56,7 +56,10 @@ pub(super) struct Peer {
     pub down: Rate,
     pub up: Rate,
     /// Blocks it asked for, served in order by the driver ([`super::Engine::take_serves`]).
+    /// Entries no longer in `queued` were cancelled and are skipped.
     pub serves: VecDeque<Block>,
+    /// The blocks it asked for and did not cancel: a cancel costs one lookup, not a scan.
+    pub queued: HashSet<Block>,
     /// Encoded messages not yet handed to the driver.
     pub out: Vec<u8>,
     /// Listed in the engine's dirty list (has bytes in `out`).
@@ -93,6 +96,7 @@ impl Peer {
             down: Rate::default(),
             up: Rate::default(),
             serves: VecDeque::new(),
+            queued: HashSet::new(),
             out: Vec::new(),
             dirty: false,
         }

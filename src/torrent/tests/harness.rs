@@ -418,13 +418,23 @@ pub struct Scripted {
 }
 
 impl Scripted {
-    /// An engine over `size` bytes in `piece_length` pieces, holding every piece if `seed`,
+    /// An engine over `size` bytes in `piece_length` pieces (no data past 64 MiB), holding
+    /// every piece if `seed`,
     /// with one peer at 10.0.0.9 already past the handshake (its handshake and our
     /// answer are consumed). `peer_bits`: the bitfield the peer sends (none if empty).
     pub fn new(size: usize, piece_length: usize, seed: bool, peer_has_all: bool) -> Scripted {
-        let original = data(size, 3);
-        let hashes = hashes(&original, piece_length);
         let geometry = Geometry::new(piece_length as u64, size as u64);
+        // Past 64 MiB only requests are scripted: no data, made-up hashes.
+        let original = if size <= 64 << 20 {
+            data(size, 3)
+        } else {
+            Vec::new()
+        };
+        let hashes = if original.is_empty() {
+            vec![[0; 20]; geometry.pieces as usize]
+        } else {
+            hashes(&original, piece_length)
+        };
         let now = Instant::now();
         let config = TorrentConfig {
             peer_id: [1; 20],

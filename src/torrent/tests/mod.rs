@@ -240,11 +240,44 @@ fn a_peer_that_answers_nothing_is_snubbed_after_20_seconds() {
     let got = p.received();
     let cancels = got.iter().filter(|g| matches!(g, Got::Cancel(_))).count();
     assert_eq!(cancels, asked.len(), "every request is cancelled");
-    assert_eq!(p.engine.picker.requested_from(p.key), 0);
     assert!(p.engine.peers[&p.key].snubbed);
-    // A block arriving later still counts and lifts the snub.
-    p.send_block(asked[0], false);
+    // It keeps one request, a probe: answered, it lifts the snub and the full depth comes
+    // back.
+    let probe = Scripted::requests(&got);
+    assert_eq!(probe.len(), 1, "{got:?}");
+    assert_eq!(p.engine.picker.requested_from(p.key), 1);
+    p.send_block(probe[0], false);
     assert!(!p.engine.peers[&p.key].snubbed);
+    assert!(p.engine.picker.requested_from(p.key) >= 31);
+}
+
+#[test]
+fn a_request_cancelled_then_asked_again_is_served_once() {
+    let mut p = Scripted::new(1 << 20, 64 * 1024, true, false);
+    p.received();
+    p.send(Message::Interested);
+    p.received();
+    let block = Block {
+        piece: 2,
+        offset: B,
+        len: B,
+    };
+    let request = Message::Request {
+        piece: 2,
+        offset: B,
+        len: B,
+    };
+    p.send(request);
+    p.send(request);
+    p.send(Message::Cancel {
+        piece: 2,
+        offset: B,
+        len: B,
+    });
+    p.send(request);
+    let mut served = Vec::new();
+    p.engine.take_serves(p.key, 16, &mut served);
+    assert_eq!(served, vec![block]);
 }
 
 #[test]
@@ -316,15 +349,16 @@ fn requests_are_queued_not_dropped_and_served_in_order() {
 
 #[test]
 fn a_request_flood_ends_the_connection_with_a_reason() {
-    let mut p = Scripted::new(64 << 20, 256 * 1024, true, false);
+    // 512 MiB in 4 MiB pieces: 32,768 distinct blocks to ask for.
+    let mut p = Scripted::new(512 << 20, 4 << 20, true, false);
     p.received();
     p.send(Message::Interested);
     p.received();
     let mut bytes = Vec::new();
     for i in 0..=MAX_QUEUED_REQUESTS as u32 {
         Message::Request {
-            piece: (i / 16) % 256,
-            offset: (i % 16) * B,
+            piece: i / 256,
+            offset: (i % 256) * B,
             len: B,
         }
         .encode(&mut bytes);
@@ -565,4 +599,75 @@ fn a_seed_is_asked_for_anything_when_the_others_cannot_keep_us_busy() {
     p.received();
     let from_seed = Scripted::requests(&sent_to(&p, seed));
     assert_eq!(from_seed.len(), 32);
+}
+
+#[test]
+fn pausing_dials_nobody_and_a_pause_during_the_check_holds_after_it() {
+    let now = std::time::Instant::now();
+    let geometry = crate::core::Geometry::new(16384, 100_000);
+    let mut e = Engine::new(
+        now,
+        harness::HASH,
+        geometry,
+        vec![[0; 20]; 7],
+        TorrentConfig::default(),
+    );
+    e.pause(now);
+    e.handle_checked(now, &crate::wire::Bitfield::repeat(false, 7));
+    assert_eq!(e.state(), TorrentState::Paused);
+    let actions: Vec<Action> = std::iter::from_fn(|| e.poll_action()).collect();
+    assert!(
+        !actions.iter().any(|a| matches!(a, Action::Announce { .. })),
+        "a torrent paused from the start never announces: {actions:?}"
+    );
+    e.resume(now);
+    e.handle_peers(now, PeerSource::Tracker, &[addr(5)]);
+    let _ = std::iter::from_fn(|| e.poll_action()).count();
+    e.handle_connected(now, addr(5), Direction::Outgoing)
+        .unwrap();
+    e.pause(now);
+    let actions: Vec<Action> = std::iter::from_fn(|| e.poll_action()).collect();
+    assert!(
+        !actions.iter().any(|a| matches!(a, Action::Dial { .. })),
+        "closing for a pause redials: {actions:?}"
+    );
+    // On resume the address is dialled at once.
+    e.resume(now);
+    let actions: Vec<Action> = std::iter::from_fn(|| e.poll_action()).collect();
+    assert!(actions
+        .iter()
+        .any(|a| matches!(a, Action::Dial { addr: a } if *a == addr(5))));
+}
+
+#[test]
+fn completion_during_a_pause_is_reported_on_resume() {
+    let mut p = Scripted::new(64 * 1024, 64 * 1024, false, true);
+    p.received();
+    p.send(Message::Unchoke);
+    let asked = Scripted::requests(&p.received());
+    assert_eq!(asked.len(), 4);
+    for b in &asked {
+        p.send_block(*b, false);
+    }
+    // The piece is complete and being verified when the user pauses.
+    let verify: Vec<Action> = std::iter::from_fn(|| p.engine.poll_action()).collect();
+    let now = p.now;
+    p.engine.pause(now);
+    for a in verify {
+        if let Action::Verify { piece, data, .. } = a {
+            p.engine.handle_verified(now, piece, data, true);
+        }
+    }
+    let during: Vec<Action> = std::iter::from_fn(|| p.engine.poll_action()).collect();
+    assert!(!during.iter().any(|a| matches!(a, Action::Completed)));
+    p.engine.resume(now);
+    let after: Vec<Action> = std::iter::from_fn(|| p.engine.poll_action()).collect();
+    assert!(after.iter().any(|a| matches!(a, Action::Completed)));
+    assert!(after.iter().any(|a| matches!(
+        a,
+        Action::Announce {
+            event: Event::Completed
+        }
+    )));
+    assert_eq!(p.engine.state(), TorrentState::Seeding);
 }
