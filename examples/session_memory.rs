@@ -2,7 +2,7 @@
 //! (64 KiB each, 4 pieces, seeding, no trackers, no peers) minus the resident size before,
 //! with freed heap returned to the system before each reading (glibc `malloc_trim`), so
 //! the figure counts live memory, not what loading left behind.
-//! Run: cargo run --release --example session_memory [-- N]
+//! Run: cargo run --release --example session_memory [-- N [trackers]]
 
 use battorrent::metainfo::Metainfo;
 use battorrent::session::{AddTorrent, Session, SessionConfig};
@@ -50,11 +50,18 @@ fn rss() -> u64 {
     pages * 4096
 }
 
-/// A minimal single-file torrent of 64 KiB in 16 KiB pieces.
-fn torrent(i: usize) -> Metainfo {
+/// A minimal single-file torrent of 64 KiB in 16 KiB pieces, with a tracker that refuses
+/// connections when `tracker`.
+fn torrent(i: usize, tracker: bool) -> Metainfo {
     let name = format!("f{i:05}.bin");
+    let url = "http://127.0.0.1:9/announce";
+    let announce = if tracker {
+        format!("8:announce{}:{url}", url.len())
+    } else {
+        String::new()
+    };
     let mut b = format!(
-        "d4:infod6:lengthi65536e4:name{}:{name}12:piece lengthi16384e6:pieces80:",
+        "d{announce}4:infod6:lengthi65536e4:name{}:{name}12:piece lengthi16384e6:pieces80:",
         name.len()
     )
     .into_bytes();
@@ -67,6 +74,8 @@ fn main() {
     let n: usize = std::env::args()
         .nth(1)
         .map_or(1000, |a| a.parse().expect("a number"));
+    // `trackers`: every torrent has an (unreachable) tracker, so its announcer runs.
+    let trackers = std::env::args().nth(2).is_some_and(|a| a == "trackers");
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -75,7 +84,7 @@ fn main() {
     runtime.block_on(async {
         let config = SessionConfig {
             bind: SocketAddr::from(([127, 0, 0, 1], 0)),
-            use_trackers: false,
+            use_trackers: trackers,
             ..SessionConfig::default()
         };
         let session = Session::start(config).await.expect("session");
@@ -87,7 +96,7 @@ fn main() {
             LIVE_BLOCKS.load(Ordering::Relaxed),
         );
         for i in 0..n {
-            let meta = torrent(i);
+            let meta = torrent(i, trackers);
             session
                 .add(AddTorrent {
                     meta,

@@ -225,3 +225,68 @@ async fn a_dropped_session_leaves_no_task_behind() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn peers_meet_through_the_tracker_and_say_stopped_when_removed() {
+    use battorrent::tracker::{serve, AccessList, ServerConfig, Shared};
+    let _serial = SERIAL.lock().await;
+    let dir = scratch("tracker");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let announce = format!("http://{}/announce", listener.local_addr().unwrap());
+    let mut server = ServerConfig::default();
+    server.tracker.interval = 10;
+    server.tracker.min_interval = 1;
+    let tracker = Shared::new(server, AccessList::Open);
+    let stop = tokio_util::sync::CancellationToken::new();
+    let serving = tokio::spawn(serve(
+        tracker.clone(),
+        vec![listener],
+        stop.clone().cancelled_owned(),
+    ));
+
+    let data = dir.join("z.bin");
+    std::fs::write(&data, vec![7u8; 300_000]).unwrap();
+    let input = scan(&data, false, false).unwrap();
+    let options = CreateOptions {
+        trackers: vec![vec![announce]],
+        piece_length: Some(32 * 1024),
+        ..CreateOptions::default()
+    };
+    let meta = build(&input, &options, |_| {}).unwrap().metainfo;
+    let with_trackers = || SessionConfig {
+        use_trackers: true,
+        ..config()
+    };
+    let seeder = Session::start(with_trackers()).await.unwrap();
+    let sid = seeder.add(add(&meta, &dir, Some(true), vec![])).unwrap();
+    let getter = Session::start(with_trackers()).await.unwrap();
+    let gid = getter
+        .add(add(&meta, &dir.join("get"), Some(false), vec![]))
+        .unwrap();
+    // No --peer: the getter learns of the seeder from the tracker only.
+    tokio::time::timeout(Duration::from_secs(30), getter.completed(gid))
+        .await
+        .expect("the download completes through tracker peers");
+    let seeders = |n: usize| {
+        let tracker = tracker.clone();
+        let hash = meta.info_hash;
+        async move {
+            for _ in 0..100 {
+                if tracker.scrape(&hash).complete == n {
+                    return true;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            false
+        }
+    };
+    assert!(seeders(2).await, "the getter announced `completed`");
+    seeder.remove(sid).await.unwrap();
+    assert!(seeders(1).await, "the removed torrent announced `stopped`");
+    getter.shutdown().await;
+    assert!(seeders(0).await, "shutdown announced `stopped`");
+    seeder.shutdown().await;
+    stop.cancel();
+    let _ = serving.await;
+    let _ = std::fs::remove_dir_all(&dir);
+}

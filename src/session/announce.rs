@@ -1,114 +1,238 @@
-//! Telling a torrent's trackers about it: the events the engine asks for (started,
-//! completed, stopped), regular announces at the tracker's interval, retries with growing
-//! delays, and the peers they return fed to the engine's peer book.
+//! The session's one announce service: it tells every torrent's trackers about it.
+//!
+//! Each torrent with trackers holds a [`TrackerSlot`]: its client, the events its engine
+//! asked for (started, completed, stopped) and when it is next due. One task serves them
+//! all: it sends the events in order, announces again at each tracker's interval, retries
+//! failures with growing delays (re-sending a `started` or `completed` that did not get
+//! through), and hands the peers returned to the engine's peer book. An idle torrent costs
+//! its slot and a queue entry, not a task.
 
-use super::driver::TorrentHandle;
+use super::driver::{lock, Due, Shared, TorrentHandle};
+use crate::core::PeerId;
 use crate::torrent::PeerSource;
-use crate::tracker::client::{AnnounceParams, TrackerClient};
+use crate::tracker::client::{AnnounceParams, AnnounceResponse, ClientError, TrackerClient};
 use crate::tracker::Event;
-use std::sync::Arc;
+use std::collections::VecDeque;
+use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
 
 /// First retry delay after a failed announce (doubles up to [`MAX_RETRY`]).
 const FIRST_RETRY: Duration = Duration::from_secs(5);
 const MAX_RETRY: Duration = Duration::from_secs(300);
-/// The `stopped` announce on the way out waits at most this long.
-const STOPPED_TIMEOUT: Duration = Duration::from_secs(5);
+/// A `stopped` announce waits at most this long.
+pub const STOPPED_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Runs until the torrent is cancelled, then says `stopped` if it had said `started`.
-pub async fn run(
-    torrent: Arc<TorrentHandle>,
-    mut client: TrackerClient,
-    peer_id: [u8; 20],
-    port: u16,
-) {
-    let key = fastrand::u32(..);
-    let params = |event| {
-        let stats = torrent.lock().engine.stats();
-        AnnounceParams {
-            info_hash: torrent.info_hash,
-            peer_id,
-            port,
-            uploaded: stats.uploaded,
-            downloaded: stats.downloaded,
-            left: stats.total_bytes - stats.verified_bytes,
-            event,
-            numwant: Some(50),
-            key,
+/// One torrent's tracker state; see the module documentation.
+pub struct TrackerSlot {
+    /// Its trackers in BEP 12 order (a clone goes out with each announce and comes back
+    /// with the working tracker moved to the front of its tier).
+    pub client: TrackerClient,
+    /// Events the engine asked for, in order.
+    pub events: VecDeque<Event>,
+    /// An announce is in flight.
+    pub busy: bool,
+    /// `started` went out and `stopped` did not.
+    pub active: bool,
+    /// When the next regular announce (or retry) is due.
+    pub next: Option<Instant>,
+    /// An event whose announce failed, sent with the retry.
+    pub unsent: Event,
+    pub retry: Duration,
+    /// Random per-torrent key (lets trackers recognise us across address changes).
+    pub key: u32,
+}
+
+impl TrackerSlot {
+    pub fn new(client: TrackerClient) -> TrackerSlot {
+        TrackerSlot {
+            client,
+            events: VecDeque::new(),
+            busy: false,
+            active: false,
+            next: None,
+            unsent: Event::None,
+            retry: FIRST_RETRY,
+            key: fastrand::u32(..),
         }
-    };
-    let mut active = false;
-    let mut next: Option<tokio::time::Instant> = None;
-    let mut retry = FIRST_RETRY;
-    // An event whose announce failed is sent again with the retry (trackers count
-    // `started` and `completed`).
-    let mut unsent = Event::None;
-    loop {
-        let regular = async move {
-            match next {
-                Some(at) => tokio::time::sleep_until(at).await,
-                None => std::future::pending().await,
-            }
-        };
-        let queued = super::driver::lock(&torrent.announce).pop_front();
-        let event = match queued {
-            Some(e) => e,
-            None => tokio::select! {
-                _ = torrent.announce_wake.notified() => continue,
-                _ = regular => std::mem::replace(&mut unsent, Event::None),
-                _ = torrent.cancel.cancelled() => break,
-            },
-        };
-        if event == Event::Stopped {
-            if active {
-                stopped(&mut client, &params(Event::Stopped)).await;
-            }
-            active = false;
-            next = None;
-            continue;
-        }
-        active = true;
-        let request = params(event);
-        let answer = tokio::select! {
-            r = client.announce(&request) => r,
-            _ = torrent.cancel.cancelled() => break,
-        };
-        let wait = match answer {
-            Ok((url, response)) => {
-                tracing::info!("{url}: {} peers", response.peers.len());
-                if let Some(w) = &response.warning {
-                    tracing::warn!("{url} warns: {w}");
-                }
-                let mut d = torrent.lock();
-                d.engine
-                    .handle_peers(Instant::now(), PeerSource::Tracker, &response.peers);
-                torrent.dispatch(&mut d);
-                retry = FIRST_RETRY;
-                unsent = Event::None;
-                Duration::from_secs(u64::from(response.interval.clamp(10, 3600)))
-            }
-            Err(e) => {
-                tracing::warn!("announce failed: {e}");
-                if event != Event::None {
-                    unsent = event;
-                }
-                let wait = retry;
-                retry = (retry * 2).min(MAX_RETRY);
-                wait
-            }
-        };
-        next = Some(tokio::time::Instant::now() + wait);
     }
-    if active {
-        stopped(&mut client, &params(Event::Stopped)).await;
+
+    /// Nothing in flight and nothing waiting to be said.
+    pub fn idle(&self) -> bool {
+        !self.busy && self.events.is_empty()
     }
 }
 
-async fn stopped(client: &mut TrackerClient, params: &AnnounceParams) {
-    if tokio::time::timeout(STOPPED_TIMEOUT, client.announce(params))
-        .await
-        .is_err()
-    {
-        tracing::debug!("stopped announce timed out");
+/// What a finished announce hands back.
+struct Done {
+    torrent: Weak<TorrentHandle>,
+    client: TrackerClient,
+    event: Event,
+    result: Option<Result<AnnounceResponse, ClientError>>,
+}
+
+/// Runs until `stop`: see the module documentation.
+pub async fn service(shared: Arc<Shared>, stop: CancellationToken, peer_id: PeerId, port: u16) {
+    let mut inflight: JoinSet<Done> = JoinSet::new();
+    let mut due: Vec<Weak<TorrentHandle>> = Vec::new();
+    loop {
+        let next = lock(&shared.announces).peek().map(|d| d.at);
+        let sleep = async move {
+            match next {
+                Some(t) => tokio::time::sleep_until(t.into()).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = sleep => {}
+            _ = shared.announce_wake.notified() => {}
+            Some(done) = inflight.join_next(), if !inflight.is_empty() => {
+                if let Ok(done) = done {
+                    if let Some(torrent) = finished(&shared, done) {
+                        due.push(torrent);
+                    }
+                }
+            }
+            _ = stop.cancelled() => return,
+        }
+        let now = Instant::now();
+        {
+            let mut queue = lock(&shared.announces);
+            while queue.peek().is_some_and(|d| d.at <= now) {
+                due.extend(queue.pop().map(|d| d.torrent));
+            }
+        }
+        due.append(&mut lock(&shared.announce_ready));
+        for torrent in due.drain(..) {
+            if let Some(torrent) = torrent.upgrade() {
+                start(&mut inflight, &torrent, now, peer_id, port);
+            }
+        }
     }
+}
+
+/// Sends the torrent's next event, or its regular announce if due, unless one is in flight.
+fn start(
+    inflight: &mut JoinSet<Done>,
+    torrent: &Arc<TorrentHandle>,
+    now: Instant,
+    peer_id: PeerId,
+    port: u16,
+) {
+    let Some(slot) = &torrent.tracker else {
+        return;
+    };
+    let mut s = lock(slot);
+    if s.busy {
+        return;
+    }
+    let event = loop {
+        match s.events.pop_front() {
+            // Nothing to stop: never started (or stopped already).
+            Some(Event::Stopped) if !s.active => continue,
+            Some(e) => break e,
+            None if s.active && s.next.is_some_and(|t| t <= now) => {
+                break std::mem::replace(&mut s.unsent, Event::None)
+            }
+            None => return,
+        }
+    };
+    s.busy = true;
+    s.next = None;
+    let mut client = s.client.clone();
+    let key = s.key;
+    drop(s);
+    let stats = torrent.lock().engine.stats();
+    let params = AnnounceParams {
+        info_hash: torrent.info_hash,
+        peer_id,
+        port,
+        uploaded: stats.uploaded,
+        downloaded: stats.downloaded,
+        left: stats.total_bytes - stats.verified_bytes,
+        event,
+        numwant: Some(50),
+        key,
+    };
+    let weak = Arc::downgrade(torrent);
+    let cancel = torrent.cancel.clone();
+    inflight.spawn(async move {
+        let result = if event == Event::Stopped {
+            tokio::time::timeout(STOPPED_TIMEOUT, client.announce(&params))
+                .await
+                .ok()
+        } else {
+            // A torrent going away does not wait for its other announces.
+            tokio::select! {
+                r = client.announce(&params) => Some(r),
+                _ = cancel.cancelled() => None,
+            }
+        };
+        Done {
+            torrent: weak,
+            client,
+            event,
+            result: result.map(|r| r.map(|(_, response)| response)),
+        }
+    });
+}
+
+/// Records a finished announce; returns the torrent if it has more to say now.
+fn finished(shared: &Shared, done: Done) -> Option<Weak<TorrentHandle>> {
+    let torrent = done.torrent.upgrade()?;
+    let slot = torrent.tracker.as_ref()?;
+    let now = Instant::now();
+    let mut s = lock(slot);
+    s.busy = false;
+    s.client = done.client;
+    let mut peers = Vec::new();
+    if done.event == Event::Stopped {
+        s.active = false;
+        s.next = None;
+    } else {
+        s.active = true;
+        let wait = match done.result {
+            Some(Ok(response)) => {
+                if let Some(w) = &response.warning {
+                    tracing::warn!("{}: tracker warns: {w}", torrent.name);
+                }
+                tracing::info!(
+                    "{}: tracker gave {} peers",
+                    torrent.name,
+                    response.peers.len()
+                );
+                peers = response.peers;
+                s.retry = FIRST_RETRY;
+                s.unsent = Event::None;
+                Duration::from_secs(u64::from(response.interval.clamp(10, 3600)))
+            }
+            other => {
+                if let Some(Err(e)) = other {
+                    tracing::warn!("{}: announce failed: {e}", torrent.name);
+                }
+                if done.event != Event::None {
+                    s.unsent = done.event;
+                }
+                let wait = s.retry;
+                s.retry = (s.retry * 2).min(MAX_RETRY);
+                wait
+            }
+        };
+        let at = now + wait;
+        s.next = Some(at);
+        lock(&shared.announces).push(Due {
+            at,
+            torrent: Arc::downgrade(&torrent),
+        });
+    }
+    let more = !s.events.is_empty();
+    drop(s);
+    if !peers.is_empty() {
+        let mut d = torrent.lock();
+        d.engine.handle_peers(now, PeerSource::Tracker, &peers);
+        torrent.dispatch(&mut d);
+    }
+    torrent.announce_idle.notify_waiters();
+    more.then(|| Arc::downgrade(&torrent))
 }

@@ -6,15 +6,15 @@
 //! `.await`. (A lock rather than an actor task: received bytes are handed to the engine
 //! straight from each connection's receive buffer, with no copy and no channel hop.)
 
+use super::announce::TrackerSlot;
 use super::limit::Limiter;
 use super::verify::{Job, VerifyPool};
 use super::{SessionEvent, TorrentId};
 use crate::core::{InfoHash, PeerKey};
 use crate::storage::Storage;
 use crate::torrent::{Action, Engine, TorrentState};
-use crate::tracker::Event;
 use std::collections::BinaryHeap;
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
@@ -46,9 +46,15 @@ pub struct Shared {
     pub timer_wake: Notify,
     /// Origin of the deadlines kept in [`TorrentHandle::timer_at`].
     pub epoch: Instant,
+    /// Regular announces by due time, for the announce service.
+    pub announces: Mutex<BinaryHeap<Due>>,
+    /// Torrents with events to announce now.
+    pub announce_ready: Mutex<Vec<Weak<TorrentHandle>>>,
+    /// Wakes the announce service.
+    pub announce_wake: Notify,
 }
 
-/// A torrent's timeout waiting in the session's timer queue (earliest first).
+/// A torrent's deadline waiting in one of the session's queues (earliest first).
 pub struct Due {
     pub at: Instant,
     pub torrent: Weak<TorrentHandle>,
@@ -112,10 +118,11 @@ pub struct TorrentHandle {
     pub check_cancel: Option<Arc<std::sync::atomic::AtomicBool>>,
     /// Woken (all waiters) when the torrent completes, fails or stops.
     pub changed: Notify,
-    /// Events for the announce task, in order, and its wake-up. (A queue and a `Notify`
-    /// cost a few dozen bytes; a channel several hundred, for every idle torrent.)
-    pub announce: Mutex<VecDeque<Event>>,
-    pub announce_wake: Notify,
+    /// Its trackers' state, served by the session's announce service (`None`: no
+    /// trackers, or trackers turned off).
+    pub tracker: Option<Mutex<TrackerSlot>>,
+    /// Woken (all waiters) when an announce of this torrent finishes.
+    pub announce_idle: Notify,
 }
 
 impl TorrentHandle {
@@ -174,8 +181,11 @@ impl TorrentHandle {
                     data,
                 }),
                 Action::Announce { event } => {
-                    lock(&self.announce).push_back(event);
-                    self.announce_wake.notify_one();
+                    if let Some(slot) = &self.tracker {
+                        lock(slot).events.push_back(event);
+                        lock(&self.shared.announce_ready).push(Arc::downgrade(self));
+                        self.shared.announce_wake.notify_one();
+                    }
                 }
                 Action::Completed => {
                     let _ = self.shared.events.send(SessionEvent::Completed(self.id));

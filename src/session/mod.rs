@@ -3,7 +3,7 @@
 //! A session owns one listening socket that routes incoming connections by the info hash of
 //! their handshake, one verify-and-write pool shared by every torrent, one HTTP client for
 //! every tracker, and per torrent a [`crate::torrent::Engine`] with the tasks that move its
-//! bytes (connections, a timer, an announcer). Torrents are added, paused, resumed and
+//! bytes (connections); one timer and one announce service serve every torrent. Torrents are added, paused, resumed and
 //! removed by [`TorrentId`]; [`Session::subscribe`] streams what happens to them. A removed
 //! torrent leaves no task, socket or file handle behind.
 //!
@@ -137,6 +137,9 @@ impl Session {
             timers: Mutex::new(std::collections::BinaryHeap::new()),
             timer_wake: tokio::sync::Notify::new(),
             epoch: Instant::now(),
+            announces: Mutex::new(std::collections::BinaryHeap::new()),
+            announce_ready: Mutex::new(Vec::new()),
+            announce_wake: tokio::sync::Notify::new(),
         });
         let inner = Arc::new(Inner {
             max_connections: config.max_peers.saturating_mul(4).max(64) + 32,
@@ -150,6 +153,12 @@ impl Session {
         let tasks = vec![
             tokio::spawn(listener::listen(inner.clone(), listener)),
             tokio::spawn(driver::timers(inner.shared.clone(), inner.shutdown.clone())),
+            tokio::spawn(announce::service(
+                inner.shared.clone(),
+                inner.shutdown.clone(),
+                inner.config.peer_id,
+                local_addr.port(),
+            )),
         ];
         Ok(Session { inner, tasks })
     }
@@ -198,6 +207,7 @@ impl Session {
             config,
         );
         engine.handle_peers(now, PeerSource::Manual, &add.peers);
+        let client = TrackerClient::with_http(&meta.trackers, inner.http.clone());
         let mut reg = lock(&inner.registry);
         if reg.by_hash.contains_key(&meta.info_hash) {
             return Err(SessionError::Duplicate(meta.info_hash));
@@ -221,19 +231,11 @@ impl Session {
                 .is_none()
                 .then(|| Arc::new(std::sync::atomic::AtomicBool::new(false))),
             changed: tokio::sync::Notify::new(),
-            announce: Mutex::new(std::collections::VecDeque::new()),
-            announce_wake: tokio::sync::Notify::new(),
+            tracker: (inner.config.use_trackers && !client.is_empty())
+                .then(|| Mutex::new(announce::TrackerSlot::new(client))),
+            announce_idle: tokio::sync::Notify::new(),
         });
         let mut tasks = Vec::new();
-        let client = TrackerClient::with_http(&meta.trackers, inner.http.clone());
-        if inner.config.use_trackers && !client.is_empty() {
-            tasks.push(tokio::spawn(announce::run(
-                torrent.clone(),
-                client,
-                inner.config.peer_id,
-                inner.local_addr.port(),
-            )));
-        }
         {
             let mut d = torrent.lock();
             if add.paused {
@@ -440,8 +442,23 @@ async fn stop_torrent(torrent: &Arc<TorrentHandle>, tasks: Vec<JoinHandle<()>>) 
         torrent.dispatch(&mut d);
     }
     torrent.cancel.cancel();
+    // The announce service says `stopped` (a few seconds at most); nothing waits longer.
+    if let Some(slot) = &torrent.tracker {
+        let deadline =
+            tokio::time::Instant::now() + announce::STOPPED_TIMEOUT + Duration::from_secs(1);
+        loop {
+            let idle = torrent.announce_idle.notified();
+            tokio::pin!(idle);
+            idle.as_mut().enable();
+            if lock(slot).idle() {
+                break;
+            }
+            if tokio::time::timeout_at(deadline, idle).await.is_err() {
+                break;
+            }
+        }
+    }
     for mut task in tasks {
-        // The announcer may wait a few seconds for `stopped`; nothing waits longer.
         if tokio::time::timeout(Duration::from_secs(6), &mut task)
             .await
             .is_err()

@@ -219,6 +219,7 @@ pub fn http_client() -> reqwest::Client {
 }
 
 /// Talks to a torrent's HTTP trackers in BEP 12 tier order.
+#[derive(Clone)]
 pub struct TrackerClient {
     http: reqwest::Client,
     tiers: Vec<Vec<Url>>,

@@ -101,6 +101,11 @@ impl Shared {
         self.tracker.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Scrape figures for one torrent, as `/scrape` would give them.
+    pub fn scrape(&self, hash: &crate::core::InfoHash) -> super::ScrapeEntry {
+        self.tracker().scrape(hash)
+    }
+
     /// Replaces the access list (for SIGHUP reloads).
     pub fn set_access(&self, access: AccessList) {
         self.tracker().set_access(access);
