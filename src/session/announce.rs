@@ -23,6 +23,9 @@ const FIRST_RETRY: Duration = Duration::from_secs(5);
 const MAX_RETRY: Duration = Duration::from_secs(300);
 /// A `stopped` announce waits at most this long.
 pub const STOPPED_TIMEOUT: Duration = Duration::from_secs(5);
+/// Announces in flight at once; the others wait their turn (a thousand torrents starting
+/// together must not open a thousand connections at once).
+const MAX_IN_FLIGHT: usize = 32;
 
 /// One torrent's tracker state; see the module documentation.
 pub struct TrackerSlot {
@@ -75,7 +78,7 @@ struct Done {
 /// Runs until `stop`: see the module documentation.
 pub async fn service(shared: Arc<Shared>, stop: CancellationToken, peer_id: PeerId, port: u16) {
     let mut inflight: JoinSet<Done> = JoinSet::new();
-    let mut due: Vec<Weak<TorrentHandle>> = Vec::new();
+    let mut due: VecDeque<Weak<TorrentHandle>> = VecDeque::new();
     loop {
         let next = lock(&shared.announces).peek().map(|d| d.at);
         let sleep = async move {
@@ -90,7 +93,7 @@ pub async fn service(shared: Arc<Shared>, stop: CancellationToken, peer_id: Peer
             Some(done) = inflight.join_next(), if !inflight.is_empty() => {
                 if let Ok(done) = done {
                     if let Some(torrent) = finished(&shared, done) {
-                        due.push(torrent);
+                        due.push_back(torrent);
                     }
                 }
             }
@@ -103,8 +106,11 @@ pub async fn service(shared: Arc<Shared>, stop: CancellationToken, peer_id: Peer
                 due.extend(queue.pop().map(|d| d.torrent));
             }
         }
-        due.append(&mut lock(&shared.announce_ready));
-        for torrent in due.drain(..) {
+        due.extend(lock(&shared.announce_ready).drain(..));
+        while inflight.len() < MAX_IN_FLIGHT {
+            let Some(torrent) = due.pop_front() else {
+                break;
+            };
             if let Some(torrent) = torrent.upgrade() {
                 start(&mut inflight, &torrent, now, peer_id, port);
             }
