@@ -282,6 +282,22 @@ impl Picker {
         max: usize,
         out: &mut Vec<Block>,
     ) {
+        self.pick_within(peer, peer_has, peer_has, max, out);
+    }
+
+    /// [`Picker::pick`] among `choose_from`, a part of what the peer holds (`peer_has`):
+    /// for a seed spared in favour of leechers. The partial limit is decided by everything
+    /// the peer holds (a seed can help with any piece in progress).
+    pub fn pick_within(
+        &mut self,
+        peer: PeerKey,
+        choose_from: &BitSlice<u8, Msb0>,
+        peer_has: &BitSlice<u8, Msb0>,
+        max: usize,
+        out: &mut Vec<Block>,
+    ) {
+        let limit = self.start_limit(peer_has);
+        let peer_has = choose_from;
         let mut want = max;
         if want == 0 || self.is_complete() {
             return;
@@ -295,7 +311,6 @@ impl Picker {
             .map(|(&p, part)| (part.unassigned, p))
             .collect();
         started.sort_unstable();
-        let limit = self.start_limit(peer_has);
         for (_, piece) in started {
             if want == 0 {
                 return;

@@ -172,6 +172,25 @@ fn pieces_stranded_by_a_departed_peer_do_not_block_the_others() {
 }
 
 #[test]
+fn a_spared_seed_is_held_to_the_plain_limit() {
+    // Limit 2, pieces 0 and 1 in progress from a leecher. A seed asked only for pieces 2..8
+    // (spared) still holds 0 and 1: it gets no room beyond the limit.
+    let mut p = picker(8, 2, 0);
+    p.set_max_partial(2);
+    let leecher = bits(8, &[0, 1]);
+    p.peer_bitfield(&leecher);
+    p.peer_bitfield(&all(8));
+    assert_eq!(pick(&mut p, A, &leecher, 4).len(), 4);
+    let spared = bits(8, &[2, 3, 4, 5, 6, 7]);
+    let mut out = Vec::new();
+    p.pick_within(B, &spared, &all(8), 100, &mut out);
+    assert!(out.is_empty(), "{out:?}");
+    // Picking from the spared set as if it were all the seed holds would start more.
+    p.pick(B, &spared, 100, &mut out);
+    assert!(!out.is_empty());
+}
+
+#[test]
 fn endgame_hands_out_duplicates_and_cancels() {
     let mut p = picker(1, 2, 0);
     let has = all(1);

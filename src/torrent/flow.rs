@@ -106,7 +106,8 @@ impl Engine {
                 self.picker.pick_whole(key, has, &mut blocks);
             }
         } else {
-            self.picker.pick(key, has, depth - pending, &mut blocks);
+            self.picker
+                .pick_within(key, has, &peer.bits, depth - pending, &mut blocks);
         }
         if blocks.is_empty() {
             return;
