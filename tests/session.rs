@@ -55,6 +55,21 @@ fn add(meta: &Metainfo, dir: &Path, have: Option<bool>, peers: Vec<SocketAddr>) 
 /// The tests count tasks and descriptors of the whole process: one at a time.
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
+/// Tasks alive once they stopped ending (at most 5 s): connection tasks end as their
+/// sockets close, a moment after the teardown returns.
+async fn tasks_settle_to(target: usize) -> usize {
+    let metrics = tokio::runtime::Handle::current().metrics();
+    let mut left = metrics.num_alive_tasks();
+    for _ in 0..50 {
+        if left <= target {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        left = metrics.num_alive_tasks();
+    }
+    left
+}
+
 fn open_fds() -> usize {
     std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count())
 }
@@ -167,15 +182,7 @@ async fn a_removed_torrent_leaves_no_task_socket_or_file_behind() {
     seeder.remove(id).await.unwrap();
     assert!(seeder.stats(id).is_none());
     getter.shutdown().await;
-    // Connection tasks end as their sockets close: give them a moment.
-    let mut left = usize::MAX;
-    for _ in 0..50 {
-        left = metrics.num_alive_tasks();
-        if left <= tasks_before {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let left = tasks_settle_to(tasks_before).await;
     assert!(
         left <= tasks_before,
         "{left} tasks alive, {tasks_before} before"
@@ -211,14 +218,7 @@ async fn a_dropped_session_leaves_no_task_behind() {
     assert!(metrics.num_alive_tasks() > before);
     drop(getter);
     drop(seeder);
-    let mut left = usize::MAX;
-    for _ in 0..50 {
-        left = metrics.num_alive_tasks();
-        if left <= before {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let left = tasks_settle_to(before).await;
     assert!(
         left <= before,
         "{left} tasks alive after dropping, {before} before"
