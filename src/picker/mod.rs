@@ -340,7 +340,20 @@ impl Picker {
         peer_has: &BitSlice<u8, Msb0>,
         out: &mut Vec<Block>,
     ) {
+        self.pick_whole_within(peer, peer_has, peer_has, out);
+    }
+
+    /// [`Picker::pick_whole`] among `choose_from`, a part of what the peer holds
+    /// (`peer_has`), as [`Picker::pick_within`] does.
+    pub fn pick_whole_within(
+        &mut self,
+        peer: PeerKey,
+        choose_from: &BitSlice<u8, Msb0>,
+        peer_has: &BitSlice<u8, Msb0>,
+        out: &mut Vec<Block>,
+    ) {
         let limit = self.start_limit(peer_has);
+        let peer_has = choose_from;
         if self.partial.len() < limit {
             self.start_pieces(peer, peer_has, usize::MAX, 1, limit, out);
         }

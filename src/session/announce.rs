@@ -12,7 +12,7 @@ use crate::core::PeerId;
 use crate::torrent::PeerSource;
 use crate::tracker::client::{AnnounceParams, AnnounceResponse, ClientError, TrackerClient};
 use crate::tracker::Event;
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 use tokio::task::JoinSet;
@@ -78,6 +78,8 @@ struct Done {
 /// Runs until `stop`: see the module documentation.
 pub async fn service(shared: Arc<Shared>, stop: CancellationToken, peer_id: PeerId, port: u16) {
     let mut inflight: JoinSet<Done> = JoinSet::new();
+    // Which torrent each announce in flight is for (to free its slot if the task dies).
+    let mut owners: HashMap<tokio::task::Id, Weak<TorrentHandle>> = HashMap::new();
     let mut due: VecDeque<Weak<TorrentHandle>> = VecDeque::new();
     loop {
         let next = lock(&shared.announces).peek().map(|d| d.at);
@@ -90,12 +92,16 @@ pub async fn service(shared: Arc<Shared>, stop: CancellationToken, peer_id: Peer
         tokio::select! {
             _ = sleep => {}
             _ = shared.announce_wake.notified() => {}
-            Some(done) = inflight.join_next(), if !inflight.is_empty() => {
-                if let Ok(done) = done {
-                    if let Some(torrent) = finished(&shared, done) {
-                        due.push_back(torrent);
+            Some(joined) = inflight.join_next_with_id(), if !inflight.is_empty() => {
+                let next = match joined {
+                    Ok((id, done)) => {
+                        owners.remove(&id);
+                        finished(&shared, done)
                     }
-                }
+                    // The task died (a panic): free its torrent's slot all the same.
+                    Err(e) => owners.remove(&e.id()).and_then(|t| abandoned(&t)),
+                };
+                due.extend(next);
             }
             _ = stop.cancelled() => return,
         }
@@ -107,20 +113,53 @@ pub async fn service(shared: Arc<Shared>, stop: CancellationToken, peer_id: Peer
             }
         }
         due.extend(lock(&shared.announce_ready).drain(..));
+        // A torrent going away says `stopped` now, whatever waits: its removal waits for
+        // that, a few seconds at most.
+        due.retain(|t| {
+            let Some(torrent) = t.upgrade() else {
+                return false;
+            };
+            if !stopping(&torrent) {
+                return true;
+            }
+            start(&mut inflight, &mut owners, &torrent, now, peer_id, port);
+            false
+        });
         while inflight.len() < MAX_IN_FLIGHT {
             let Some(torrent) = due.pop_front() else {
                 break;
             };
             if let Some(torrent) = torrent.upgrade() {
-                start(&mut inflight, &torrent, now, peer_id, port);
+                start(&mut inflight, &mut owners, &torrent, now, peer_id, port);
             }
         }
     }
 }
 
+/// Whether the torrent has a `stopped` waiting.
+fn stopping(torrent: &TorrentHandle) -> bool {
+    torrent
+        .tracker
+        .as_ref()
+        .is_some_and(|slot| lock(slot).events.contains(&Event::Stopped))
+}
+
+/// Frees the slot of a torrent whose announce task died; returns it if it has more to say.
+fn abandoned(torrent: &Weak<TorrentHandle>) -> Option<Weak<TorrentHandle>> {
+    let t = torrent.upgrade()?;
+    let slot = t.tracker.as_ref()?;
+    let mut s = lock(slot);
+    s.busy = false;
+    let more = !s.events.is_empty();
+    drop(s);
+    t.announce_idle.notify_waiters();
+    more.then(|| torrent.clone())
+}
+
 /// Sends the torrent's next event, or its regular announce if due, unless one is in flight.
 fn start(
     inflight: &mut JoinSet<Done>,
+    owners: &mut HashMap<tokio::task::Id, Weak<TorrentHandle>>,
     torrent: &Arc<TorrentHandle>,
     now: Instant,
     peer_id: PeerId,
@@ -162,8 +201,9 @@ fn start(
         key,
     };
     let weak = Arc::downgrade(torrent);
+    let owner = weak.clone();
     let cancel = torrent.cancel.clone();
-    inflight.spawn(async move {
+    let task = inflight.spawn(async move {
         let result = if event == Event::Stopped {
             tokio::time::timeout(STOPPED_TIMEOUT, client.announce(&params))
                 .await
@@ -182,6 +222,7 @@ fn start(
             result: result.map(|r| r.map(|(_, response)| response)),
         }
     });
+    owners.insert(task.id(), owner);
 }
 
 /// Records a finished announce; returns the torrent if it has more to say now.
@@ -210,7 +251,6 @@ fn finished(shared: &Shared, done: Done) -> Option<Weak<TorrentHandle>> {
                 );
                 peers = response.peers;
                 s.retry = FIRST_RETRY;
-                s.unsent = Event::None;
                 Duration::from_secs(u64::from(response.interval.clamp(10, 3600)))
             }
             other => {

@@ -75,7 +75,20 @@ impl Engine {
         // holds, unless those peers cannot keep us busy. A seed's upload then spreads new
         // pieces into the swarm instead of repeating what the leechers can trade.
         let mut spared = None;
-        if peer.bits.all() {
+        if peer.snubbed {
+            // The probe asks only for pieces no healthy peer that unchoked us holds: blocks
+            // taken from a staller must go to the others, not back to it.
+            let mut only_here = peer.bits.clone();
+            for (k, p) in &self.peers {
+                if *k != key && p.is_live() && !p.peer_choking && !p.snubbed {
+                    only_here &= !p.bits.clone();
+                }
+            }
+            if !self.picker.wants_any(&only_here) {
+                return;
+            }
+            spared = Some(only_here);
+        } else if peer.bits.all() {
             let mut elsewhere: Option<Bitfield> = None;
             let mut busy = 0;
             for (k, p) in &self.peers {
@@ -103,7 +116,8 @@ impl Engine {
         if self.bans.on_parole(peer.ban_key) {
             // Whole pieces only, so a bad one is attributable to this peer alone.
             if pending == 0 {
-                self.picker.pick_whole(key, has, &mut blocks);
+                self.picker
+                    .pick_whole_within(key, has, &peer.bits, &mut blocks);
             }
         } else {
             self.picker

@@ -176,9 +176,12 @@ impl Engine {
                 }
                 peer.serves.push_back(block);
                 if peer.serves.len() > 2 * MAX_QUEUED_REQUESTS {
-                    // Cancelled entries pile up under request-cancel churn: drop them.
+                    // Cancelled entries pile up under request-cancel churn: keep one entry
+                    // per queued block, so the queue never exceeds the limit for long.
                     let queued = &peer.queued;
-                    peer.serves.retain(|b| queued.contains(b));
+                    let mut kept = std::collections::HashSet::with_capacity(queued.len());
+                    peer.serves
+                        .retain(|b| queued.contains(b) && kept.insert(*b));
                 }
             }
             Message::Cancel { piece, offset, len } => {

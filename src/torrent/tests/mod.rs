@@ -671,3 +671,79 @@ fn completion_during_a_pause_is_reported_on_resume() {
     )));
     assert_eq!(p.engine.state(), TorrentState::Seeding);
 }
+
+#[test]
+fn a_snubbed_peer_probes_only_for_what_no_healthy_peer_has() {
+    // A stalls; B, which holds everything too, unchoked us: A's blocks go to B, and A gets
+    // no probe (it would take a block back and hold it for another 20 s).
+    let mut p = Scripted::new(1 << 20, 64 * 1024, false, true);
+    p.received();
+    p.send(Message::Unchoke);
+    let asked = Scripted::requests(&p.received());
+    assert!(!asked.is_empty());
+    let b = connect_seed(&mut p, 13);
+    for _ in 0..21 {
+        p.advance(SECOND);
+        p.send(Message::KeepAlive);
+        // B answers everything it is asked.
+        p.received();
+        for block in Scripted::requests(&sent_to(&p, b)) {
+            let at = (u64::from(block.piece) * 64 * 1024 + u64::from(block.offset)) as usize;
+            let data = p.original[at..at + block.len as usize].to_vec();
+            let mut bytes = Vec::new();
+            Message::Piece {
+                piece: block.piece,
+                offset: block.offset,
+                data: &data,
+            }
+            .encode(&mut bytes);
+            p.engine.handle_bytes(p.now, b, &bytes);
+        }
+        p.actions.clear();
+    }
+    assert!(p.engine.peers[&p.key].snubbed);
+    assert_eq!(
+        p.engine.picker.requested_from(p.key),
+        0,
+        "no probe while B serves"
+    );
+}
+
+#[test]
+fn request_cancel_churn_cannot_grow_the_serve_queue() {
+    let mut p = Scripted::new(1 << 20, 64 * 1024, true, false);
+    p.received();
+    p.send(Message::Interested);
+    p.received();
+    let mut bytes = Vec::new();
+    for _ in 0..3 * MAX_QUEUED_REQUESTS {
+        Message::Request {
+            piece: 1,
+            offset: 0,
+            len: B,
+        }
+        .encode(&mut bytes);
+        Message::Cancel {
+            piece: 1,
+            offset: 0,
+            len: B,
+        }
+        .encode(&mut bytes);
+    }
+    Message::Request {
+        piece: 1,
+        offset: 0,
+        len: B,
+    }
+    .encode(&mut bytes);
+    p.feed(&bytes);
+    let peer = &p.engine.peers[&p.key];
+    assert!(
+        peer.serves.len() <= 2 * MAX_QUEUED_REQUESTS + 1,
+        "{}",
+        peer.serves.len()
+    );
+    let mut served = Vec::new();
+    p.engine.take_serves(p.key, usize::MAX, &mut served);
+    assert_eq!(served.len(), 1);
+}
