@@ -322,3 +322,40 @@ fn create_records_every_option() {
     assert!(text.contains("tier 3: http://c/3, udp://d:4"), "{text}");
     assert!(text.contains("Private      yes"), "{text}");
 }
+
+#[test]
+fn output_into_a_closed_pipe_ends_quietly() {
+    use std::io::Read;
+    use std::process::Stdio;
+    let torrent = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures");
+    // `show` of a torrent made from the sample folder, with stdout closed before it writes.
+    let dir = std::env::temp_dir().join(format!("battorrent-cli-pipe-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let out = dir.join("sample.torrent");
+    let made = Command::new(env!("CARGO_BIN_EXE_battorrent"))
+        .arg("create")
+        .arg(torrent.join("sample"))
+        .arg("-o")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(made.status.success());
+    let mut child = Command::new(env!("CARGO_BIN_EXE_battorrent"))
+        .arg("show")
+        .arg(&out)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    child.wait().unwrap();
+    assert!(!err.contains("panicked"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
