@@ -35,19 +35,16 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static ALLOCATOR: Counting = Counting;
 
-/// Resident set size in bytes, from /proc/self/statm, after trimming the heap.
+#[path = "support/rss.rs"]
+mod support;
+
+/// Resident set size in bytes, after trimming the heap.
 fn rss() -> u64 {
     // SAFETY: malloc_trim only releases free memory; it has no preconditions.
     unsafe {
         libc::malloc_trim(0);
     }
-    let statm = std::fs::read_to_string("/proc/self/statm").expect("read /proc/self/statm");
-    let pages: u64 = statm
-        .split_whitespace()
-        .nth(1)
-        .and_then(|p| p.parse().ok())
-        .expect("statm field");
-    pages * 4096
+    support::rss()
 }
 
 /// A minimal single-file torrent of 64 KiB in 16 KiB pieces, with a tracker that refuses

@@ -6,16 +6,9 @@ use battorrent::metainfo::InfoHash;
 use battorrent::tracker::{AccessList, Announce, Event, Tracker, TrackerConfig};
 use std::net::{IpAddr, Ipv4Addr};
 
-/// Resident set size in bytes, from /proc/self/statm.
-fn rss() -> u64 {
-    let statm = std::fs::read_to_string("/proc/self/statm").expect("read /proc/self/statm");
-    let pages: u64 = statm
-        .split_whitespace()
-        .nth(1)
-        .and_then(|p| p.parse().ok())
-        .expect("statm field");
-    pages * 4096
-}
+#[path = "support/rss.rs"]
+mod support;
+use support::rss;
 
 fn main() {
     let mut args = std::env::args()

@@ -168,12 +168,20 @@ async fn write_loop(
 ) {
     let mut bytes = Vec::new();
     let mut blocks: Vec<Block> = Vec::new();
+    // Payload of the last batch written, reported with the next look at the queue: one
+    // engine lock per batch.
+    let mut sent = 0u64;
     loop {
         std::mem::swap(&mut *lock(&link.queue), &mut bytes);
-        torrent
-            .lock()
-            .engine
-            .take_serves(key, SERVE_BATCH, &mut blocks);
+        {
+            let mut d = torrent.lock();
+            if sent > 0 {
+                d.engine.handle_sent(Instant::now(), key, sent);
+                torrent.dispatch(&mut d);
+                sent = 0;
+            }
+            d.engine.take_serves(key, SERVE_BATCH, &mut blocks);
+        }
         if bytes.is_empty() && blocks.is_empty() {
             tokio::select! {
                 _ = link.notify.notified() => continue,
@@ -197,7 +205,7 @@ async fn write_loop(
             let batch = std::mem::take(&mut blocks);
             let mut buf = std::mem::take(&mut bytes);
             let read = tokio::task::spawn_blocking(move || {
-                let geometry = t.lock().engine.geometry();
+                let geometry = t.geometry;
                 for b in &batch {
                     buf.extend_from_slice(&piece_header(b.piece, b.offset, b.len));
                     let at = buf.len();
@@ -234,10 +242,6 @@ async fn write_loop(
             return;
         }
         bytes.clear();
-        if payload > 0 {
-            let mut d = torrent.lock();
-            d.engine.handle_sent(Instant::now(), key, payload);
-            torrent.dispatch(&mut d);
-        }
+        sent = payload;
     }
 }

@@ -105,6 +105,8 @@ pub struct TorrentHandle {
     pub id: TorrentId,
     pub info_hash: InfoHash,
     pub name: String,
+    /// The piece geometry (fixed: read without the engine's lock).
+    pub geometry: crate::core::Geometry,
     pub core: Mutex<Driven>,
     pub storage: Storage,
     pub shared: Arc<Shared>,

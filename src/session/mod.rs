@@ -218,6 +218,7 @@ impl Session {
             id,
             info_hash: meta.info_hash,
             name: meta.info.name.clone(),
+            geometry: meta.info.geometry(),
             core: Mutex::new(Driven {
                 engine,
                 links: HashMap::new(),

@@ -85,7 +85,7 @@ fn run(job: Job) {
     } = job;
     let good = Sha1::digest(&data[..])[..] == expected[..];
     let written = if good {
-        let offset = torrent.lock().engine.geometry().piece_offset(piece);
+        let offset = torrent.geometry.piece_offset(piece);
         torrent.storage.write(offset, &data)
     } else {
         Ok(())

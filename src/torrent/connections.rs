@@ -8,8 +8,7 @@ use super::{
 };
 use crate::core::PeerKey;
 use crate::picker::Block;
-use crate::wire::{Handshake, Rules};
-use std::collections::HashSet;
+use crate::wire::{Handshake, Rules, HANDSHAKE_LEN};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -79,8 +78,7 @@ impl Engine {
         let rules = Rules::new(self.geometry.piece_length, self.geometry.total_length);
         let mut peer = Peer::new(key, addr, direction, rules, now);
         if direction == Direction::Outgoing {
-            peer.out
-                .extend_from_slice(&Handshake::new(self.info_hash, self.config.peer_id).encode());
+            peer.out.extend_from_slice(&self.handshake());
             peer.mark(&mut self.dirty);
         }
         self.peers.insert(key, peer);
@@ -182,6 +180,11 @@ impl Engine {
         }
     }
 
+    /// Our handshake for this torrent.
+    pub(super) fn handshake(&self) -> [u8; HANDSHAKE_LEN] {
+        Handshake::new(self.info_hash, self.config.peer_id).encode()
+    }
+
     /// Whether `addr` is our own listening address.
     pub(super) fn is_us(&self, addr: SocketAddr) -> bool {
         self.config.listen.is_some_and(|ours| {
@@ -195,18 +198,11 @@ impl Engine {
         if !self.is_live() {
             return;
         }
+        // The book skips addresses being dialled or connected (they are busy there), and
+        // our own address never enters it: only bans are left to check.
         while self.peers.len() + self.dialing.len() < self.config.max_peers {
             let bans = &self.bans;
-            let listen = self.config.listen;
-            let dialing = &self.dialing;
-            let connected: HashSet<SocketAddr> = self.peers.values().map(|p| p.addr).collect();
-            let skip = |a: SocketAddr| {
-                bans.is_banned(a, None)
-                    || dialing.contains(&a)
-                    || connected.contains(&a)
-                    || listen.is_some_and(|l| l == a)
-            };
-            let Some(addr) = self.book.next_to_dial(now, skip) else {
+            let Some(addr) = self.book.next_to_dial(now, |a| bans.is_banned(a, None)) else {
                 break;
             };
             self.dialing.insert(addr);

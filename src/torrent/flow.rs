@@ -78,28 +78,16 @@ impl Engine {
         if peer.snubbed {
             // The probe asks only for pieces no healthy peer that unchoked us holds: blocks
             // taken from a staller must go to the others, not back to it.
-            let mut only_here = peer.bits.clone();
-            for (k, p) in &self.peers {
-                if *k != key && p.is_live() && !p.peer_choking && !p.snubbed {
-                    only_here &= !p.bits.clone();
-                }
-            }
+            let only_here = match self.held_elsewhere(key, |p| !p.snubbed).0 {
+                Some(others) => !others & &peer.bits,
+                None => peer.bits.clone(),
+            };
             if !self.picker.wants_any(&only_here) {
                 return;
             }
             spared = Some(only_here);
         } else if peer.bits.all() {
-            let mut elsewhere: Option<Bitfield> = None;
-            let mut busy = 0;
-            for (k, p) in &self.peers {
-                if *k != key && p.is_live() && !p.peer_choking && !p.bits.all() {
-                    busy += self.picker.requested_from(*k);
-                    match elsewhere.as_mut() {
-                        Some(bits) => *bits |= &p.bits,
-                        None => elsewhere = Some(p.bits.clone()),
-                    }
-                }
-            }
+            let (elsewhere, busy) = self.held_elsewhere(key, |p| !p.bits.all());
             if let Some(others) = elsewhere.filter(|_| busy >= MIN_QUEUE) {
                 let only_seeds = !others & &peer.bits;
                 if self.picker.wants_any(&only_seeds) {
@@ -112,7 +100,8 @@ impl Engine {
         }
         let peer = self.peers.get_mut(&key).expect("looked up above");
         let has: &Bitfield = spared.as_ref().unwrap_or(&peer.bits);
-        let mut blocks = Vec::new();
+        let mut blocks = std::mem::take(&mut self.scratch_blocks);
+        blocks.clear();
         if self.bans.on_parole(peer.ban_key) {
             // Whole pieces only, so a bad one is attributable to this peer alone.
             if pending == 0 {
@@ -123,21 +112,42 @@ impl Engine {
             self.picker
                 .pick_within(key, has, &peer.bits, depth - pending, &mut blocks);
         }
-        if blocks.is_empty() {
-            return;
-        }
-        if pending == 0 {
-            peer.last_progress = now;
-        }
-        for b in &blocks {
-            Message::Request {
-                piece: b.piece,
-                offset: b.offset,
-                len: b.len,
+        if !blocks.is_empty() {
+            if pending == 0 {
+                peer.last_progress = now;
             }
-            .encode(&mut peer.out);
+            for b in &blocks {
+                Message::Request {
+                    piece: b.piece,
+                    offset: b.offset,
+                    len: b.len,
+                }
+                .encode(&mut peer.out);
+            }
+            peer.mark(&mut self.dirty);
         }
-        peer.mark(&mut self.dirty);
+        self.scratch_blocks = blocks;
+    }
+
+    /// What the other live peers that unchoked us and pass `counts` hold together (`None`:
+    /// no such peer), and how many of our requests are in flight to them.
+    fn held_elsewhere(
+        &self,
+        key: PeerKey,
+        counts: impl Fn(&super::peer::Peer) -> bool,
+    ) -> (Option<Bitfield>, usize) {
+        let mut held: Option<Bitfield> = None;
+        let mut busy = 0;
+        for (k, p) in &self.peers {
+            if *k != key && p.is_live() && !p.peer_choking && counts(p) {
+                busy += self.picker.requested_from(*k);
+                match held.as_mut() {
+                    Some(bits) => *bits |= &p.bits,
+                    None => held = Some(p.bits.clone()),
+                }
+            }
+        }
+        (held, busy)
     }
 
     /// Runs the choker now and sends the resulting choke and unchoke messages.

@@ -5,7 +5,7 @@ use super::peer::Phase;
 use super::{Action, DisconnectReason, Engine, PieceBuf, TorrentState, MAX_QUEUED_REQUESTS};
 use crate::core::{PeerKey, BLOCK_LEN};
 use crate::picker::{Block, Received};
-use crate::wire::{decode, Handshake, Message, HANDSHAKE_LEN};
+use crate::wire::{decode, Bitfield, Handshake, Message, HANDSHAKE_LEN};
 use std::time::Instant;
 
 impl Engine {
@@ -48,12 +48,20 @@ impl Engine {
                 }
             };
             p.last_received = now;
-            if let Err(v) = p.rules.check(&message) {
-                self.close(now, peer, DisconnectReason::Violation(v), None);
-                return bytes.len();
-            }
+            // A bitfield is checked by turning it into bits, which the message then uses.
+            let checked = match message {
+                Message::Bitfield(raw) => p.rules.bitfield(raw).map(Some),
+                _ => p.rules.check(&message).map(|()| None),
+            };
+            let bits = match checked {
+                Ok(bits) => bits,
+                Err(v) => {
+                    self.close(now, peer, DisconnectReason::Violation(v), None);
+                    return bytes.len();
+                }
+            };
             used += n;
-            self.on_message(now, peer, &message);
+            self.on_message(now, peer, &message, bits);
         }
         self.refill(now, peer);
         used
@@ -88,13 +96,13 @@ impl Engine {
         }
         let have_any = self.picker.have_count() > 0;
         let bitfield = have_any.then(|| self.picker.have().to_bitvec());
+        let ours = self.handshake();
         let peer = self.peers.get_mut(&key).expect("looked up above");
         peer.id = theirs.peer_id;
         peer.phase = Phase::Live;
         peer.last_received = now;
         if peer.direction == super::Direction::Incoming {
-            peer.out
-                .extend_from_slice(&Handshake::new(self.info_hash, self.config.peer_id).encode());
+            peer.out.extend_from_slice(&ours);
             peer.mark(&mut self.dirty);
         }
         if let Some(bits) = bitfield {
@@ -104,8 +112,14 @@ impl Engine {
         Ok(())
     }
 
-    /// Applies one checked message.
-    fn on_message(&mut self, now: Instant, key: PeerKey, message: &Message) {
+    /// Applies one checked message (`bits`: a bitfield message's checked bits).
+    fn on_message(
+        &mut self,
+        now: Instant,
+        key: PeerKey,
+        message: &Message,
+        bits: Option<Bitfield>,
+    ) {
         let Some(peer) = self.peers.get_mut(&key) else {
             return;
         };
@@ -138,10 +152,9 @@ impl Engine {
                     self.drop_if_both_seeds(now, key);
                 }
             }
-            Message::Bitfield(bytes) => {
-                // Checked by the rules already; a later bitfield (aria2 sends them)
-                // replaces what we knew.
-                let Ok(bits) = peer.rules.bitfield(bytes) else {
+            Message::Bitfield(_) => {
+                // A later bitfield (aria2 sends them) replaces what we knew.
+                let Some(bits) = bits else {
                     return;
                 };
                 self.picker.peer_gone(&peer.bits);

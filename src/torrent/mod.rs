@@ -232,6 +232,8 @@ pub struct Engine {
     ticks: u64,
     /// Whether this run started incomplete (so completion is news for the trackers).
     downloading: bool,
+    /// The block list `refill` fills, kept to reuse its allocation (every read refills).
+    scratch_blocks: Vec<crate::picker::Block>,
     /// A pause asked for while checking: applied when the check ends.
     pause_after_check: bool,
     /// The last piece verified while paused: completion is reported on resume.
@@ -282,6 +284,7 @@ impl Engine {
             next_tick: None,
             ticks: 0,
             downloading: false,
+            scratch_blocks: Vec::new(),
             pause_after_check: false,
             completed_while_paused: false,
         }

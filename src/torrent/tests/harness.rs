@@ -31,6 +31,11 @@ pub fn addr(n: usize) -> SocketAddr {
     SocketAddr::from(([10, 0, 0, n as u8], 6881))
 }
 
+/// Whether a piece's bytes hash to `expected` (what the session's verify pool decides).
+fn verifies(data: &[u8], expected: &[u8; 20]) -> bool {
+    Sha1::digest(data)[..] == expected[..]
+}
+
 /// A wire message as seen by a test (owned).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Got {
@@ -320,7 +325,7 @@ impl Swarm {
                 expected,
                 data,
             } => {
-                let good = Sha1::digest(&data[..])[..] == expected[..];
+                let good = verifies(&data, &expected);
                 if good {
                     let at = self.geometry.piece_offset(piece) as usize;
                     self.nodes[i].disk[at..at + data.len()].copy_from_slice(&data);
@@ -494,40 +499,30 @@ impl Scripted {
     /// (hash checks are carried out at once against the real hashes).
     pub fn received(&mut self) -> Vec<Got> {
         let mut bytes = Vec::new();
-        let mut verified = Vec::new();
-        while let Some(action) = self.engine.poll_action() {
-            match action {
-                Action::Send { peer, bytes: b } if peer == self.key => bytes.extend(b),
-                Action::Verify {
-                    piece,
-                    expected,
-                    data,
-                } => {
-                    let good = Sha1::digest(&data[..])[..] == expected[..];
-                    verified.push((piece, data, good));
+        loop {
+            let mut verified = Vec::new();
+            while let Some(action) = self.engine.poll_action() {
+                match action {
+                    Action::Send { peer, bytes: b } if peer == self.key => bytes.extend(b),
+                    Action::Verify {
+                        piece,
+                        expected,
+                        data,
+                    } => {
+                        let good = verifies(&data, &expected);
+                        verified.push((piece, data, good));
+                    }
+                    other => self.actions.push(other),
                 }
-                other => self.actions.push(other),
+            }
+            if verified.is_empty() {
+                return parse(&bytes, &mut self.handshake_pending);
+            }
+            // What the results make the engine say comes in the next round.
+            for (piece, data, good) in verified {
+                self.engine.handle_verified(self.now, piece, data, good);
             }
         }
-        for (piece, data, good) in verified {
-            self.engine.handle_verified(self.now, piece, data, good);
-        }
-        let mut got = parse(&bytes, &mut self.handshake_pending);
-        if !self.engine.peers.is_empty() || !got.is_empty() {
-            got.extend(self.received_more());
-        }
-        got
-    }
-
-    fn received_more(&mut self) -> Vec<Got> {
-        let mut bytes = Vec::new();
-        while let Some(action) = self.engine.poll_action() {
-            match action {
-                Action::Send { peer, bytes: b } if peer == self.key => bytes.extend(b),
-                other => self.actions.push(other),
-            }
-        }
-        parse(&bytes, &mut self.handshake_pending)
     }
 
     /// Advances the fake clock second by second and runs the engine's timer.
