@@ -25,6 +25,9 @@ script reports each tracker's CPU cost as announces per CPU-second of the tracke
     cores (the tracker still pinned to CPU 0): with wrk alone on its core the client, not
     the tracker, sets the close-mode rate, so this shows what the trackers' costs leave.
 
+With --before PATH (a battorrent binary from an earlier commit), that build runs too, in
+Connection: close and keep-alive, in the same rounds.
+
 Usage: python3 bench/tracker_vs_opentracker.py [--runs 3] [--seconds 10] [--connections 64]
 Needs: apt-get install opentracker wrk gcc
 """
@@ -63,6 +66,10 @@ def wait_ready(port, proc, timeout=10.0):
     sys.exit(f"tracker on port {port} not ready after {timeout} s")
 
 
+# An earlier battorrent binary to compare with (--before), run as contender "before".
+BEFORE = None
+
+
 def start(kind, port, whitelist, bare=None):
     if kind == "bare":
         binary, body = bare
@@ -70,8 +77,9 @@ def start(kind, port, whitelist, bare=None):
     elif kind == "hyper":
         cmd = [os.path.join(ROOT, "target/release/examples/tracker_hyper"), f"127.0.0.1:{port}",
                whitelist]
-    elif kind in ("battorrent", "ceiling"):
-        cmd = [os.path.join(ROOT, "target/release/battorrent"), "tracker",
+    elif kind in ("battorrent", "ceiling", "before"):
+        binary = BEFORE if kind == "before" else os.path.join(ROOT, "target/release/battorrent")
+        cmd = [binary, "tracker",
                "--bind", f"127.0.0.1:{port}", "--allow", whitelist, "--max-numwant", "50"]
     else:
         # opentracker chroots to -d and reads the whitelist from inside it.
@@ -149,7 +157,10 @@ def main():
     ap.add_argument("--pipeline", type=int, default=8, help="depth for the pipelined keep-alive run")
     ap.add_argument("--bare-body", type=int, default=345,
                     help="reply body bytes of the bare responder (ours average about 345 here)")
+    ap.add_argument("--before", help="an earlier battorrent binary, run as contender 'before'")
     args = ap.parse_args()
+    global BEFORE
+    BEFORE = args.before and os.path.abspath(args.before)
     for tool in ("opentracker", "wrk", "taskset", "cc"):
         if not shutil.which(tool):
             sys.exit(f"{tool} is not installed (apt-get install opentracker wrk util-linux gcc)")
@@ -177,6 +188,8 @@ def main():
             ("hyper", False, 1), ("ceiling", False, 1), ("bare", False, 1),
             ("battorrent", False, args.pipeline),
             ("battorrent", True, 0), ("opentracker", True, 0)]
+    if BEFORE:
+        plan += [("before", True, 1), ("before", False, 1)]
     rates = {p: [] for p in plan}
     per_cpu = {p: [] for p in plan}
     wrk_share = {p: [] for p in plan}
@@ -230,6 +243,12 @@ def main():
           f"{med[ours] / med[bare_key]:.2f} by rate, {cpu[ours] / cpu[bare_key]:.2f} by CPU cost; "
           f"bare responder {med[bare_key]:,.0f}/s with wrk CPU "
           f"{statistics.median(wrk_share[bare_key]):.0%}")
+    if BEFORE:
+        for close in (True, False):
+            now, then = ("battorrent", close, 1), ("before", close, 1)
+            mode = "Connection: close" if close else "keep-alive"
+            print(f"  {mode}, this build / before: {med[now] / med[then]:.2f} by rate, "
+                  f"{cpu[now] / cpu[then]:.2f} by CPU cost")
     shutil.rmtree(tmp)
 
 

@@ -199,10 +199,11 @@ impl Session {
             listen: Some(inner.local_addr),
             ..TorrentConfig::default()
         };
+        let geometry = meta.info.geometry();
         let mut engine = Engine::new(
             now,
             meta.info_hash,
-            meta.info.geometry(),
+            geometry,
             meta.info.pieces.clone(),
             config,
         );
@@ -218,7 +219,7 @@ impl Session {
             id,
             info_hash: meta.info_hash,
             name: meta.info.name.clone(),
-            geometry: meta.info.geometry(),
+            geometry,
             core: Mutex::new(Driven {
                 engine,
                 links: HashMap::new(),
