@@ -12,6 +12,7 @@ use crate::picker::Block;
 use crate::torrent::{Direction, TorrentError};
 use crate::wire::piece_header;
 use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -173,14 +174,20 @@ async fn write_loop(
     let mut sent = 0u64;
     loop {
         std::mem::swap(&mut *lock(&link.queue), &mut bytes);
-        {
+        if sent > 0 || link.serve.load(Ordering::Relaxed) {
             let mut d = torrent.lock();
             if sent > 0 {
                 d.engine.handle_sent(Instant::now(), key, sent);
                 torrent.dispatch(&mut d);
                 sent = 0;
             }
-            d.engine.take_serves(key, SERVE_BATCH, &mut blocks);
+            if link.serve.load(Ordering::Relaxed) {
+                d.engine.take_serves(key, SERVE_BATCH, &mut blocks);
+                if blocks.len() < SERVE_BATCH {
+                    // Queue drained; the next request sets the flag again (under this lock).
+                    link.serve.store(false, Ordering::Relaxed);
+                }
+            }
         }
         if bytes.is_empty() && blocks.is_empty() {
             tokio::select! {

@@ -80,6 +80,10 @@ impl Ord for Due {
 /// The send side of one connection: the writer task drains it.
 pub struct Link {
     pub queue: Mutex<Vec<u8>>,
+    /// The peer may have requests to serve: the writer looks at the engine only then (a
+    /// downloader's writer, which mostly sends requests, never takes the engine's lock).
+    /// Set and cleared under the engine's lock.
+    pub serve: std::sync::atomic::AtomicBool,
     pub notify: Notify,
     pub cancel: CancellationToken,
 }
@@ -88,6 +92,7 @@ impl Link {
     pub fn new(cancel: CancellationToken) -> Link {
         Link {
             queue: Mutex::new(Vec::new()),
+            serve: std::sync::atomic::AtomicBool::new(false),
             notify: Notify::new(),
             cancel,
         }
@@ -157,6 +162,7 @@ impl TorrentHandle {
                 }
                 Action::Serve { peer } => {
                     if let Some(link) = d.links.get(&peer) {
+                        link.serve.store(true, Ordering::Relaxed);
                         link.notify.notify_one();
                     }
                 }
