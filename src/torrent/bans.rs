@@ -7,6 +7,9 @@
 //! gets a strike, and [`MAX_STRIKES`] strikes ban it. Peers that shared a failed piece with
 //! others are put on parole (served whole pieces only, so the next failure is theirs
 //! alone) but are never punished without proof.
+//!
+//! Bans are keyed on the address, never on the peer id: peer ids are public (every
+//! handshake carries one), so anyone could borrow an honest peer's id to get it banned.
 
 use sha1::{Digest, Sha1};
 use std::collections::{HashMap, HashSet};
@@ -39,7 +42,6 @@ impl BanKey {
 pub struct Bans {
     strikes: HashMap<BanKey, u32>,
     banned: HashSet<BanKey>,
-    banned_ids: HashSet<[u8; 20]>,
     parole: HashSet<BanKey>,
     /// Per failed piece: (block offset, sender, SHA-1 of what it sent).
     suspects: HashMap<u32, Vec<(u32, BanKey, [u8; 20])>>,
@@ -50,10 +52,14 @@ fn block_hash(data: &[u8]) -> [u8; 20] {
 }
 
 impl Bans {
-    /// Whether a peer at `addr` with `peer_id` (if known) is banned.
-    pub fn is_banned(&self, addr: SocketAddr, peer_id: Option<&[u8; 20]>) -> bool {
+    /// Whether a peer at `addr` is banned.
+    pub fn is_banned(&self, addr: SocketAddr) -> bool {
         self.banned.contains(&BanKey::of(addr))
-            || peer_id.is_some_and(|id| self.banned_ids.contains(id))
+    }
+
+    /// Whether `key` is banned.
+    pub fn is_banned_key(&self, key: BanKey) -> bool {
+        self.banned.contains(&key)
     }
 
     /// Whether the peer must be given whole pieces only.
@@ -66,11 +72,8 @@ impl Bans {
         self.banned.len()
     }
 
-    /// Bans `key` (and its peer id, when known). Returns true if it was not banned yet.
-    pub fn ban(&mut self, key: BanKey, peer_id: Option<[u8; 20]>) -> bool {
-        if let Some(id) = peer_id {
-            self.banned_ids.insert(id);
-        }
+    /// Bans `key`. Returns true if it was not banned yet.
+    pub fn ban(&mut self, key: BanKey) -> bool {
         self.parole.remove(&key);
         self.banned.insert(key)
     }
@@ -94,7 +97,7 @@ impl Bans {
             Some(only) if senders.iter().all(|s| *s == only) => {
                 let strikes = self.strikes.entry(only).or_default();
                 *strikes += 1;
-                if *strikes >= MAX_STRIKES && self.ban(only, None) {
+                if *strikes >= MAX_STRIKES && self.ban(only) {
                     newly.push(only);
                 } else {
                     self.parole.insert(only);
@@ -130,7 +133,7 @@ impl Bans {
                 self.strikes.remove(&sender);
             }
         }
-        liars.retain(|k| self.ban(*k, None));
+        liars.retain(|k| self.ban(*k));
         liars
     }
 }
@@ -151,10 +154,10 @@ mod tests {
         bad[5] = 0; // block 1 (bytes 4..8) came from peer 2 and is wrong
         assert!(bans.piece_failed(3, &bad, 4, &[key(1), key(2)]).is_empty());
         assert!(bans.on_parole(key(1)) && bans.on_parole(key(2)));
-        assert!(!bans.is_banned(SocketAddr::from(([10, 0, 0, 1], 1)), None));
+        assert!(!bans.is_banned(SocketAddr::from(([10, 0, 0, 1], 1))));
         assert_eq!(bans.piece_verified(3, &good, 4), vec![key(2)]);
-        assert!(bans.is_banned(SocketAddr::from(([10, 0, 0, 2], 9999)), None));
-        assert!(!bans.is_banned(SocketAddr::from(([10, 0, 0, 1], 6881)), None));
+        assert!(bans.is_banned(SocketAddr::from(([10, 0, 0, 2], 9999))));
+        assert!(!bans.is_banned(SocketAddr::from(([10, 0, 0, 1], 6881))));
         assert!(!bans.on_parole(key(1)));
     }
 
@@ -171,13 +174,12 @@ mod tests {
     }
 
     #[test]
-    fn loopback_peers_are_told_apart_by_port_and_peer_ids_are_banned_too() {
+    fn loopback_peers_are_told_apart_by_port() {
         let a = SocketAddr::from(([127, 0, 0, 1], 7000));
         let b = SocketAddr::from(([127, 0, 0, 1], 7001));
         let mut bans = Bans::default();
-        bans.ban(BanKey::of(a), Some([9; 20]));
-        assert!(bans.is_banned(a, None));
-        assert!(!bans.is_banned(b, None));
-        assert!(bans.is_banned(b, Some(&[9; 20])));
+        bans.ban(BanKey::of(a));
+        assert!(bans.is_banned(a));
+        assert!(!bans.is_banned(b));
     }
 }

@@ -158,6 +158,13 @@ impl PeerBook {
             .any(|c| !c.busy && c.source != PeerSource::Incoming)
     }
 
+    /// Whether some address could be dialled now.
+    pub fn ready(&self, now: Instant) -> bool {
+        self.entries
+            .values()
+            .any(|c| !c.busy && c.source != PeerSource::Incoming && c.next_try <= now)
+    }
+
     /// Addresses known.
     pub fn len(&self) -> usize {
         self.entries.len()

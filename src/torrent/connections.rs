@@ -52,7 +52,7 @@ impl Engine {
                 TorrentState::Failed => DisconnectReason::TorrentFailed,
                 _ => DisconnectReason::Stopped,
             })
-        } else if self.bans.is_banned(addr, None) {
+        } else if self.bans.is_banned(addr) {
             Some(DisconnectReason::Banned)
         } else if direction == Direction::Incoming
             && self.peers.len() >= self.config.max_peers + HANDSHAKE_SLACK
@@ -147,6 +147,9 @@ impl Engine {
         if let Some(p) = self.peers.get_mut(&peer) {
             p.up.add(payload);
             p.last_sent = now;
+            if payload > 0 {
+                p.useful_at = now;
+            }
         }
     }
 
@@ -202,7 +205,7 @@ impl Engine {
         // our own address never enters it: only bans are left to check.
         while self.peers.len() + self.dialing.len() < self.config.max_peers {
             let bans = &self.bans;
-            let Some(addr) = self.book.next_to_dial(now, |a| bans.is_banned(a, None)) else {
+            let Some(addr) = self.book.next_to_dial(now, |a| bans.is_banned(a)) else {
                 break;
             };
             self.dialing.insert(addr);

@@ -16,10 +16,10 @@ pub enum DisconnectReason {
     /// The peer did not complete its handshake in time.
     #[error("handshake timed out")]
     HandshakeTimeout,
-    /// Another connection already speaks for this peer id.
-    #[error("already connected to this peer id")]
+    /// Already connected to this peer (the same peer id from the same address).
+    #[error("already connected to this peer")]
     DuplicatePeerId,
-    /// The address or peer id is banned.
+    /// The address is banned.
     #[error("banned")]
     Banned,
     /// The peer was just proven to have sent data that failed the hash check.
@@ -28,6 +28,9 @@ pub enum DisconnectReason {
     /// No room for another peer.
     #[error("connection limit reached")]
     TooManyPeers,
+    /// Every slot was taken and this peer was the least useful (see `slots.rs`).
+    #[error("dropped to make room for another peer")]
+    MadeRoom,
     /// Nothing received (not even a keep-alive) for too long.
     #[error("idle for too long")]
     Idle,

@@ -1,6 +1,7 @@
 //! What keeps data flowing: interest, requests in flight, choking, the clock tick, and the
 //! results of hash checks.
 
+use super::bans::BanKey;
 use super::{
     Action, DisconnectReason, Engine, TorrentState, HANDSHAKE_TIMEOUT, IDLE_TIMEOUT,
     KEEPALIVE_EVERY, RECHOKE_TICKS, REQUEST_TIMEOUT, TICK,
@@ -248,6 +249,9 @@ impl Engine {
         if self.ticks % RECHOKE_TICKS == 0 {
             self.rechoke(now);
         }
+        if self.ticks % super::slots::EVICT_FOR_DIAL_TICKS == 0 {
+            self.make_room_to_dial(now);
+        }
         self.refill_all(now);
         self.dial_more(now);
         if self.peers.is_empty() && self.dialing.is_empty() && !self.book.has_candidates() {
@@ -270,6 +274,13 @@ impl Engine {
             self.picker.piece_verified(piece);
             self.verified_bytes += len;
             self.bans.piece_verified(piece, &data, block)
+        } else if senders.iter().any(|s| self.bans.is_banned_key(*s)) {
+            // Completed before its sender was banned: the failure is already explained
+            // and proves nothing about the others who sent blocks of it.
+            tracing::debug!("piece {piece} from a banned peer failed its hash check");
+            self.counters.wasted += len;
+            self.picker.piece_failed(piece);
+            Vec::new()
         } else {
             tracing::warn!("piece {piece} failed its hash check");
             self.counters.hash_failures += 1;
@@ -290,7 +301,7 @@ impl Engine {
                     "banning {}: it sent data that failed the hash check",
                     peer.addr
                 );
-                self.bans.ban(peer.ban_key, Some(peer.id));
+                self.bans.ban(peer.ban_key);
                 to_close.push((key, DisconnectReason::SentBadData));
                 continue;
             }
@@ -320,9 +331,30 @@ impl Engine {
                 });
             }
         }
+        if !banned.is_empty() {
+            self.discard_blocks_from(&banned);
+        }
         for (key, reason) in to_close {
             self.close(now, key, reason, None);
         }
         self.refill_all(now);
+    }
+
+    /// A banned peer's data is never used: pieces in progress holding one of its blocks
+    /// start again (the picker forgets their requests, so late blocks count as waste).
+    fn discard_blocks_from(&mut self, banned: &[BanKey]) {
+        let tainted: Vec<u32> = self
+            .partial
+            .iter()
+            .filter(|(_, buf)| buf.senders.iter().any(|s| banned.contains(s)))
+            .map(|(piece, _)| *piece)
+            .collect();
+        for piece in tainted {
+            tracing::debug!("piece {piece}: dropping blocks from a banned peer");
+            if let Some(buf) = self.partial.remove(&piece) {
+                self.pool.push(buf.data);
+            }
+            self.picker.piece_failed(piece);
+        }
     }
 }

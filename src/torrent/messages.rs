@@ -80,18 +80,22 @@ impl Engine {
         let Some(peer) = self.peers.get(&key) else {
             return Ok(());
         };
-        if self.bans.is_banned(peer.addr, Some(&theirs.peer_id)) {
+        if self.bans.is_banned(peer.addr) {
             return Err(DisconnectReason::Banned);
         }
+        // A second connection from the same peer: the same id from the same address. The
+        // id alone proves nothing (anyone can send any id), so it never refuses a peer at
+        // another address.
+        let ip = peer.addr.ip();
         if self
             .peers
             .values()
-            .any(|p| p.is_live() && p.id == theirs.peer_id)
+            .any(|p| p.is_live() && p.id == theirs.peer_id && p.addr.ip() == ip)
         {
             return Err(DisconnectReason::DuplicatePeerId);
         }
         let live = self.peers.values().filter(|p| p.is_live()).count();
-        if live >= self.config.max_peers {
+        if live >= self.config.max_peers && !self.make_room(now) {
             return Err(DisconnectReason::TooManyPeers);
         }
         let have_any = self.picker.have_count() > 0;
@@ -237,6 +241,7 @@ impl Engine {
         // Only data we needed counts as progress and as rate (junk must neither hold off
         // the snub timer nor win an unchoke slot).
         peer.last_progress = now;
+        peer.useful_at = now;
         peer.snubbed = false;
         peer.down.add(len);
         let sender = peer.ban_key;

@@ -41,6 +41,7 @@ mod lifecycle;
 mod messages;
 mod peer;
 mod rate;
+mod slots;
 
 pub use bans::{BanKey, Bans, MAX_STRIKES};
 pub use book::{PeerBook, PeerSource, MAX_CANDIDATES};
@@ -174,6 +175,8 @@ pub struct TorrentStats {
     pub uploaded: u64,
     /// Bytes received that were duplicates or failed the hash check.
     pub wasted: u64,
+    /// Pieces that failed their hash check (not counting pieces from a peer already
+    /// banned when the result came).
     pub hash_failures: u64,
     /// Bytes per second, smoothed over a few seconds.
     pub download_rate: f64,

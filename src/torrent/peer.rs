@@ -53,6 +53,9 @@ pub(super) struct Peer {
     /// When a needed block last arrived, or when requests were first sent after none were
     /// pending.
     pub last_progress: Instant,
+    /// When a needed block last passed either way (or when it connected): how useful it
+    /// is when slots run short.
+    pub useful_at: Instant,
     pub down: Rate,
     pub up: Rate,
     /// Blocks it asked for, served in order by the driver ([`super::Engine::take_serves`]).
@@ -93,6 +96,7 @@ impl Peer {
             last_received: now,
             last_sent: now,
             last_progress: now,
+            useful_at: now,
             down: Rate::default(),
             up: Rate::default(),
             serves: VecDeque::new(),

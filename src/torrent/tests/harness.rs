@@ -428,6 +428,22 @@ impl Scripted {
     /// with one peer at 10.0.0.9 already past the handshake (its handshake and our
     /// answer are consumed). `peer_bits`: the bitfield the peer sends (none if empty).
     pub fn new(size: usize, piece_length: usize, seed: bool, peer_has_all: bool) -> Scripted {
+        let config = TorrentConfig {
+            peer_id: [1; 20],
+            seed: 1,
+            ..TorrentConfig::default()
+        };
+        Scripted::with_config(size, piece_length, seed, peer_has_all, config)
+    }
+
+    /// [`Scripted::new`] with the engine's configuration given.
+    pub fn with_config(
+        size: usize,
+        piece_length: usize,
+        seed: bool,
+        peer_has_all: bool,
+        config: TorrentConfig,
+    ) -> Scripted {
         let geometry = Geometry::new(piece_length as u64, size as u64);
         // Past 64 MiB only requests are scripted: no data, made-up hashes.
         let original = if size <= 64 << 20 {
@@ -441,11 +457,6 @@ impl Scripted {
             hashes(&original, piece_length)
         };
         let now = Instant::now();
-        let config = TorrentConfig {
-            peer_id: [1; 20],
-            seed: 1,
-            ..TorrentConfig::default()
-        };
         let mut engine = Engine::new(now, HASH, geometry, hashes.clone(), config);
         let pieces = geometry.pieces as usize;
         engine.handle_checked(now, &crate::wire::Bitfield::repeat(seed, pieces));
