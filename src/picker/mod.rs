@@ -599,6 +599,26 @@ impl Picker {
         }
     }
 
+    /// A piece we had must be checked again (reading it failed): it is neither had nor
+    /// picked until [`Picker::piece_verified`] or [`Picker::piece_failed`] says how the
+    /// check went. Not had: no-op.
+    pub fn piece_rechecking(&mut self, piece: u32) {
+        if piece >= self.pieces || !self.have[piece as usize] {
+            return;
+        }
+        self.have.set(piece as usize, false);
+        self.have_count -= 1;
+        let blocks = self.block_count(piece);
+        self.partial.insert(
+            piece,
+            Partial {
+                slots: Vec::new(),
+                unassigned: 0,
+                received: blocks,
+            },
+        );
+    }
+
     /// Whether every block still needed is already requested from someone, so
     /// [`Picker::pick`] hands out duplicates. False once complete.
     pub fn in_endgame(&self) -> bool {

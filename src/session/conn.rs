@@ -9,7 +9,7 @@
 use super::driver::{lock, Link, TorrentHandle};
 use crate::core::PeerKey;
 use crate::picker::Block;
-use crate::torrent::{Direction, TorrentError};
+use crate::torrent::Direction;
 use crate::wire::piece_header;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
@@ -195,7 +195,7 @@ async fn write_loop(
                 _ = link.cancel.cancelled() => return,
             }
         }
-        let payload: u64 = blocks.iter().map(|b| u64::from(b.len)).sum();
+        let mut payload: u64 = blocks.iter().map(|b| u64::from(b.len)).sum();
         if !blocks.is_empty() {
             if let Some(limiter) = &torrent.shared.limiter {
                 let wait = limiter.reserve(payload);
@@ -211,30 +211,40 @@ async fn write_loop(
             let t = torrent.clone();
             let batch = std::mem::take(&mut blocks);
             let mut buf = std::mem::take(&mut bytes);
+            // A block that cannot be read is left out (the engine checks its piece again).
             let read = tokio::task::spawn_blocking(move || {
                 let geometry = t.geometry;
+                let mut failed = Vec::new();
+                let mut payload = 0u64;
                 for b in &batch {
+                    let header = buf.len();
                     buf.extend_from_slice(&piece_header(b.piece, b.offset, b.len));
                     let at = buf.len();
                     buf.resize(at + b.len as usize, 0);
                     let offset = geometry.piece_offset(b.piece) + u64::from(b.offset);
-                    t.storage.read(offset, &mut buf[at..])?;
+                    match t.storage.read(offset, &mut buf[at..]) {
+                        Ok(()) => payload += u64::from(b.len),
+                        Err(e) => {
+                            buf.truncate(header);
+                            failed.push((b.piece, e.to_string()));
+                        }
+                    }
                 }
-                Ok::<_, crate::storage::StorageError>((buf, batch))
+                (buf, batch, payload, failed)
             });
             match read.await {
-                Ok(Ok((buf, mut batch))) => {
+                Ok((buf, mut batch, read_payload, failed)) => {
                     bytes = buf;
                     batch.clear();
                     blocks = batch;
-                }
-                Ok(Err(e)) => {
-                    let mut d = torrent.lock();
-                    let message = e.to_string();
-                    d.engine
-                        .handle_failed(Instant::now(), TorrentError::Read { message });
-                    torrent.dispatch(&mut d);
-                    return;
+                    payload = read_payload;
+                    if !failed.is_empty() {
+                        let mut d = torrent.lock();
+                        for (piece, message) in failed {
+                            d.engine.handle_read_failed(piece, &message);
+                        }
+                        torrent.dispatch(&mut d);
+                    }
                 }
                 Err(_) => return,
             }

@@ -8,7 +8,7 @@
 
 use super::announce::TrackerSlot;
 use super::limit::Limiter;
-use super::verify::{Job, VerifyPool};
+use super::verify::{Job, VerifyPool, Work};
 use super::{SessionEvent, TorrentId};
 use crate::core::{InfoHash, PeerKey};
 use crate::storage::Storage;
@@ -186,7 +186,13 @@ impl TorrentHandle {
                     torrent: self.clone(),
                     piece,
                     expected,
-                    data,
+                    work: Work::Received(data),
+                }),
+                Action::Recheck { piece, expected } => self.shared.pool.submit(Job {
+                    torrent: self.clone(),
+                    piece,
+                    expected,
+                    work: Work::OnDisk,
                 }),
                 Action::Announce { event } => {
                     if let Some(slot) = &self.tracker {

@@ -31,7 +31,7 @@ pub use types::{
 
 use crate::core::InfoHash;
 use crate::metainfo::Metainfo;
-use crate::storage::{hash_pieces, Access, HashError, HashOptions, PieceHash, Storage};
+use crate::storage::{hash_pieces, Access, HashError, HashOptions, OpenFiles, PieceHash, Storage};
 use crate::torrent::{Engine, PeerSource, TorrentConfig, TorrentError};
 use crate::tracker::client::{http_client, TrackerClient};
 use crate::wire::Bitfield;
@@ -96,6 +96,8 @@ pub(crate) struct Inner {
     registry: Mutex<Registry>,
     shutdown: CancellationToken,
     http: reqwest::Client,
+    /// Open files of every torrent, bounded.
+    open_files: Arc<OpenFiles>,
     /// Connections accepted and not yet closed, all torrents together.
     max_connections: usize,
 }
@@ -122,6 +124,9 @@ impl Session {
             addr: config.bind,
             error,
         };
+        // Sockets count against the open-file limit too; the soft limit (often 1,024) is
+        // raised to the hard one.
+        crate::storage::raise_open_file_limit();
         let listener = TcpListener::bind(config.bind).await.map_err(listen_error)?;
         let local_addr = listener.local_addr().map_err(listen_error)?;
         let threads = match config.verify_threads {
@@ -143,6 +148,7 @@ impl Session {
         });
         let inner = Arc::new(Inner {
             max_connections: config.max_peers.saturating_mul(4).max(64) + 32,
+            open_files: OpenFiles::new(config.open_files),
             config,
             local_addr,
             shared,
@@ -191,6 +197,7 @@ impl Session {
         }
         let mut storage = Storage::new(meta.info.layout(&add.dir), &add.dir, access)?;
         storage.set_direct_writes(inner.config.direct_writes);
+        storage.set_open_files(inner.open_files.clone());
         let now = Instant::now();
         let config = TorrentConfig {
             peer_id: inner.config.peer_id,

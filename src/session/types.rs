@@ -30,6 +30,8 @@ pub struct SessionConfig {
     /// about 2 GB/s per core, and a second thread on two cores slowed a 1 GiB download
     /// by 10% by taking the network tasks' core).
     pub verify_threads: usize,
+    /// Files kept open at once, all torrents together (least recently used closed first).
+    pub open_files: usize,
 }
 
 impl Default for SessionConfig {
@@ -43,6 +45,7 @@ impl Default for SessionConfig {
             upload_limit: None,
             direct_writes: true,
             verify_threads: 0,
+            open_files: crate::storage::DEFAULT_OPEN_FILES,
         }
     }
 }

@@ -1,25 +1,37 @@
 //! The session's verify-and-write pool: a few threads shared by every torrent that hash
-//! completed pieces, write the good ones, and report back to the torrent's engine.
+//! completed pieces, write the good ones, check pieces again from disk, and report back to
+//! the torrent's engine.
 //!
 //! A piece reaches the disk only after its SHA-1 matched, and the engine marks it had only
-//! after the write succeeded.
+//! after the write succeeded. A failed write costs that piece (the engine fetches it
+//! again), not the torrent.
 
 use super::driver::{lock, TorrentHandle};
 use crate::storage::AlignedBuf;
-use crate::torrent::TorrentError;
 use sha1::{Digest, Sha1};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Instant;
 
-/// One complete piece to check.
+/// One piece to check.
 pub struct Job {
     pub torrent: Arc<TorrentHandle>,
     pub piece: u32,
     pub expected: [u8; 20],
-    pub data: AlignedBuf,
+    pub work: Work,
 }
+
+/// What to check.
+pub enum Work {
+    /// A piece received from peers: hash it, write it if good.
+    Received(AlignedBuf),
+    /// A piece on disk: read it back in chunks and hash it.
+    OnDisk,
+}
+
+/// Bytes read at a time when checking a piece on disk (pieces may be up to 256 MiB).
+const READ_CHUNK: usize = 1 << 20;
 
 /// Hashing threads and their queue; see the module documentation.
 pub struct VerifyPool {
@@ -39,11 +51,14 @@ impl VerifyPool {
             handles.push(
                 std::thread::Builder::new()
                     .name(format!("verify-{i}"))
-                    .spawn(move || loop {
-                        let job = lock(&rx).recv();
-                        match job {
-                            Ok(job) => run(job),
-                            Err(_) => return,
+                    .spawn(move || {
+                        let mut chunk = Vec::new();
+                        loop {
+                            let job = lock(&rx).recv();
+                            match job {
+                                Ok(job) => run(job, &mut chunk),
+                                Err(_) => return,
+                            }
                         }
                     })?,
             );
@@ -76,13 +91,30 @@ impl VerifyPool {
     }
 }
 
-fn run(job: Job) {
+fn run(job: Job, chunk: &mut Vec<u8>) {
     let Job {
         torrent,
         piece,
         expected,
-        data,
+        work,
     } = job;
+    match work {
+        Work::Received(data) => verify_and_write(&torrent, piece, &expected, data),
+        Work::OnDisk => {
+            let good = check_on_disk(&torrent, piece, &expected, chunk);
+            let mut d = torrent.lock();
+            d.engine.handle_rechecked(Instant::now(), piece, good);
+            torrent.dispatch(&mut d);
+        }
+    }
+}
+
+fn verify_and_write(
+    torrent: &Arc<TorrentHandle>,
+    piece: u32,
+    expected: &[u8; 20],
+    data: AlignedBuf,
+) {
     let good = Sha1::digest(&data[..])[..] == expected[..];
     let written = if good {
         let offset = torrent.geometry.piece_offset(piece);
@@ -94,13 +126,34 @@ fn run(job: Job) {
     let now = Instant::now();
     match written {
         Ok(()) => d.engine.handle_verified(now, piece, data, good),
-        Err(e) => d.engine.handle_failed(
-            now,
-            TorrentError::Write {
-                piece,
-                message: e.to_string(),
-            },
-        ),
+        Err(e) => d
+            .engine
+            .handle_write_failed(now, piece, data, e.to_string()),
     }
     torrent.dispatch(&mut d);
+}
+
+/// Reads piece `piece` from disk a chunk at a time; whether it hashes to `expected` (false
+/// if it cannot be read).
+fn check_on_disk(
+    torrent: &TorrentHandle,
+    piece: u32,
+    expected: &[u8; 20],
+    chunk: &mut Vec<u8>,
+) -> bool {
+    let start = torrent.geometry.piece_offset(piece);
+    let len = u64::from(torrent.geometry.piece_len(piece));
+    let mut sha = Sha1::new();
+    let mut at = 0;
+    while at < len {
+        let n = (len - at).min(READ_CHUNK as u64) as usize;
+        chunk.resize(n, 0);
+        if let Err(e) = torrent.storage.read(start + at, &mut chunk[..n]) {
+            tracing::warn!("piece {piece}: {e}");
+            return false;
+        }
+        sha.update(&chunk[..n]);
+        at += n as u64;
+    }
+    sha.finalize()[..] == expected[..]
 }

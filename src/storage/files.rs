@@ -1,10 +1,12 @@
 //! Positional reads and writes of torrent data across its files.
 //!
 //! Writes only create files and folders below the download folder: every folder on the way
-//! is checked not to be a symlink, and files are opened with `O_NOFOLLOW`, so a pre-existing
-//! symlink inside the folder can never redirect a write outside it. (A symlink swapped in
-//! by another local process between the check and the open is outside this guarantee.)
-//! Reads for seeding follow symlinks the user made.
+//! is checked not to be a symlink, and files are opened as [`super::open`] says (no
+//! symlink, no hard link, regular files only), so nothing planted inside the folder can
+//! redirect a write outside it. (A link swapped in by another local process between the
+//! check and the open is outside this guarantee.) Reads for seeding follow symlinks the
+//! user made. A file longer than the torrent says is cut to its length when a download
+//! starts. Open handles live in a bounded cache ([`OpenFiles`]).
 //!
 //! Verified pieces can be written with `O_DIRECT` ([`Storage::set_direct_writes`]): the
 //! aligned part of each write goes from the caller's buffer to the disk without passing
@@ -12,13 +14,17 @@
 //! not push out what the system had cached). Unaligned parts, and filesystems that refuse
 //! `O_DIRECT`, fall back to ordinary writes.
 
+use super::open::{open_read, open_write, Handles, OpenError, OpenFiles, DEFAULT_OPEN_FILES};
 use super::Layout;
-use std::fs::{File, OpenOptions};
+use std::fs::OpenOptions;
 use std::io;
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use thiserror::Error;
+
+pub use super::open::DIRECT_ALIGN;
 
 /// A storage operation that failed, with the file it concerned.
 #[derive(Debug, Error)]
@@ -33,6 +39,14 @@ pub enum StorageError {
     Symlink { path: PathBuf, root: PathBuf },
     #[error("{} is not inside the download folder {}", path.display(), root.display())]
     Outside { path: PathBuf, root: PathBuf },
+    #[error("refusing to write through {}: it has {links} names (a hard link could lead outside {})", path.display(), root.display())]
+    HardLink {
+        path: PathBuf,
+        root: PathBuf,
+        links: u64,
+    },
+    #[error("{} is not a regular file (a FIFO, device or folder is never read or written)", path.display())]
+    NotRegular { path: PathBuf },
 }
 
 /// Whether files may be created and written.
@@ -49,20 +63,15 @@ pub struct Storage {
     layout: Layout,
     root: PathBuf,
     access: Access,
-    /// One lazily opened handle per file (padding files stay `None`).
-    files: Vec<Mutex<Option<Arc<Handles>>>>,
+    /// Open handles, opened when first needed (padding files never are).
+    cache: Arc<OpenFiles>,
+    /// This storage's files in the cache.
+    id: u64,
     direct: bool,
 }
 
-/// The handles of one open file.
-struct Handles {
-    file: File,
-    /// The same file opened with `O_DIRECT` (writes only), when wanted and supported.
-    direct: Mutex<Option<File>>,
-}
-
-/// Alignment of `O_DIRECT` writes: offset, length and buffer address.
-pub const DIRECT_ALIGN: usize = 4096;
+/// Tells storages apart in a shared [`OpenFiles`].
+static NEXT_ID: AtomicU64 = AtomicU64::new(0);
 
 /// A byte buffer whose start is aligned for `O_DIRECT` writes (safe code: a slightly
 /// larger vector, used from its first aligned byte).
@@ -117,20 +126,42 @@ impl Storage {
             }
         }
         let storage = Storage {
-            files: layout.files.iter().map(|_| Mutex::new(None)).collect(),
             layout,
             root: root.to_path_buf(),
             access,
+            cache: OpenFiles::new(DEFAULT_OPEN_FILES),
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             direct: false,
         };
         if access == Access::ReadWrite {
             for (i, f) in storage.layout.files.iter().enumerate() {
-                if f.length == 0 && !f.padding {
-                    storage.file(i)?;
+                if f.padding {
+                    continue;
+                }
+                // Empty files hold no piece: create them now. A file longer than the
+                // torrent says would fail a later check: cut it to its length.
+                let longer = std::fs::symlink_metadata(&f.path)
+                    .is_ok_and(|m| m.is_file() && m.len() > f.length);
+                if f.length == 0 || longer {
+                    let handles = storage.file(i)?;
+                    handles
+                        .file
+                        .set_len(f.length)
+                        .map_err(|error| StorageError::Io {
+                            action: "set the length of",
+                            path: f.path.clone(),
+                            error,
+                        })?;
                 }
             }
         }
         Ok(storage)
+    }
+
+    /// Keeps open files in `cache` (shared with other torrents) from now on.
+    pub fn set_open_files(&mut self, cache: Arc<OpenFiles>) {
+        self.cache.forget(self.id);
+        self.cache = cache;
     }
 
     /// Writes aligned data with `O_DIRECT` where the filesystem allows (files opened from
@@ -145,17 +176,13 @@ impl Storage {
     }
 
     fn file(&self, index: usize) -> Result<Arc<Handles>, StorageError> {
-        let mut slot = self.files[index].lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(f) = slot.as_ref() {
-            return Ok(f.clone());
+        let key = (self.id, index);
+        if let Some(handles) = self.cache.get(key) {
+            return Ok(handles);
         }
         let path = &self.layout.files[index].path;
         let file = match self.access {
-            Access::Read => File::open(path).map_err(|error| StorageError::Io {
-                action: "open",
-                path: path.clone(),
-                error,
-            })?,
+            Access::Read => open_read(path).map_err(|e| self.open_error(path, e))?,
             Access::ReadWrite => self.create(path)?,
         };
         // Reopening through /proc names the inode already opened (and checked), not the
@@ -170,16 +197,32 @@ impl Storage {
         } else {
             None
         };
-        let handles = Arc::new(Handles {
-            file,
-            direct: Mutex::new(direct),
-        });
-        *slot = Some(handles.clone());
-        Ok(handles)
+        Ok(self.cache.insert(
+            key,
+            Handles {
+                file,
+                direct: Mutex::new(direct),
+            },
+        ))
+    }
+
+    fn open_error(&self, path: &Path, e: OpenError) -> StorageError {
+        let path = path.to_path_buf();
+        let root = self.root.clone();
+        match e {
+            OpenError::Io(error) => StorageError::Io {
+                action: "open",
+                path,
+                error,
+            },
+            OpenError::NotRegular => StorageError::NotRegular { path },
+            OpenError::Symlink => StorageError::Symlink { path, root },
+            OpenError::HardLink(links) => StorageError::HardLink { path, root, links },
+        }
     }
 
     /// Creates the folders leading to `path` and opens it for writing, refusing symlinks.
-    fn create(&self, path: &Path) -> Result<File, StorageError> {
+    fn create(&self, path: &Path) -> Result<std::fs::File, StorageError> {
         let relative = path.strip_prefix(&self.root).expect("checked in new");
         let mut dir = self.root.clone();
         let parents: Vec<_> = relative.components().collect();
@@ -217,27 +260,7 @@ impl Storage {
                 }
             }
         }
-        OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .custom_flags(libc::O_NOFOLLOW)
-            .open(path)
-            .map_err(|error| {
-                if error.raw_os_error() == Some(libc::ELOOP) {
-                    StorageError::Symlink {
-                        path: path.to_path_buf(),
-                        root: self.root.clone(),
-                    }
-                } else {
-                    StorageError::Io {
-                        action: "create",
-                        path: path.to_path_buf(),
-                        error,
-                    }
-                }
-            })
+        open_write(path).map_err(|e| self.open_error(path, e))
     }
 
     /// Reads `buf.len()` bytes starting at `offset` in the torrent's data. Padding reads as
@@ -286,31 +309,9 @@ impl Storage {
     }
 }
 
-impl Handles {
-    /// Writes `data` at `offset`: the aligned part directly when possible, the rest (and
-    /// everything, once the filesystem refused a direct write) through the page cache.
-    fn write(&self, data: &[u8], offset: u64) -> io::Result<()> {
-        let aligned = offset % DIRECT_ALIGN as u64 == 0
-            && data.as_ptr().align_offset(DIRECT_ALIGN) == 0
-            && data.len() >= DIRECT_ALIGN;
-        if aligned {
-            let mut direct = self.direct.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some(file) = direct.as_ref() {
-                let head = data.len() / DIRECT_ALIGN * DIRECT_ALIGN;
-                match file.write_all_at(&data[..head], offset) {
-                    Ok(()) => {
-                        drop(direct);
-                        return self.file.write_all_at(&data[head..], offset + head as u64);
-                    }
-                    Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
-                        tracing::debug!("O_DIRECT refused ({e}); writing through the cache");
-                        *direct = None;
-                    }
-                    Err(e) => return Err(e),
-                }
-            }
-        }
-        self.file.write_all_at(data, offset)
+impl Drop for Storage {
+    fn drop(&mut self) {
+        self.cache.forget(self.id);
     }
 }
 

@@ -11,6 +11,7 @@
 //! process gets SIGBUS (libtorrent 2 makes the same trade). Lengths are checked before
 //! mapping, so files that are merely short or missing are reported normally.
 
+use super::open::OpenError;
 use super::Layout;
 use memmap2::{Mmap, MmapOptions};
 use sha1::{Digest, Sha1};
@@ -71,6 +72,8 @@ pub enum HashError {
     Io { path: PathBuf, error: io::Error },
     #[error("{} is shorter than expected ({expected} bytes): was it changed while hashing?", path.display())]
     Short { path: PathBuf, expected: u64 },
+    #[error("{} is not a regular file (a FIFO, device or folder is never read)", path.display())]
+    NotRegular { path: PathBuf },
     #[error("hashing was cancelled")]
     Cancelled,
 }
@@ -303,9 +306,12 @@ fn open_source<'c>(
             path: path.clone(),
             error: source,
         };
-        let source = match File::open(path) {
-            Err(e) if e.kind() == io::ErrorKind::NotFound && !require_all => Source::Missing,
-            Err(e) => return Err(io_err(e)),
+        let source = match super::open::open_read(path) {
+            Err(OpenError::Io(e)) if e.kind() == io::ErrorKind::NotFound && !require_all => {
+                Source::Missing
+            }
+            Err(OpenError::Io(e)) => return Err(io_err(e)),
+            Err(_) => return Err(HashError::NotRegular { path: path.clone() }),
             Ok(file) => {
                 let len = file.metadata().map_err(io_err)?.len();
                 if len >= MAP_THRESHOLD {

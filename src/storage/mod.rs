@@ -7,9 +7,11 @@
 
 mod files;
 mod hasher;
+mod open;
 
 pub use files::{Access, AlignedBuf, Storage, StorageError, DIRECT_ALIGN};
 pub use hasher::{hash_pieces, HashError, HashOptions, PieceHash};
+pub use open::{raise_open_file_limit, OpenFiles, DEFAULT_OPEN_FILES};
 
 use std::ops::Range;
 use std::path::PathBuf;

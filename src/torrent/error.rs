@@ -57,12 +57,9 @@ pub enum DisconnectReason {
 /// Why a torrent cannot go on (it moves to the failed state).
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum TorrentError {
-    /// A verified piece could not be written.
+    /// Verified pieces could not be written, many times in a row (the last one named).
     #[error("cannot save piece {piece}: {message}")]
     Write { piece: u32, message: String },
-    /// Data to upload could not be read.
-    #[error("cannot read data to upload: {message}")]
-    Read { message: String },
     /// The data on disk could not be checked.
     #[error("cannot check the data on disk: {message}")]
     Check { message: String },

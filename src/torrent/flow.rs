@@ -273,6 +273,7 @@ impl Engine {
         let banned = if good {
             self.picker.piece_verified(piece);
             self.verified_bytes += len;
+            self.write_errors = 0;
             self.bans.piece_verified(piece, &data, block)
         } else if senders.iter().any(|s| self.bans.is_banned_key(*s)) {
             // Completed before its sender was banned: the failure is already explained

@@ -35,6 +35,7 @@
 mod bans;
 mod book;
 mod connections;
+mod disk;
 mod error;
 mod flow;
 mod lifecycle;
@@ -154,6 +155,9 @@ pub enum Action {
         expected: [u8; 20],
         data: AlignedBuf,
     },
+    /// Read this piece back from disk and hash it; report with
+    /// [`Engine::handle_rechecked`]. Until then it is neither served nor downloaded.
+    Recheck { piece: u32, expected: [u8; 20] },
     /// Tell the trackers (`Event::None`: nothing new, but more peers are wanted now).
     Announce { event: Event },
     /// Every piece is verified (sent once per download).
@@ -178,6 +182,8 @@ pub struct TorrentStats {
     /// Pieces that failed their hash check (not counting pieces from a peer already
     /// banned when the result came).
     pub hash_failures: u64,
+    /// Pieces that could not be written or read (each is downloaded or checked again).
+    pub disk_errors: u64,
     /// Bytes per second, smoothed over a few seconds.
     pub download_rate: f64,
     pub upload_rate: f64,
@@ -200,6 +206,7 @@ struct Counters {
     uploaded: u64,
     wasted: u64,
     hash_failures: u64,
+    disk_errors: u64,
 }
 
 /// One torrent's protocol engine; see the module documentation.
@@ -228,6 +235,8 @@ pub struct Engine {
     pool: Vec<AlignedBuf>,
     verified_bytes: u64,
     counters: Counters,
+    /// Failed writes since the last good one.
+    write_errors: u32,
     /// Peers with bytes in their `out` queue.
     dirty: Vec<PeerKey>,
     actions: VecDeque<Action>,
@@ -281,6 +290,7 @@ impl Engine {
             verifying: HashMap::new(),
             pool: Vec::new(),
             verified_bytes: 0,
+            write_errors: 0,
             counters: Counters::default(),
             dirty: Vec::new(),
             actions: VecDeque::new(),
@@ -377,6 +387,7 @@ impl Engine {
             uploaded: self.counters.uploaded,
             wasted: self.counters.wasted,
             hash_failures: self.counters.hash_failures,
+            disk_errors: self.counters.disk_errors,
             download_rate: live().map(|p| p.down.per_second()).sum(),
             upload_rate: live().map(|p| p.up.per_second()).sum(),
             peers: live().count(),

@@ -269,3 +269,103 @@ fn a_downloader_drops_an_idle_peer_to_dial_a_new_address() {
         .count();
     assert_eq!(made_room, 1);
 }
+
+/// Takes the engine's pending actions, failing the write of every verified piece.
+/// Returns how many failed and the requests the scripted peer got meanwhile.
+fn fail_writes(p: &mut Scripted) -> (usize, Vec<Block>) {
+    let mut failed = 0;
+    let mut bytes = Vec::new();
+    while let Some(action) = p.engine.poll_action() {
+        match action {
+            Action::Verify { piece, data, .. } => {
+                p.engine
+                    .handle_write_failed(p.now, piece, data, "No space left on device".into());
+                failed += 1;
+            }
+            Action::Send { peer, bytes: b } if peer == p.key => bytes.extend(b),
+            _ => {}
+        }
+    }
+    (
+        failed,
+        Scripted::requests(&harness::parse(&bytes, &mut false)),
+    )
+}
+
+#[test]
+fn a_failed_write_costs_the_piece_and_only_many_in_a_row_the_torrent() {
+    let mut p = Scripted::new(SIZE, PIECE, false, true);
+    p.send(Message::Unchoke);
+    let asked = Scripted::requests(&p.received());
+    for piece in 0..disk::MAX_WRITE_ERRORS {
+        for b in asked.iter().filter(|b| b.piece == piece) {
+            p.send_block(*b, false);
+        }
+        assert_eq!(fail_writes(&mut p).0, 1);
+        let stats = p.engine.stats();
+        assert_eq!(stats.disk_errors, u64::from(piece) + 1);
+        assert_eq!(stats.pieces_have, 0);
+        if piece + 1 < disk::MAX_WRITE_ERRORS {
+            assert_eq!(p.engine.state(), TorrentState::Downloading);
+        }
+    }
+    assert_eq!(p.engine.state(), TorrentState::Failed);
+}
+
+#[test]
+fn a_written_piece_is_asked_for_again_after_its_write_failed() {
+    let mut p = Scripted::new(SIZE, PIECE, false, true);
+    p.send(Message::Unchoke);
+    let asked = Scripted::requests(&p.received());
+    for b in asked.iter().filter(|b| b.piece == 0) {
+        p.send_block(*b, false);
+    }
+    let (failed, again) = fail_writes(&mut p);
+    assert_eq!(failed, 1);
+    assert!(
+        again.iter().any(|b| b.piece == 0),
+        "piece 0 is asked for again"
+    );
+    for b in asked.iter().filter(|b| b.piece != 0).chain(&again) {
+        p.send_block(*b, false);
+    }
+    p.received();
+    let stats = p.engine.stats();
+    assert!(stats.complete, "{stats:?} asked first {}", asked.len());
+}
+
+#[test]
+fn a_failed_read_stops_serving_the_piece_and_checks_it_again() {
+    let mut p = Scripted::new(SIZE, PIECE, true, false);
+    p.send(Message::Interested);
+    p.received();
+    p.engine.handle_read_failed(3, "Input/output error");
+    p.received();
+    let rechecks: Vec<u32> = p
+        .actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Recheck { piece, .. } => Some(*piece),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(rechecks, [3]);
+    // Not served while being checked.
+    p.send(Message::Request {
+        piece: 3,
+        offset: 0,
+        len: B,
+    });
+    let mut out = Vec::new();
+    p.engine.take_serves(p.key, 10, &mut out);
+    assert!(out.is_empty());
+    // The disk no longer holds it: the seed becomes a downloader of that piece.
+    p.engine.handle_rechecked(p.now, 3, false);
+    assert_eq!(p.engine.state(), TorrentState::Downloading);
+    assert!(!p.engine.have()[3]);
+    assert_eq!(p.engine.stats().disk_errors, 1);
+    // A piece whose check passes is served again.
+    p.engine.handle_read_failed(5, "Too many open files");
+    p.engine.handle_rechecked(p.now, 5, true);
+    assert!(p.engine.have()[5]);
+}

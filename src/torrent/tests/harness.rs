@@ -332,6 +332,13 @@ impl Swarm {
                 }
                 self.verified.push((i, piece, data, good));
             }
+            Action::Recheck { piece, expected } => {
+                let at = self.geometry.piece_offset(piece) as usize;
+                let len = self.geometry.piece_len(piece) as usize;
+                let good = verifies(&self.nodes[i].disk[at..at + len], &expected);
+                let now = self.now;
+                self.nodes[i].engine.handle_rechecked(now, piece, good);
+            }
             Action::Announce { event } => self.nodes[i].announces.push(event),
             Action::Completed => self.nodes[i].completed += 1,
             Action::State(_) => {}
