@@ -392,3 +392,48 @@ fn the_only_seeder_leaves_and_a_later_one_finishes_the_download() {
     assert_eq!(std::fs::read(&file).unwrap(), data);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_longer_file_already_in_place_is_cut_so_download_and_verify_agree() {
+    let dir = scratch("longer");
+    let size = 1 << 20;
+    let (data, torrent) = make_torrent(&dir, size, None);
+    let dl = dir.join("dl");
+    std::fs::create_dir_all(&dl).unwrap();
+    let mut longer = data.clone();
+    longer.extend_from_slice(b"trailing bytes the torrent does not have");
+    std::fs::write(dl.join("payload.bin"), &longer).unwrap();
+    let t = torrent.to_str().unwrap();
+    let d = dl.to_str().unwrap();
+    let log = dir.join("download.log");
+    let args = [
+        "download",
+        t,
+        "--dir",
+        d,
+        "--bind",
+        "127.0.0.1",
+        "--port",
+        "0",
+        "--json",
+    ];
+    let summary = finish(start(&args, &log), Duration::from_secs(30), &log);
+    assert_eq!(summary["complete"], true, "{summary}");
+    let on_disk = std::fs::read(dl.join("payload.bin")).unwrap();
+    assert!(
+        on_disk == data,
+        "{} bytes on disk, {} in the torrent",
+        on_disk.len(),
+        data.len()
+    );
+    let verify = Command::new(BIN)
+        .args(["verify", t, "--dir", d])
+        .output()
+        .unwrap();
+    assert!(
+        verify.status.success(),
+        "{}",
+        String::from_utf8_lossy(&verify.stdout)
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

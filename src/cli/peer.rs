@@ -6,6 +6,7 @@ use battorrent::metainfo::Metainfo;
 use battorrent::session::{
     self, AddTorrent, Session, SessionConfig, SessionStats, TorrentId, TorrentStats,
 };
+use battorrent::storage::{Access, Storage};
 use battorrent::wire::Bitfield;
 use clap::Args;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
@@ -104,6 +105,16 @@ pub fn download(args: DownloadArgs) -> anyhow::Result<ExitCode> {
     for path in &args.peer.torrents {
         let meta = show::load(path)?;
         let have = check(&meta, &args.peer.dir)?;
+        if have.all() {
+            // Nothing to fetch, but the files must end where the torrent says: opening
+            // them for download cuts any that are longer.
+            Storage::new(
+                meta.info.layout(&args.peer.dir),
+                &args.peer.dir,
+                Access::ReadWrite,
+            )
+            .with_context(|| format!("cannot prepare {}", args.peer.dir.display()))?;
+        }
         if have.any() && !have.all() {
             eprintln!(
                 "{}: resuming: {} of {} pieces already verified",
