@@ -188,11 +188,25 @@ impl TorrentHandle {
                     expected,
                     work: Work::Received(data),
                 }),
-                Action::Recheck { piece, expected } => self.shared.pool.submit(Job {
+                Action::Write {
+                    piece,
+                    offset,
+                    data,
+                } => self.shared.pool.submit(Job {
+                    torrent: self.clone(),
+                    piece,
+                    expected: [0; 20],
+                    work: Work::Write { offset, data },
+                }),
+                Action::HashOnDisk {
+                    piece,
+                    expected,
+                    block_hashes,
+                } => self.shared.pool.submit(Job {
                     torrent: self.clone(),
                     piece,
                     expected,
-                    work: Work::OnDisk,
+                    work: Work::OnDisk { block_hashes },
                 }),
                 Action::Announce { event } => {
                     if let Some(slot) = &self.tracker {

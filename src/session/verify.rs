@@ -22,12 +22,15 @@ pub struct Job {
     pub work: Work,
 }
 
-/// What to check.
+/// What to do.
 pub enum Work {
     /// A piece received from peers: hash it, write it if good.
     Received(AlignedBuf),
-    /// A piece on disk: read it back in chunks and hash it.
-    OnDisk,
+    /// A block of a large piece, written before its piece is hashed.
+    Write { offset: u32, data: Vec<u8> },
+    /// A piece on disk: read it back in chunks and hash it (with each block's hash if
+    /// asked for or if it fails).
+    OnDisk { block_hashes: bool },
 }
 
 /// Bytes read at a time when checking a piece on disk (pieces may be up to 256 MiB).
@@ -100,10 +103,23 @@ fn run(job: Job, chunk: &mut Vec<u8>) {
     } = job;
     match work {
         Work::Received(data) => verify_and_write(&torrent, piece, &expected, data),
-        Work::OnDisk => {
-            let good = check_on_disk(&torrent, piece, &expected, chunk);
+        Work::Write { offset, data } => {
+            let at = torrent.geometry.piece_offset(piece) + u64::from(offset);
+            let result = torrent.storage.write(at, &data).map_err(|e| e.to_string());
             let mut d = torrent.lock();
-            d.engine.handle_rechecked(Instant::now(), piece, good);
+            d.engine.handle_written(Instant::now(), piece, data, result);
+            torrent.dispatch(&mut d);
+        }
+        Work::OnDisk { block_hashes } => {
+            let good = hash_on_disk(&torrent, piece, &expected, chunk);
+            let blocks = if good && !block_hashes {
+                Vec::new()
+            } else {
+                hash_blocks_on_disk(&torrent, piece, chunk)
+            };
+            let mut d = torrent.lock();
+            d.engine
+                .handle_hashed_on_disk(Instant::now(), piece, good, &blocks);
             torrent.dispatch(&mut d);
         }
     }
@@ -135,7 +151,7 @@ fn verify_and_write(
 
 /// Reads piece `piece` from disk a chunk at a time; whether it hashes to `expected` (false
 /// if it cannot be read).
-fn check_on_disk(
+fn hash_on_disk(
     torrent: &TorrentHandle,
     piece: u32,
     expected: &[u8; 20],
@@ -156,4 +172,25 @@ fn check_on_disk(
         at += n as u64;
     }
     sha.finalize()[..] == expected[..]
+}
+
+/// Each block's SHA-1 of piece `piece` as the disk holds it (empty if it cannot be read).
+fn hash_blocks_on_disk(torrent: &TorrentHandle, piece: u32, chunk: &mut Vec<u8>) -> Vec<[u8; 20]> {
+    let start = torrent.geometry.piece_offset(piece);
+    let len = u64::from(torrent.geometry.piece_len(piece));
+    let block = u64::from(crate::core::BLOCK_LEN);
+    let mut hashes = Vec::with_capacity(len.div_ceil(block) as usize);
+    let mut at = 0;
+    while at < len {
+        let n = (len - at).min(READ_CHUNK as u64) as usize;
+        chunk.resize(n, 0);
+        if torrent.storage.read(start + at, &mut chunk[..n]).is_err() {
+            return Vec::new();
+        }
+        for b in chunk[..n].chunks(block as usize) {
+            hashes.push(Sha1::digest(b).into());
+        }
+        at += n as u64;
+    }
+    hashes
 }

@@ -43,7 +43,7 @@ pub struct Bans {
     strikes: HashMap<BanKey, u32>,
     banned: HashSet<BanKey>,
     parole: HashSet<BanKey>,
-    /// Per failed piece: (block offset, sender, SHA-1 of what it sent).
+    /// Per failed piece: (block index, sender, SHA-1 of what it sent).
     suspects: HashMap<u32, Vec<(u32, BanKey, [u8; 20])>>,
 }
 
@@ -78,6 +78,12 @@ impl Bans {
         self.banned.insert(key)
     }
 
+    /// Whether blocks of `piece` that failed before are waiting to be compared with the
+    /// good data (then a check of the piece should report its blocks' hashes).
+    pub fn has_suspects(&self, piece: u32) -> bool {
+        self.suspects.contains_key(&piece)
+    }
+
     /// Records a piece that failed its hash. `senders[i]` sent block `i` (blocks of
     /// `block_len` bytes). Returns the peers this bans.
     pub fn piece_failed(
@@ -87,9 +93,21 @@ impl Bans {
         block_len: usize,
         senders: &[BanKey],
     ) -> Vec<BanKey> {
+        let hashes: Vec<[u8; 20]> = data.chunks(block_len).map(block_hash).collect();
+        self.piece_failed_hashes(piece, &hashes, senders)
+    }
+
+    /// [`Bans::piece_failed`] with each block's SHA-1 (`hashes[i]` of block `i`) instead
+    /// of the data.
+    pub fn piece_failed_hashes(
+        &mut self,
+        piece: u32,
+        hashes: &[[u8; 20]],
+        senders: &[BanKey],
+    ) -> Vec<BanKey> {
         let record = self.suspects.entry(piece).or_default();
-        for (i, (chunk, sender)) in data.chunks(block_len).zip(senders).enumerate() {
-            record.push(((i * block_len) as u32, *sender, block_hash(chunk)));
+        for (i, (hash, sender)) in hashes.iter().zip(senders).enumerate() {
+            record.push((i as u32, *sender, *hash));
         }
         let first = senders.first().copied();
         let mut newly = Vec::new();
@@ -111,17 +129,25 @@ impl Bans {
     /// A piece verified: compares what suspects sent for it with the good `data`. Returns
     /// the peers proven to have sent bad blocks (now banned).
     pub fn piece_verified(&mut self, piece: u32, data: &[u8], block_len: usize) -> Vec<BanKey> {
+        if !self.has_suspects(piece) {
+            return Vec::new();
+        }
+        let hashes: Vec<[u8; 20]> = data.chunks(block_len).map(block_hash).collect();
+        self.piece_verified_hashes(piece, &hashes)
+    }
+
+    /// [`Bans::piece_verified`] with each good block's SHA-1 instead of the data.
+    pub fn piece_verified_hashes(&mut self, piece: u32, hashes: &[[u8; 20]]) -> Vec<BanKey> {
         let Some(record) = self.suspects.remove(&piece) else {
             return Vec::new();
         };
         let mut liars = Vec::new();
         let mut honest = Vec::new();
-        for (offset, sender, hash) in record {
-            let start = offset as usize;
-            let Some(good) = data.get(start..(start + block_len).min(data.len())) else {
+        for (index, sender, hash) in record {
+            let Some(good) = hashes.get(index as usize) else {
                 continue;
             };
-            if block_hash(good) == hash {
+            if *good == hash {
                 honest.push(sender);
             } else if !liars.contains(&sender) {
                 liars.push(sender);

@@ -38,7 +38,7 @@ impl Engine {
     }
 
     /// Reading piece `piece` to serve a peer failed: the request is dropped, the piece is no
-    /// longer served and is checked again ([`Action::Recheck`]): kept if the disk still
+    /// longer served and is checked again ([`Action::HashOnDisk`]): kept if the disk still
     /// holds it, downloaded again if not.
     pub fn handle_read_failed(&mut self, piece: u32, message: &str) {
         if !self.picker.have().get(piece as usize).is_some_and(|b| *b) {
@@ -47,14 +47,31 @@ impl Engine {
         self.counters.disk_errors += 1;
         tracing::warn!("cannot read piece {piece}: {message}; checking it again");
         self.picker.piece_rechecking(piece);
-        self.actions.push_back(Action::Recheck {
+        self.actions.push_back(Action::HashOnDisk {
             piece,
             expected: self.hashes[piece as usize],
+            block_hashes: false,
         });
     }
 
-    /// The result of [`Action::Recheck`]: `good` if the piece was read and matched.
-    pub fn handle_rechecked(&mut self, now: Instant, piece: u32, good: bool) {
+    /// The result of [`Action::HashOnDisk`]: `good` if the piece was read and matched;
+    /// `block_hashes`, each block's SHA-1 if asked for or if it failed (else empty).
+    pub fn handle_hashed_on_disk(
+        &mut self,
+        now: Instant,
+        piece: u32,
+        good: bool,
+        block_hashes: &[[u8; 20]],
+    ) {
+        if self.verifying.contains_key(&piece) {
+            self.spilled_verified(now, piece, good, block_hashes);
+        } else {
+            self.rechecked(now, piece, good);
+        }
+    }
+
+    /// A piece we had, checked again after a failed read.
+    fn rechecked(&mut self, now: Instant, piece: u32, good: bool) {
         if good {
             self.picker.piece_verified(piece);
             return;

@@ -51,7 +51,7 @@ impl Engine {
 
     /// Tops up the requests in flight to peer `key`, if it has us unchoked.
     pub(super) fn refill(&mut self, now: Instant, key: PeerKey) {
-        if self.state != TorrentState::Downloading {
+        if self.state != TorrentState::Downloading || self.write_backlog_full() {
             return;
         }
         let Some(peer) = self.peers.get(&key) else {
@@ -270,14 +270,34 @@ impl Engine {
         };
         let len = data.len() as u64;
         let block = BLOCK_LEN as usize;
-        let banned = if good {
+        let banned = self.judge(piece, good, len, &senders, |bans, good| {
+            if good {
+                bans.piece_verified(piece, &data, block)
+            } else {
+                bans.piece_failed(piece, &data, block, &senders)
+            }
+        });
+        self.pool.push(data);
+        self.after_verification(now, piece, good, banned);
+    }
+
+    /// Books a hash result in the picker and the counters; `blame` updates the ban
+    /// bookkeeping and returns who it bans (not asked for a piece whose sender is banned
+    /// already: its failure proves nothing about the others).
+    pub(super) fn judge(
+        &mut self,
+        piece: u32,
+        good: bool,
+        len: u64,
+        senders: &[BanKey],
+        blame: impl FnOnce(&mut super::bans::Bans, bool) -> Vec<BanKey>,
+    ) -> Vec<BanKey> {
+        if good {
             self.picker.piece_verified(piece);
             self.verified_bytes += len;
             self.write_errors = 0;
-            self.bans.piece_verified(piece, &data, block)
+            blame(&mut self.bans, true)
         } else if senders.iter().any(|s| self.bans.is_banned_key(*s)) {
-            // Completed before its sender was banned: the failure is already explained
-            // and proves nothing about the others who sent blocks of it.
             tracing::debug!("piece {piece} from a banned peer failed its hash check");
             self.counters.wasted += len;
             self.picker.piece_failed(piece);
@@ -287,9 +307,18 @@ impl Engine {
             self.counters.hash_failures += 1;
             self.counters.wasted += len;
             self.picker.piece_failed(piece);
-            self.bans.piece_failed(piece, &data, block, &senders)
-        };
-        self.pool.push(data);
+            blame(&mut self.bans, false)
+        }
+    }
+
+    /// What follows a hash result: bans, `have` messages, interest, completion.
+    pub(super) fn after_verification(
+        &mut self,
+        now: Instant,
+        piece: u32,
+        good: bool,
+        banned: Vec<BanKey>,
+    ) {
         let complete = self.picker.is_complete();
         let mut to_close = Vec::new();
         let keys: Vec<PeerKey> = self.peers.keys().copied().collect();

@@ -248,18 +248,19 @@ impl Engine {
         let piece = block.piece;
         let piece_len = self.geometry.piece_len(piece) as usize;
         let blocks = self.geometry.block_count(piece) as usize;
+        let spill = self.spills();
         let pool = &mut self.pool;
-        let buf = self.partial.entry(piece).or_insert_with(|| {
-            let mut data = pool.pop().unwrap_or_default();
-            data.resize(piece_len);
-            PieceBuf {
-                data,
-                senders: vec![sender; blocks],
-            }
+        let buf = self.partial.entry(piece).or_insert_with(|| PieceBuf {
+            data: super::spill::piece_buffer(pool, spill, piece_len),
+            senders: vec![sender; blocks],
         });
         let start = block.offset as usize;
-        buf.data[start..start + data.len()].copy_from_slice(data);
         buf.senders[start / BLOCK_LEN as usize] = sender;
+        if spill {
+            self.spill_block(piece, block.offset, data);
+        } else {
+            buf.data[start..start + data.len()].copy_from_slice(data);
+        }
         for other in cancel {
             if let Some(p) = self.peers.get_mut(&other) {
                 p.send(
@@ -274,6 +275,10 @@ impl Engine {
         }
         if piece_complete {
             if let Some(buf) = self.partial.remove(&piece) {
+                if spill {
+                    self.spilled_piece_complete(piece, buf);
+                    return;
+                }
                 self.verifying.insert(piece, buf.senders);
                 self.actions.push_back(Action::Verify {
                     piece,

@@ -43,6 +43,7 @@ mod messages;
 mod peer;
 mod rate;
 mod slots;
+mod spill;
 
 pub use bans::{BanKey, Bans, MAX_STRIKES};
 pub use book::{PeerBook, PeerSource, MAX_CANDIDATES};
@@ -155,9 +156,22 @@ pub enum Action {
         expected: [u8; 20],
         data: AlignedBuf,
     },
-    /// Read this piece back from disk and hash it; report with
-    /// [`Engine::handle_rechecked`]. Until then it is neither served nor downloaded.
-    Recheck { piece: u32, expected: [u8; 20] },
+    /// Write a block of a large piece now, before its hash is known (see `spill.rs`);
+    /// report with [`Engine::handle_written`].
+    Write {
+        piece: u32,
+        offset: u32,
+        data: Vec<u8>,
+    },
+    /// Read this piece from disk and hash it (a large piece just downloaded, or a piece
+    /// we had that could not be read); report with [`Engine::handle_hashed_on_disk`],
+    /// with each block's SHA-1 if `block_hashes` or if it failed. Until then the piece is
+    /// neither served nor downloaded.
+    HashOnDisk {
+        piece: u32,
+        expected: [u8; 20],
+        block_hashes: bool,
+    },
     /// Tell the trackers (`Event::None`: nothing new, but more peers are wanted now).
     Announce { event: Event },
     /// Every piece is verified (sent once per download).
@@ -193,7 +207,7 @@ pub struct TorrentStats {
     pub complete: bool,
 }
 
-/// A piece being received: its bytes and who sent each block.
+/// A piece being received: its bytes (none for a spilled piece) and who sent each block.
 struct PieceBuf {
     data: AlignedBuf,
     senders: Vec<BanKey>,
@@ -237,6 +251,11 @@ pub struct Engine {
     counters: Counters,
     /// Failed writes since the last good one.
     write_errors: u32,
+    /// Blocks of spilled pieces handed out for writing and not yet reported, per piece.
+    unwritten: HashMap<u32, u32>,
+    unwritten_bytes: u64,
+    /// Block buffers to reuse for [`Action::Write`].
+    block_pool: Vec<Vec<u8>>,
     /// Peers with bytes in their `out` queue.
     dirty: Vec<PeerKey>,
     actions: VecDeque<Action>,
@@ -269,6 +288,7 @@ impl Engine {
         );
         // Partial pieces are held in memory until verified: keep them within about
         // PARTIAL_BYTES (a piece buffer is reused, never freed, while the torrent runs).
+        // Pieces too large for that go to disk block by block (`spill.rs`).
         picker
             .set_max_partial((PARTIAL_BYTES / geometry.piece_length.max(1)).clamp(4, 256) as usize);
         Engine {
@@ -291,6 +311,9 @@ impl Engine {
             pool: Vec::new(),
             verified_bytes: 0,
             write_errors: 0,
+            unwritten: HashMap::new(),
+            unwritten_bytes: 0,
+            block_pool: Vec::new(),
             counters: Counters::default(),
             dirty: Vec::new(),
             actions: VecDeque::new(),
@@ -373,6 +396,15 @@ impl Engine {
     /// peers and nobody to dial: an idle torrent costs no wake-ups).
     pub fn poll_timeout(&self) -> Option<Instant> {
         self.next_tick
+    }
+
+    /// Bytes of piece data the engine holds now: pieces being received, buffers kept for
+    /// reuse, and blocks of spilled pieces waiting for their write.
+    pub fn piece_memory(&self) -> u64 {
+        let held: usize = self.partial.values().map(|b| b.data.len()).sum();
+        let pooled: usize = self.pool.iter().map(|b| b.len()).sum();
+        let blocks: usize = self.block_pool.iter().map(|b| b.capacity()).sum();
+        (held + pooled + blocks) as u64 + self.unwritten_bytes
     }
 
     /// Progress figures now.

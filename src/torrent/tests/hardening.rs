@@ -340,12 +340,9 @@ fn a_failed_read_stops_serving_the_piece_and_checks_it_again() {
     p.send(Message::Interested);
     p.received();
     p.engine.handle_read_failed(3, "Input/output error");
-    p.received();
-    let rechecks: Vec<u32> = p
-        .actions
-        .iter()
+    let rechecks: Vec<u32> = std::iter::from_fn(|| p.engine.poll_action())
         .filter_map(|a| match a {
-            Action::Recheck { piece, .. } => Some(*piece),
+            Action::HashOnDisk { piece, .. } => Some(piece),
             _ => None,
         })
         .collect();
@@ -360,12 +357,63 @@ fn a_failed_read_stops_serving_the_piece_and_checks_it_again() {
     p.engine.take_serves(p.key, 10, &mut out);
     assert!(out.is_empty());
     // The disk no longer holds it: the seed becomes a downloader of that piece.
-    p.engine.handle_rechecked(p.now, 3, false);
+    p.engine.handle_hashed_on_disk(p.now, 3, false, &[]);
     assert_eq!(p.engine.state(), TorrentState::Downloading);
     assert!(!p.engine.have()[3]);
     assert_eq!(p.engine.stats().disk_errors, 1);
     // A piece whose check passes is served again.
     p.engine.handle_read_failed(5, "Too many open files");
-    p.engine.handle_rechecked(p.now, 5, true);
+    p.engine.handle_hashed_on_disk(p.now, 5, true, &[]);
     assert!(p.engine.have()[5]);
+}
+
+/// Runs `s` until node `i` completes, returning the most piece memory it held meanwhile.
+fn peak_piece_memory(s: &mut harness::Swarm, i: usize) -> u64 {
+    let peak = std::cell::Cell::new(0u64);
+    let done = s.run_until(600 * Duration::from_secs(1), |s| {
+        peak.set(peak.get().max(s.nodes[i].engine.piece_memory()));
+        s.complete(i)
+    });
+    assert!(done, "node {i} did not complete");
+    peak.get()
+}
+
+#[test]
+fn large_pieces_are_written_block_by_block_so_memory_does_not_grow_with_them() {
+    // 8 MiB pieces: held whole, four of them in progress took 32 MiB.
+    let piece = 8 << 20;
+    let mut s = harness::Swarm::new(4 * piece, piece, 1, 1);
+    s.introduce(1, 0);
+    let peak = peak_piece_memory(&mut s, 1);
+    assert!(
+        peak <= spill::WRITE_BACKLOG + (2 << 20),
+        "held {peak} bytes of 8 MiB pieces"
+    );
+    assert_eq!(s.nodes[1].engine.stats().hash_failures, 0);
+}
+
+#[test]
+fn small_pieces_stay_in_memory_within_the_partial_budget() {
+    let piece = 256 << 10;
+    let mut s = harness::Swarm::new(64 * piece, piece, 1, 1);
+    s.introduce(1, 0);
+    let peak = peak_piece_memory(&mut s, 1);
+    assert!(peak <= 2 * PARTIAL_BYTES + 4 * piece as u64, "held {peak}");
+}
+
+#[test]
+fn a_liar_among_large_pieces_is_proven_by_block_hashes_read_from_disk() {
+    let piece = 4 << 20;
+    let mut s = harness::Swarm::new(4 * piece, piece, 2, 1);
+    s.liars.push(1);
+    s.introduce(2, 0);
+    s.introduce(2, 1);
+    assert!(s.run_until(600 * Duration::from_secs(1), |s| s.complete(2)));
+    let stats = s.nodes[2].engine.stats();
+    assert!(stats.hash_failures >= 1);
+    assert_eq!(stats.banned, 1);
+    assert!(s.nodes[2]
+        .closes
+        .iter()
+        .any(|(a, r)| *a == addr(2) && *r == DisconnectReason::SentBadData));
 }

@@ -32,6 +32,27 @@ pub fn addr(n: usize) -> SocketAddr {
 }
 
 /// Whether a piece's bytes hash to `expected` (what the session's verify pool decides).
+/// What the session's pool reports for [`Action::HashOnDisk`] over `disk`.
+pub fn hash_on_disk(
+    disk: &[u8],
+    geometry: Geometry,
+    piece: u32,
+    expected: &[u8; 20],
+    block_hashes: bool,
+) -> (bool, Vec<[u8; 20]>) {
+    let at = geometry.piece_offset(piece) as usize;
+    let data = &disk[at..at + geometry.piece_len(piece) as usize];
+    let good = verifies(data, expected);
+    let blocks = if good && !block_hashes {
+        Vec::new()
+    } else {
+        data.chunks(BLOCK_LEN as usize)
+            .map(|b| Sha1::digest(b).into())
+            .collect()
+    };
+    (good, blocks)
+}
+
 fn verifies(data: &[u8], expected: &[u8; 20]) -> bool {
     Sha1::digest(data)[..] == expected[..]
 }
@@ -332,12 +353,34 @@ impl Swarm {
                 }
                 self.verified.push((i, piece, data, good));
             }
-            Action::Recheck { piece, expected } => {
-                let at = self.geometry.piece_offset(piece) as usize;
-                let len = self.geometry.piece_len(piece) as usize;
-                let good = verifies(&self.nodes[i].disk[at..at + len], &expected);
+            Action::Write {
+                piece,
+                offset,
+                data,
+            } => {
+                let at = (self.geometry.piece_offset(piece) + u64::from(offset)) as usize;
+                self.nodes[i].disk[at..at + data.len()].copy_from_slice(&data);
                 let now = self.now;
-                self.nodes[i].engine.handle_rechecked(now, piece, good);
+                self.nodes[i]
+                    .engine
+                    .handle_written(now, piece, data, Ok(()));
+            }
+            Action::HashOnDisk {
+                piece,
+                expected,
+                block_hashes,
+            } => {
+                let now = self.now;
+                let (good, blocks) = hash_on_disk(
+                    &self.nodes[i].disk,
+                    self.geometry,
+                    piece,
+                    &expected,
+                    block_hashes,
+                );
+                self.nodes[i]
+                    .engine
+                    .handle_hashed_on_disk(now, piece, good, &blocks);
             }
             Action::Announce { event } => self.nodes[i].announces.push(event),
             Action::Completed => self.nodes[i].completed += 1,
@@ -426,6 +469,8 @@ pub struct Scripted {
     pub original: Vec<u8>,
     /// Actions other than sends to the scripted peer, in order.
     pub actions: Vec<Action>,
+    /// What [`Action::Write`] wrote.
+    pub disk: Vec<u8>,
     handshake_pending: bool,
 }
 
@@ -474,6 +519,7 @@ impl Scripted {
             now,
             engine,
             key,
+            disk: vec![0; original.len()],
             original,
             actions: Vec::new(),
             handshake_pending: true,
@@ -529,6 +575,27 @@ impl Scripted {
                     } => {
                         let good = verifies(&data, &expected);
                         verified.push((piece, data, good));
+                    }
+                    Action::Write {
+                        piece,
+                        offset,
+                        data,
+                    } => {
+                        let geometry = self.engine.geometry();
+                        let at = (geometry.piece_offset(piece) + u64::from(offset)) as usize;
+                        self.disk[at..at + data.len()].copy_from_slice(&data);
+                        self.engine.handle_written(self.now, piece, data, Ok(()));
+                    }
+                    Action::HashOnDisk {
+                        piece,
+                        expected,
+                        block_hashes,
+                    } if !self.disk.is_empty() => {
+                        let geometry = self.engine.geometry();
+                        let (good, blocks) =
+                            hash_on_disk(&self.disk, geometry, piece, &expected, block_hashes);
+                        self.engine
+                            .handle_hashed_on_disk(self.now, piece, good, &blocks);
                     }
                     other => self.actions.push(other),
                 }
