@@ -437,3 +437,72 @@ fn a_longer_file_already_in_place_is_cut_so_download_and_verify_agree() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn connections_that_only_idle_cannot_lock_an_honest_peer_out() {
+    // A seeder with 8 slots; 8 connections handshake and then say nothing.
+    let dir = scratch("idle");
+    let (data, torrent) = make_torrent(&dir, 4 << 20, None);
+    let meta = battorrent::metainfo::Metainfo::load(&torrent).unwrap();
+    let port = free_port("127.0.0.2").to_string();
+    let seed_dir = dir.join("seed");
+    let _seeder = start(
+        &[
+            "seed",
+            torrent.to_str().unwrap(),
+            "--dir",
+            seed_dir.to_str().unwrap(),
+            "--bind",
+            "127.0.0.2",
+            "--port",
+            &port,
+            "--max-peers",
+            "8",
+        ],
+        &dir.join("seed.log"),
+    );
+    let seed_addr = format!("127.0.0.2:{port}");
+    wait_listening(&seed_addr);
+    let idle: Vec<TcpStream> = (0..8u8)
+        .map(|i| {
+            let mut s = TcpStream::connect(&seed_addr).unwrap();
+            let mut id = *b"-XX0001-idleidleidle";
+            id[19] = i;
+            s.write_all(&Handshake::new(meta.info_hash, id).encode())
+                .unwrap();
+            let mut answer = [0u8; HANDSHAKE_LEN];
+            s.read_exact(&mut answer).expect("a slot was free");
+            s
+        })
+        .collect();
+    // Past the newcomers' grace period, an honest downloader arrives.
+    std::thread::sleep(Duration::from_secs(11));
+    let dl = dir.join("dl");
+    let log = dir.join("dl.log");
+    let started = Instant::now();
+    let leecher = start(
+        &[
+            "download",
+            torrent.to_str().unwrap(),
+            "--dir",
+            dl.to_str().unwrap(),
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--peer",
+            &seed_addr,
+            "--json",
+        ],
+        &log,
+    );
+    let summary = finish(leecher, Duration::from_secs(30), &log);
+    eprintln!(
+        "honest download with every slot idle-held: {:.2} s",
+        started.elapsed().as_secs_f64()
+    );
+    assert_eq!(summary["complete"], true, "{summary}");
+    assert!(std::fs::read(dl.join("payload.bin")).unwrap() == data);
+    drop(idle);
+    let _ = std::fs::remove_dir_all(&dir);
+}
