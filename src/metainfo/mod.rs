@@ -10,6 +10,8 @@ mod magnet;
 mod parse;
 pub mod path;
 mod raw;
+#[cfg(test)]
+mod tests;
 
 /// The info hash is a core type; re-exported where torrents are loaded.
 pub use crate::core::InfoHash;

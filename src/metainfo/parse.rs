@@ -3,11 +3,10 @@
 //! Fields are read from the decoder's values rather than through serde so that every error
 //! can say which field, at which byte offset, was wrong.
 
-use super::path::check_element;
+use super::path::{check_element, Clash, PathSet, UnsafePath, MAX_PATH_BYTES};
 use super::{FileEntry, Info, InfoHash, Metainfo, Version};
 use crate::bencode::{self, DecodeError, Limits, Value};
 use sha1::{Digest, Sha1};
-use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use thiserror::Error;
 
@@ -304,7 +303,7 @@ fn parse_info(
                 };
                 (vec![file], false)
             }
-            (None, Some(files)) => (parse_files(files, warnings)?, true),
+            (None, Some(files)) => (parse_files(files, name.len(), warnings)?, true),
         };
     let total_length = files.last().map_or(0, |f| f.offset + f.length);
     if total_length == 0 {
@@ -349,6 +348,7 @@ fn file_length(field: &str, v: &Value<'_>) -> Result<u64, MetainfoError> {
 
 fn parse_files(
     files: &Value<'_>,
+    name_len: usize,
     warnings: &mut Vec<String>,
 ) -> Result<Vec<FileEntry>, MetainfoError> {
     let items = list("info.files", files)?;
@@ -357,8 +357,7 @@ fn parse_files(
     }
     let mut out = Vec::with_capacity(items.len());
     let mut offset: u64 = 0;
-    let mut seen_files: HashSet<Vec<String>> = HashSet::new();
-    let mut seen_dirs: HashSet<Vec<String>> = HashSet::new();
+    let mut seen = PathSet::new();
     for (i, item) in items.iter().enumerate() {
         let field = format!("info.files[{i}]");
         if item.as_dict().is_none() {
@@ -369,7 +368,7 @@ fn parse_files(
             place: "file entry",
         })?;
         let length = file_length(&format!("{field}.length"), len_value)?;
-        let path = file_path(item, &field, warnings)?;
+        let path = file_path(item, &field, name_len, warnings)?;
         let attr = item
             .get("attr")
             .and_then(Value::as_str)
@@ -380,23 +379,22 @@ fn parse_files(
         // Two entries for one path, or a path that is both a file and a folder, would make
         // two parts of the torrent share bytes on disk.
         if !padding {
-            if seen_dirs.contains(&path) || !seen_files.insert(path.clone()) {
-                return Err(field_err(
-                    &field,
-                    item,
-                    format!("path '{}' is used twice", path.join("/")),
-                ));
-            }
-            for depth in 1..path.len() {
-                let dir = path[..depth].to_vec();
-                if seen_files.contains(&dir) {
+            match seen.insert(path.iter().map(String::as_str)) {
+                Ok(()) => {}
+                Err(Clash::Twice) => {
                     return Err(field_err(
                         &field,
                         item,
-                        format!("'{}' is both a file and a folder", dir.join("/")),
-                    ));
+                        format!("path '{}' is used twice", path.join("/")),
+                    ))
                 }
-                seen_dirs.insert(dir);
+                Err(Clash::FileIsFolder(depth)) => {
+                    return Err(field_err(
+                        &field,
+                        item,
+                        format!("'{}' is both a file and a folder", path[..depth].join("/")),
+                    ))
+                }
             }
         }
         let end = offset
@@ -417,9 +415,12 @@ fn parse_files(
     Ok(out)
 }
 
+/// The checked elements of a file's path. `name_len` (the torrent's folder name) counts
+/// towards [`MAX_PATH_BYTES`], checked element by element so a huge path stops early.
 fn file_path(
     item: &Value<'_>,
     field: &str,
+    name_len: usize,
     warnings: &mut Vec<String>,
 ) -> Result<Vec<String>, MetainfoError> {
     let utf8 = item
@@ -440,72 +441,20 @@ fn file_path(
     if elements.is_empty() {
         return Err(field_err(format!("{field}.{key}"), value, "empty path"));
     }
+    let mut path_len = name_len;
     elements
         .iter()
         .enumerate()
         .map(|(j, e)| {
             let element_field = format!("{field}.{key}[{j}]");
             let s = text(&element_field, e, warnings)?;
-            check_element(&s)
-                .map_err(|why| field_err(&element_field, e, format!("unsafe path: {why}")))?;
+            path_len += 1 + s.len();
+            let checked = match check_element(&s) {
+                Ok(()) if path_len > MAX_PATH_BYTES => Err(UnsafePath::PathTooLong(path_len)),
+                other => other,
+            };
+            checked.map_err(|why| field_err(&element_field, e, format!("unsafe path: {why}")))?;
             Ok(s)
         })
         .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn torrent(info: impl AsRef<[u8]>) -> Vec<u8> {
-        [b"d8:announce9:http://x/4:info", info.as_ref(), b"e"].concat()
-    }
-
-    #[test]
-    fn info_hash_is_over_the_original_bytes_even_when_unsorted() {
-        // Keys out of order plus an unknown key: a re-encoding would sort them and drop
-        // nothing, giving a different hash. The raw bytes must be hashed.
-        let info = format!(
-            "d4:name1:x12:piece lengthi16384e6:lengthi5e6:pieces20:{}7:unknowni1ee",
-            "a".repeat(20)
-        );
-        let bytes = torrent(&info);
-        let meta = parse(&bytes).unwrap();
-        let expected: [u8; 20] = Sha1::digest(info.as_bytes()).into();
-        assert_eq!(meta.info_hash.0, expected);
-        assert_eq!(meta.info_bytes, info.as_bytes());
-        assert!(
-            meta.warnings.iter().any(|w| w.contains("out of order")),
-            "{:?}",
-            meta.warnings
-        );
-    }
-
-    #[test]
-    fn utf8_names_are_preferred_and_trackers_fall_back_to_announce() {
-        let info = [
-            &b"d5:filesld6:lengthi3e4:pathl2:\xff\xfee10:path.utf-8l5:caf\xc3\xa9eee"[..],
-            b"4:name3:old10:name.utf-84:new!12:piece lengthi16384e6:pieces20:",
-            &[b'a'; 20],
-            b"e",
-        ]
-        .concat();
-        let meta = parse(&torrent(&info)).unwrap();
-        assert_eq!(meta.info.name, "new!");
-        assert_eq!(meta.info.files[0].path, ["caf\u{e9}"]);
-        assert_eq!(meta.trackers, [["http://x/"]]);
-    }
-
-    #[test]
-    fn padding_files_are_marked_and_counted_in_offsets() {
-        let info = format!(
-            "d5:filesld6:lengthi5e4:pathl1:aeed4:attr1:p6:lengthi16379e4:pathl4:.pad5:16379eed6:lengthi3e4:pathl1:beee4:name1:d12:piece lengthi16384e6:pieces40:{}e",
-            "a".repeat(40)
-        );
-        let meta = parse(&torrent(&info)).unwrap();
-        let files = &meta.info.files;
-        assert!(!files[0].padding && files[1].padding && !files[2].padding);
-        assert_eq!(files[2].offset, 16384);
-        assert_eq!(meta.info.piece_len(1), 3);
-    }
 }
