@@ -282,7 +282,7 @@ impl TrackerClient {
                     }
                     Err(e @ ClientError::Failure { .. }) => return Err(e),
                     Err(e) => {
-                        tracing::debug!("{e}");
+                        tracing::debug!("{}", crate::text::escape(&e.to_string()));
                         last = e;
                     }
                 }
