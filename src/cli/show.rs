@@ -113,7 +113,7 @@ pub fn run(path: &Path, json: bool) -> anyhow::Result<ExitCode> {
         println!(
             "  {:>10}  {}",
             format::size(file.length),
-            format::escape(&info.display_path(file))
+            format::escape(info.display_path(file))
         );
     }
     row("Magnet", &meta.magnet().to_string());

@@ -102,8 +102,7 @@ pub fn run(args: VerifyArgs) -> anyhow::Result<ExitCode> {
         println!("{}", format::json(&out, true));
     } else {
         for (file, status) in info.files.iter().zip(&statuses) {
-            let path = info.display_path(file);
-            let path = format::escape(&path);
+            let path = format::escape(info.display_path(file));
             match status {
                 Status::Good => {}
                 Status::Missing => println!("missing     {path}"),
