@@ -44,5 +44,8 @@ fn a_hundred_thousand_files_load_in_under_five_times_the_file() {
     let peak = PEAK.load(Ordering::Relaxed) - before;
     assert_eq!(meta.info.files.len(), 100_000);
     let multiple = peak as f64 / bytes.len() as f64;
-    assert!(multiple < 5.0, "peak heap {peak} bytes is {multiple:.1} x the file");
+    assert!(
+        multiple < 5.0,
+        "peak heap {peak} bytes is {multiple:.1} x the file"
+    );
 }
