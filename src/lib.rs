@@ -10,6 +10,7 @@ pub mod metainfo;
 pub mod picker;
 pub mod session;
 pub mod storage;
+pub mod text;
 pub mod torrent;
 pub mod tracker;
 pub mod wire;

@@ -17,7 +17,8 @@ fn main() -> ExitCode {
     match cli::run(args) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            // Errors quote torrent names, paths, tracker messages: text from outside.
+            eprintln!("error: {}", battorrent::text::escape(&format!("{e:#}")));
             ExitCode::FAILURE
         }
     }

@@ -53,7 +53,7 @@ fuzz_target!(|data: &[u8]| {
     );
     for f in &info.files {
         assert!(!f.path.is_empty(), "empty file path accepted");
-        for element in &f.path {
+        for element in f.elements() {
             assert!(
                 check_element(element).is_ok(),
                 "unsafe path element accepted: {:?} in {:?}",
@@ -69,7 +69,7 @@ fuzz_target!(|data: &[u8]| {
                 "relative_path {rel:?} has a non-normal component {c:?}"
             );
         }
-        let expected_len = if info.multi_file { 1 + f.path.len() } else { 1 };
+        let expected_len = if info.multi_file { 1 + f.elements().count() } else { 1 };
         assert_eq!(
             rel.components().count(),
             expected_len,

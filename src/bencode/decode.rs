@@ -117,12 +117,23 @@ pub enum DecodeErrorKind {
 /// assert_eq!(err.to_string(), "invalid bencode at byte 2: integer has a leading zero");
 /// ```
 pub fn decode(input: &[u8], limits: Limits) -> Result<Document<'_>, DecodeError> {
+    run(input, limits, true)
+}
+
+/// Checks `input` by exactly the rules of [`decode`] without building values: what
+/// [`super::lazy`] reads in place afterwards. Returns the warnings.
+pub(super) fn check(input: &[u8], limits: Limits) -> Result<Vec<Warning>, DecodeError> {
+    run(input, limits, false).map(|doc| doc.warnings)
+}
+
+fn run(input: &[u8], limits: Limits, build: bool) -> Result<Document<'_>, DecodeError> {
     let mut decoder = Decoder {
         input,
         pos: 0,
         limits,
         values: 0,
         warnings: Vec::new(),
+        build,
     };
     let root = decoder.value(1)?;
     if decoder.pos != input.len() {
@@ -143,6 +154,8 @@ struct Decoder<'a> {
     limits: Limits,
     values: usize,
     warnings: Vec<Warning>,
+    /// False when only checking: lists and dictionaries come back empty.
+    build: bool,
 }
 
 impl<'a> Decoder<'a> {
@@ -180,14 +193,18 @@ impl<'a> Decoder<'a> {
                 self.pos += 1;
                 let mut items = Vec::new();
                 while self.peek()? != b'e' {
-                    items.push(self.value(depth + 1)?);
+                    let item = self.value(depth + 1)?;
+                    if self.build {
+                        items.push(item);
+                    }
                 }
                 self.pos += 1;
                 Kind::List(items)
             }
             b'd' => {
                 self.pos += 1;
-                Kind::Dict(self.dict_entries(depth)?)
+                let entries = self.dict_entries(depth)?;
+                Kind::Dict(if self.build { entries } else { Vec::new() })
             }
             other => return self.err(start, DecodeErrorKind::UnexpectedByte(other as char)),
         };

@@ -5,15 +5,19 @@
 //! original bytes (the info hash) and point at the byte offset of any problem.
 //! It never panics, never recurses deeper than [`Limits::max_depth`], and never allocates
 //! more than a bounded multiple of the input size ([`Limits::max_values`]).
+//! [`decode_lazy`] checks by the same rules and builds nothing: large inputs (a .torrent's
+//! file list) are then read in place.
 //!
 //! Typed structures (metainfo, tracker responses) are mapped with `serde_bencode`, but only
 //! after this decoder has accepted the bytes.
 
 mod decode;
 mod encode;
+mod lazy;
 
 pub use decode::{decode, DecodeError, DecodeErrorKind, Document, Limits, Warning, WarningKind};
 pub use encode::{encode, EncodeError, Writer};
+pub use lazy::{decode_lazy, Entries, Items, Lazy, LazyDocument};
 
 use std::ops::Range;
 

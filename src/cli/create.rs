@@ -111,9 +111,10 @@ pub fn run(args: CreateArgs) -> anyhow::Result<ExitCode> {
             "magnet": meta.magnet().to_string(),
             "seconds": seconds,
         });
-        println!("{summary}");
+        println!("{}", format::json(&summary, false));
     } else {
-        println!("Created {}", output.display());
+        // The name comes from the input's file name, which may come from anywhere.
+        println!("Created {}", format::escape(&output.display().to_string()));
         println!("  info hash  {}", meta.info_hash);
         println!(
             "  size       {} in {} file{}",

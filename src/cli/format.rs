@@ -1,5 +1,6 @@
 //! Small formatting helpers shared by the commands.
 
+pub use battorrent::text::{escape, json};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::IsTerminal;
 
@@ -78,21 +79,6 @@ pub fn progress_bar(total: u64, message: &str) -> ProgressBar {
     );
     bar.set_message(message.to_owned());
     bar
-}
-
-/// Text from outside (torrent names, client names) made safe for a terminal: control
-/// characters are shown escaped instead of acting on the terminal.
-pub fn escape(text: &str) -> String {
-    text.chars()
-        .flat_map(|c| {
-            let escaped: Vec<char> = if c.is_control() {
-                c.escape_default().collect()
-            } else {
-                vec![c]
-            };
-            escaped
-        })
-        .collect()
 }
 
 #[cfg(test)]

@@ -65,9 +65,33 @@ pub fn init_logging(verbose: u8) {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(|| EscapedStderr)
+        // Colours would be escaped like everything else a terminal acts on.
+        .with_ansi(false)
         .with_target(false)
         .init();
+}
+
+/// Log output on stderr with anything a terminal acts on escaped: log fields can carry
+/// text from outside (peer messages, tracker replies) that no call site escaped. The
+/// formatter hands over one event at a time; only its final newline stays raw.
+struct EscapedStderr;
+
+impl std::io::Write for EscapedStderr {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let text = String::from_utf8_lossy(buf);
+        let (line, end) = match text.strip_suffix('\n') {
+            Some(line) => (line, "\n"),
+            None => (&*text, ""),
+        };
+        let mut err = std::io::stderr().lock();
+        write!(err, "{}{end}", battorrent::text::escape(line))?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        std::io::stderr().flush()
+    }
 }
 
 /// Runs one command.

@@ -88,11 +88,15 @@ pub fn seed(args: PeerArgs) -> anyhow::Result<ExitCode> {
                 "{missing} of {} pieces of {} are missing or damaged under {}: nothing to seed \
                  there (check --dir, or run `battorrent download` to fetch them)",
                 have.len(),
-                meta.info.name,
+                format::escape(&meta.info.name),
                 args.dir.display()
             );
         }
-        eprintln!("seeding {} from {}", meta.info.name, args.dir.display());
+        eprintln!(
+            "seeding {} from {}",
+            format::escape(&meta.info.name),
+            args.dir.display()
+        );
         loaded.push(Loaded { meta, have });
     }
     run(loaded, &args, true)
@@ -118,7 +122,7 @@ pub fn download(args: DownloadArgs) -> anyhow::Result<ExitCode> {
         if have.any() && !have.all() {
             eprintln!(
                 "{}: resuming: {} of {} pieces already verified",
-                meta.info.name,
+                format::escape(&meta.info.name),
                 have.count_ones(),
                 have.len()
             );
@@ -150,7 +154,7 @@ fn run(loaded: Vec<Loaded>, args: &PeerArgs, keep_seeding: bool) -> anyhow::Resu
         if l.meta.trackers.is_empty() && args.peers.is_empty() {
             eprintln!(
                 "note: {} lists no tracker and no --peer was given: waiting for peers to connect",
-                l.meta.info.name
+                format::escape(&l.meta.info.name)
             );
         }
     }
@@ -188,14 +192,14 @@ fn run(loaded: Vec<Loaded>, args: &PeerArgs, keep_seeding: bool) -> anyhow::Resu
             "seconds": elapsed.as_secs_f64(),
             "torrents": summaries,
         });
-        println!("{summary}");
+        println!("{}", format::json(&summary, false));
     }
     match end {
         End::Complete => {
             for t in &summaries {
                 eprintln!(
                     "{}: complete, {} received and {} sent in {:.1} s",
-                    t.name,
+                    format::escape(&t.name),
                     format::size(t.stats.downloaded),
                     format::size(t.stats.uploaded),
                     elapsed.as_secs_f64()
@@ -208,7 +212,9 @@ fn run(loaded: Vec<Loaded>, args: &PeerArgs, keep_seeding: bool) -> anyhow::Resu
             for t in summaries.iter().filter(|t| !t.stats.complete) {
                 eprintln!(
                     "{}: interrupted at {} of {} pieces",
-                    t.name, t.stats.pieces_have, t.stats.pieces
+                    format::escape(&t.name),
+                    t.stats.pieces_have,
+                    t.stats.pieces
                 );
             }
             eprintln!("run the same command again to resume");
@@ -282,7 +288,7 @@ impl Progress {
         let bar = |name: &str| {
             let bar = multi.add(ProgressBar::new(1));
             bar.set_style(style.clone());
-            bar.set_prefix(format::escape(name));
+            bar.set_prefix(format::escape(name).into_owned());
             bar
         };
         let (bars, total) = if !terminal {

@@ -11,7 +11,11 @@ pub fn load(path: &Path) -> anyhow::Result<Metainfo> {
     let meta = Metainfo::load(path)
         .with_context(|| format!("{} is not a usable .torrent", path.display()))?;
     for warning in &meta.warnings {
-        tracing::warn!("{}: {warning}", path.display());
+        tracing::warn!(
+            "{}: {}",
+            format::escape(&path.display().to_string()),
+            format::escape(warning)
+        );
     }
     Ok(meta)
 }
@@ -48,11 +52,12 @@ pub fn run(path: &Path, json: bool) -> anyhow::Result<ExitCode> {
             "magnet": meta.magnet().to_string(),
             "warnings": meta.warnings,
         });
-        println!("{}", serde_json::to_string_pretty(&out)?);
+        println!("{}", format::json(&out, true));
         return Ok(ExitCode::SUCCESS);
     }
 
-    let row = |label: &str, value: &str| println!("{label:<12} {value}");
+    // Every value from the torrent goes through `escape`: it is text from outside.
+    let row = |label: &str, value: &str| println!("{label:<12} {}", format::escape(value));
     row("Name", &info.name);
     row("Info hash", &meta.info_hash.to_hex());
     if meta.version == Version::Hybrid {
@@ -108,7 +113,7 @@ pub fn run(path: &Path, json: bool) -> anyhow::Result<ExitCode> {
         println!(
             "  {:>10}  {}",
             format::size(file.length),
-            info.display_path(file)
+            format::escape(info.display_path(file))
         );
     }
     row("Magnet", &meta.magnet().to_string());

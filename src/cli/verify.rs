@@ -99,10 +99,10 @@ pub fn run(args: VerifyArgs) -> anyhow::Result<ExitCode> {
             "bad_pieces": bad,
             "files": files,
         });
-        println!("{}", serde_json::to_string_pretty(&out)?);
+        println!("{}", format::json(&out, true));
     } else {
         for (file, status) in info.files.iter().zip(&statuses) {
-            let path = info.display_path(file);
+            let path = format::escape(info.display_path(file));
             match status {
                 Status::Good => {}
                 Status::Missing => println!("missing     {path}"),
@@ -122,7 +122,7 @@ pub fn run(args: VerifyArgs) -> anyhow::Result<ExitCode> {
             "{}: {good_count} of {} pieces good in {}",
             if all_good { "OK" } else { "FAILED" },
             good.len(),
-            dir.display()
+            format::escape(&dir.display().to_string())
         );
     }
     Ok(if all_good {

@@ -428,7 +428,7 @@ mod tests {
         let meta = sample_torrent().metainfo;
         assert_eq!(meta.info.name, "d");
         assert!(meta.info.multi_file && meta.info.private);
-        let paths: Vec<_> = meta.info.files.iter().map(|f| f.path.join("/")).collect();
+        let paths: Vec<_> = meta.info.files.iter().map(|f| &*f.path).collect();
         assert_eq!(paths, ["a", "sub/b"]);
         assert_eq!(meta.info.total_length, 40_005);
         assert_eq!(meta.info.piece_count(), 3);

@@ -6,10 +6,13 @@
 //! [`create`].
 
 pub mod create;
+mod files;
 mod magnet;
 mod parse;
 pub mod path;
 mod raw;
+#[cfg(test)]
+mod tests;
 
 /// The info hash is a core type; re-exported where torrents are loaded.
 pub use crate::core::InfoHash;
@@ -73,8 +76,10 @@ pub struct Info {
 /// One file of a torrent.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FileEntry {
-    /// Checked path elements below the torrent's folder (the name, for single-file torrents).
-    pub path: Vec<String>,
+    /// Checked path elements below the torrent's folder, joined with '/' (no element holds
+    /// one; see [`FileEntry::elements`]): the name, for single-file torrents. One string, not
+    /// a list, so a torrent of a million files costs a million strings, not two million.
+    pub path: Box<str>,
     /// Length in bytes.
     pub length: u64,
     /// Offset of the file's first byte in the torrent's concatenated data.
@@ -82,7 +87,14 @@ pub struct FileEntry {
     /// BEP 47 padding file (`attr` contains `p`): zeros, never written to disk.
     pub padding: bool,
     /// BEP 47 `attr` string, as given (`x` executable, `h` hidden, `l` symlink, `p` padding).
-    pub attr: String,
+    pub attr: Box<str>,
+}
+
+impl FileEntry {
+    /// The checked path elements, outermost first.
+    pub fn elements(&self) -> impl Iterator<Item = &str> {
+        self.path.split('/')
+    }
 }
 
 impl Info {
@@ -103,9 +115,7 @@ impl Info {
     /// torrent, `name/path...` for a multi-file one. Every element was checked on load.
     pub fn relative_path(&self, file: &FileEntry) -> PathBuf {
         if self.multi_file {
-            path::relative_path(
-                std::iter::once(self.name.as_str()).chain(file.path.iter().map(String::as_str)),
-            )
+            path::relative_path(std::iter::once(self.name.as_str()).chain(file.elements()))
         } else {
             path::relative_path([self.name.as_str()])
         }
@@ -127,9 +137,10 @@ impl Info {
         crate::core::Geometry::new(self.piece_length, self.total_length)
     }
 
-    /// The file's path as shown to people: elements joined with '/'.
-    pub fn display_path(&self, file: &FileEntry) -> String {
-        file.path.join("/")
+    /// The file's path as shown to people: elements joined with '/'. Text from outside:
+    /// escape it before it reaches a terminal ([`crate::text::escape`]).
+    pub fn display_path<'f>(&self, file: &'f FileEntry) -> &'f str {
+        &file.path
     }
 }
 

@@ -1,13 +1,15 @@
-//! Loading: bytes → bencode [`Value`] (strict, spanned) → validated [`Metainfo`].
+//! Loading: bytes → checked bencode read in place ([`Lazy`]) → validated [`Metainfo`].
 //!
-//! Fields are read from the decoder's values rather than through serde so that every error
-//! can say which field, at which byte offset, was wrong.
+//! Fields are read from the checked bytes rather than through serde so that every error can
+//! say which field, at which byte offset, was wrong. No bencode value tree is built beside
+//! the typed result: memory goes to what is kept (see the README for the bound).
 
+use super::files::parse_files;
 use super::path::check_element;
 use super::{FileEntry, Info, InfoHash, Metainfo, Version};
-use crate::bencode::{self, DecodeError, Limits, Value};
+use crate::bencode::{self, DecodeError, Lazy, Limits};
 use sha1::{Digest, Sha1};
-use std::collections::HashSet;
+use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 use thiserror::Error;
 
@@ -43,9 +45,9 @@ pub enum MetainfoError {
     Unsupported(String),
 }
 
-fn field_err(
+pub(super) fn field_err(
     field: impl Into<String>,
-    at: &Value<'_>,
+    at: &Lazy<'_>,
     problem: impl Into<String>,
 ) -> MetainfoError {
     MetainfoError::Field {
@@ -55,7 +57,7 @@ fn field_err(
     }
 }
 
-fn wrong_type(field: impl Into<String>, at: &Value<'_>, expected: &str) -> MetainfoError {
+pub(super) fn wrong_type(field: impl Into<String>, at: &Lazy<'_>, expected: &str) -> MetainfoError {
     field_err(
         field,
         at,
@@ -63,49 +65,81 @@ fn wrong_type(field: impl Into<String>, at: &Value<'_>, expected: &str) -> Metai
     )
 }
 
-fn int(field: &str, v: &Value<'_>) -> Result<i64, MetainfoError> {
+fn int(field: &str, v: &Lazy<'_>) -> Result<i64, MetainfoError> {
     v.as_int().ok_or_else(|| wrong_type(field, v, "an integer"))
 }
 
-fn bytes<'a>(field: &str, v: &Value<'a>) -> Result<&'a [u8], MetainfoError> {
+fn bytes<'a>(field: &str, v: &Lazy<'a>) -> Result<&'a [u8], MetainfoError> {
     v.as_bytes().ok_or_else(|| wrong_type(field, v, "a string"))
 }
 
-fn list<'v, 'a>(field: &str, v: &'v Value<'a>) -> Result<&'v [Value<'a>], MetainfoError> {
-    v.as_list().ok_or_else(|| wrong_type(field, v, "a list"))
-}
-
-/// Text from a string field; invalid UTF-8 is replaced and noted in `warnings`.
-fn text(field: &str, v: &Value<'_>, warnings: &mut Vec<String>) -> Result<String, MetainfoError> {
-    let raw = bytes(field, v)?;
+/// Text from a string field; invalid UTF-8 is replaced and noted in `warnings`. `field`
+/// names the field, and is only called when there is something to say.
+pub(super) fn text<'a>(
+    field: impl Fn() -> String,
+    v: &Lazy<'a>,
+    warnings: &mut Vec<String>,
+) -> Result<Cow<'a, str>, MetainfoError> {
+    let raw = v
+        .as_bytes()
+        .ok_or_else(|| wrong_type(field(), v, "a string"))?;
     Ok(match std::str::from_utf8(raw) {
-        Ok(s) => s.to_owned(),
+        Ok(s) => Cow::Borrowed(s),
         Err(_) => {
             warnings.push(format!(
-                "'{field}' at byte {} is not UTF-8; invalid bytes were replaced",
+                "'{}' at byte {} is not UTF-8; invalid bytes were replaced",
+                field(),
                 v.span.start
             ));
-            String::from_utf8_lossy(raw).into_owned()
+            String::from_utf8_lossy(raw)
         }
     })
+}
+
+/// A dictionary's entries, read once: each lookup in a [`Lazy`] walks the dictionary, and
+/// the top level and `info` hold the whole file list.
+struct Dict<'a> {
+    at: Lazy<'a>,
+    entries: Vec<(&'a [u8], Lazy<'a>)>,
+}
+
+impl<'a> Dict<'a> {
+    fn new(field: &str, v: &Lazy<'a>) -> Result<Dict<'a>, MetainfoError> {
+        let entries = v
+            .dict()
+            .ok_or_else(|| wrong_type(field, v, "a dictionary"))?
+            .collect();
+        Ok(Dict {
+            at: v.clone(),
+            entries,
+        })
+    }
+
+    /// The first entry for `key`.
+    fn get(&self, key: &str) -> Option<&Lazy<'a>> {
+        self.entries
+            .iter()
+            .find(|(k, _)| *k == key.as_bytes())
+            .map(|(_, v)| v)
+    }
 }
 
 /// Text from `key.utf-8` when present and valid, else from `key` (BEP 3 extension used by
 /// many clients for names in legacy encodings).
 fn utf8_preferred(
-    dict: &Value<'_>,
+    dict: &Dict<'_>,
     key: &'static str,
     place: &'static str,
     warnings: &mut Vec<String>,
 ) -> Result<String, MetainfoError> {
     let utf8_key = format!("{key}.utf-8");
-    if let Some(s) = dict.get(&utf8_key).and_then(Value::as_str) {
+    if let Some(s) = dict.get(&utf8_key).and_then(Lazy::as_str) {
         return Ok(s.to_owned());
     }
     let v = dict
         .get(key)
         .ok_or(MetainfoError::Missing { field: key, place })?;
-    text(key, v, warnings)
+    Ok(text(|| key.to_owned(), v, warnings)?.into_owned())
 }
 
 pub(super) fn load(path: &Path) -> Result<Metainfo, MetainfoError> {
@@ -131,24 +165,19 @@ pub(super) fn parse(input: &[u8]) -> Result<Metainfo, MetainfoError> {
             max: MAX_TORRENT_FILE_SIZE,
         });
     }
-    let doc = bencode::decode(input, Limits::default())?;
+    let doc = bencode::decode_lazy(input, Limits::default())?;
     let mut warnings: Vec<String> = doc.warnings.iter().map(|w| w.to_string()).collect();
-    let root = &doc.root;
-    if root.as_dict().is_none() {
-        return Err(wrong_type("(top level)", root, "a dictionary"));
-    }
+    let root = Dict::new("(top level)", &doc.root)?;
     let info_value = root.get("info").ok_or(MetainfoError::Missing {
         field: "info",
         place: "top-level dictionary",
     })?;
-    if info_value.as_dict().is_none() {
-        return Err(wrong_type("info", info_value, "a dictionary"));
-    }
+    let info = Dict::new("info", info_value)?;
     let info_bytes = input[info_value.span.clone()].to_vec();
     let info_hash = InfoHash(Sha1::digest(&info_bytes).into());
-    let (info, version) = parse_info(info_value, &mut warnings)?;
+    let (info, version) = parse_info(&info, &mut warnings)?;
 
-    let trackers = parse_trackers(root, &mut warnings);
+    let trackers = parse_trackers(&root, &mut warnings);
     let web_seeds = match root.get("url-list") {
         Some(v) if v.as_bytes().is_some() => v.as_str().into_iter().map(str::to_owned).collect(),
         Some(v) => url_list(v),
@@ -156,11 +185,13 @@ pub(super) fn parse(input: &[u8]) -> Result<Metainfo, MetainfoError> {
     };
     let optional_text = |key: &str, warnings: &mut Vec<String>| -> Option<String> {
         let v = root.get(key)?;
-        text(key, v, warnings).ok()
+        text(|| key.to_owned(), v, warnings)
+            .ok()
+            .map(Cow::into_owned)
     };
     let comment = optional_text("comment", &mut warnings);
     let created_by = optional_text("created by", &mut warnings);
-    let creation_date = root.get("creation date").and_then(Value::as_int);
+    let creation_date = root.get("creation date").and_then(Lazy::as_int);
 
     Ok(Metainfo {
         info_hash,
@@ -177,11 +208,11 @@ pub(super) fn parse(input: &[u8]) -> Result<Metainfo, MetainfoError> {
 }
 
 /// The non-empty UTF-8 strings of a list (nothing if `v` is not a list).
-fn url_list(v: &Value<'_>) -> Vec<String> {
-    v.as_list()
-        .unwrap_or_default()
-        .iter()
-        .filter_map(Value::as_str)
+fn url_list(v: &Lazy<'_>) -> Vec<String> {
+    v.list()
+        .into_iter()
+        .flatten()
+        .filter_map(|u| u.as_str())
         .filter(|u| !u.is_empty())
         .map(str::to_owned)
         .collect()
@@ -189,11 +220,11 @@ fn url_list(v: &Value<'_>) -> Vec<String> {
 
 /// BEP 12 tiers from `announce-list`, or the single `announce` URL. Malformed entries are
 /// skipped with a warning: trackers are hints, not part of the torrent's identity.
-fn parse_trackers(root: &Value<'_>, warnings: &mut Vec<String>) -> Vec<Vec<String>> {
+fn parse_trackers(root: &Dict<'_>, warnings: &mut Vec<String>) -> Vec<Vec<String>> {
     let mut tiers = Vec::new();
     if let Some(list) = root.get("announce-list") {
-        for tier in list.as_list().unwrap_or_default() {
-            let urls = url_list(tier);
+        for tier in list.list().into_iter().flatten() {
+            let urls = url_list(&tier);
             if urls.is_empty() {
                 warnings.push(format!(
                     "'announce-list' tier at byte {} has no usable URL; skipped",
@@ -205,7 +236,7 @@ fn parse_trackers(root: &Value<'_>, warnings: &mut Vec<String>) -> Vec<Vec<Strin
         }
     }
     if tiers.is_empty() {
-        if let Some(url) = root.get("announce").and_then(Value::as_str) {
+        if let Some(url) = root.get("announce").and_then(Lazy::as_str) {
             if !url.is_empty() {
                 tiers.push(vec![url.to_owned()]);
             }
@@ -215,7 +246,7 @@ fn parse_trackers(root: &Value<'_>, warnings: &mut Vec<String>) -> Vec<Vec<Strin
 }
 
 fn parse_info(
-    info: &Value<'_>,
+    info: &Dict<'_>,
     warnings: &mut Vec<String>,
 ) -> Result<(Info, Version), MetainfoError> {
     let place = "info dictionary";
@@ -236,7 +267,10 @@ fn parse_info(
 
     let name = utf8_preferred(info, "name", place, warnings)?;
     if let Err(why) = check_element(&name) {
-        let at = info.get("name.utf-8").or(info.get("name")).unwrap_or(info);
+        let at = info
+            .get("name.utf-8")
+            .or(info.get("name"))
+            .unwrap_or(&info.at);
         return Err(field_err("info.name", at, format!("unsafe name: {why}")));
     }
 
@@ -272,7 +306,7 @@ fn parse_info(
         Some(v) => int("info.private", v)? == 1,
     };
     let source = match info.get("source") {
-        Some(v) => Some(text("info.source", v, warnings)?),
+        Some(v) => Some(text(|| "info.source".into(), v, warnings)?.into_owned()),
         None => None,
     };
 
@@ -290,27 +324,22 @@ fn parse_info(
                 })
             }
             (Some(length), None) => {
-                let len = file_length("info.length", length)?;
                 let file = FileEntry {
-                    path: vec![name.clone()],
-                    length: len,
+                    path: name.as_str().into(),
+                    length: file_length(|| "info.length".into(), length)?,
                     offset: 0,
                     padding: false,
-                    attr: info
-                        .get("attr")
-                        .and_then(Value::as_str)
-                        .unwrap_or("")
-                        .to_owned(),
+                    attr: info.get("attr").and_then(Lazy::as_str).unwrap_or("").into(),
                 };
                 (vec![file], false)
             }
-            (None, Some(files)) => (parse_files(files, warnings)?, true),
+            (None, Some(files)) => (parse_files(files, name.len(), warnings)?, true),
         };
     let total_length = files.last().map_or(0, |f| f.offset + f.length);
     if total_length == 0 {
         return Err(MetainfoError::Field {
             field: "info".into(),
-            offset: info.span.start,
+            offset: info.at.span.start,
             problem: "the torrent holds no data (total size 0)".into(),
         });
     }
@@ -342,170 +371,10 @@ fn parse_info(
     Ok((info, version))
 }
 
-fn file_length(field: &str, v: &Value<'_>) -> Result<u64, MetainfoError> {
-    let len = int(field, v)?;
-    u64::try_from(len).map_err(|_| field_err(field, v, format!("negative length {len}")))
-}
-
-fn parse_files(
-    files: &Value<'_>,
-    warnings: &mut Vec<String>,
-) -> Result<Vec<FileEntry>, MetainfoError> {
-    let items = list("info.files", files)?;
-    if items.is_empty() {
-        return Err(field_err("info.files", files, "the file list is empty"));
-    }
-    let mut out = Vec::with_capacity(items.len());
-    let mut offset: u64 = 0;
-    let mut seen_files: HashSet<Vec<String>> = HashSet::new();
-    let mut seen_dirs: HashSet<Vec<String>> = HashSet::new();
-    for (i, item) in items.iter().enumerate() {
-        let field = format!("info.files[{i}]");
-        if item.as_dict().is_none() {
-            return Err(wrong_type(field, item, "a dictionary"));
-        }
-        let len_value = item.get("length").ok_or(MetainfoError::Missing {
-            field: "length",
-            place: "file entry",
-        })?;
-        let length = file_length(&format!("{field}.length"), len_value)?;
-        let path = file_path(item, &field, warnings)?;
-        let attr = item
-            .get("attr")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_owned();
-        let padding = attr.contains('p');
-
-        // Two entries for one path, or a path that is both a file and a folder, would make
-        // two parts of the torrent share bytes on disk.
-        if !padding {
-            if seen_dirs.contains(&path) || !seen_files.insert(path.clone()) {
-                return Err(field_err(
-                    &field,
-                    item,
-                    format!("path '{}' is used twice", path.join("/")),
-                ));
-            }
-            for depth in 1..path.len() {
-                let dir = path[..depth].to_vec();
-                if seen_files.contains(&dir) {
-                    return Err(field_err(
-                        &field,
-                        item,
-                        format!("'{}' is both a file and a folder", dir.join("/")),
-                    ));
-                }
-                seen_dirs.insert(dir);
-            }
-        }
-        let end = offset
-            .checked_add(length)
-            .filter(|&end| end <= i64::MAX as u64)
-            .ok_or_else(|| {
-                field_err(format!("{field}.length"), len_value, "total size overflows")
-            })?;
-        out.push(FileEntry {
-            path,
-            length,
-            offset,
-            padding,
-            attr,
-        });
-        offset = end;
-    }
-    Ok(out)
-}
-
-fn file_path(
-    item: &Value<'_>,
-    field: &str,
-    warnings: &mut Vec<String>,
-) -> Result<Vec<String>, MetainfoError> {
-    let utf8 = item
-        .get("path.utf-8")
-        .and_then(Value::as_list)
-        .filter(|l| !l.is_empty() && l.iter().all(|e| e.as_str().is_some()));
-    let (key, value) = match (utf8, item.get("path")) {
-        (Some(_), _) => ("path.utf-8", item.get("path.utf-8").expect("checked")),
-        (None, Some(p)) => ("path", p),
-        (None, None) => {
-            return Err(MetainfoError::Missing {
-                field: "path",
-                place: "file entry",
-            })
-        }
-    };
-    let elements = list(&format!("{field}.{key}"), value)?;
-    if elements.is_empty() {
-        return Err(field_err(format!("{field}.{key}"), value, "empty path"));
-    }
-    elements
-        .iter()
-        .enumerate()
-        .map(|(j, e)| {
-            let element_field = format!("{field}.{key}[{j}]");
-            let s = text(&element_field, e, warnings)?;
-            check_element(&s)
-                .map_err(|why| field_err(&element_field, e, format!("unsafe path: {why}")))?;
-            Ok(s)
-        })
-        .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn torrent(info: impl AsRef<[u8]>) -> Vec<u8> {
-        [b"d8:announce9:http://x/4:info", info.as_ref(), b"e"].concat()
-    }
-
-    #[test]
-    fn info_hash_is_over_the_original_bytes_even_when_unsorted() {
-        // Keys out of order plus an unknown key: a re-encoding would sort them and drop
-        // nothing, giving a different hash. The raw bytes must be hashed.
-        let info = format!(
-            "d4:name1:x12:piece lengthi16384e6:lengthi5e6:pieces20:{}7:unknowni1ee",
-            "a".repeat(20)
-        );
-        let bytes = torrent(&info);
-        let meta = parse(&bytes).unwrap();
-        let expected: [u8; 20] = Sha1::digest(info.as_bytes()).into();
-        assert_eq!(meta.info_hash.0, expected);
-        assert_eq!(meta.info_bytes, info.as_bytes());
-        assert!(
-            meta.warnings.iter().any(|w| w.contains("out of order")),
-            "{:?}",
-            meta.warnings
-        );
-    }
-
-    #[test]
-    fn utf8_names_are_preferred_and_trackers_fall_back_to_announce() {
-        let info = [
-            &b"d5:filesld6:lengthi3e4:pathl2:\xff\xfee10:path.utf-8l5:caf\xc3\xa9eee"[..],
-            b"4:name3:old10:name.utf-84:new!12:piece lengthi16384e6:pieces20:",
-            &[b'a'; 20],
-            b"e",
-        ]
-        .concat();
-        let meta = parse(&torrent(&info)).unwrap();
-        assert_eq!(meta.info.name, "new!");
-        assert_eq!(meta.info.files[0].path, ["caf\u{e9}"]);
-        assert_eq!(meta.trackers, [["http://x/"]]);
-    }
-
-    #[test]
-    fn padding_files_are_marked_and_counted_in_offsets() {
-        let info = format!(
-            "d5:filesld6:lengthi5e4:pathl1:aeed4:attr1:p6:lengthi16379e4:pathl4:.pad5:16379eed6:lengthi3e4:pathl1:beee4:name1:d12:piece lengthi16384e6:pieces40:{}e",
-            "a".repeat(40)
-        );
-        let meta = parse(&torrent(&info)).unwrap();
-        let files = &meta.info.files;
-        assert!(!files[0].padding && files[1].padding && !files[2].padding);
-        assert_eq!(files[2].offset, 16384);
-        assert_eq!(meta.info.piece_len(1), 3);
-    }
+/// A file's length; `field` is only called to name it in an error.
+pub(super) fn file_length(field: impl Fn() -> String, v: &Lazy<'_>) -> Result<u64, MetainfoError> {
+    let len = v
+        .as_int()
+        .ok_or_else(|| wrong_type(field(), v, "an integer"))?;
+    u64::try_from(len).map_err(|_| field_err(field(), v, format!("negative length {len}")))
 }

@@ -9,6 +9,7 @@
 
 use super::driver::{lock, Due, Shared, TorrentHandle};
 use crate::core::PeerId;
+use crate::text::escape;
 use crate::torrent::PeerSource;
 use crate::tracker::client::{AnnounceParams, AnnounceResponse, ClientError, TrackerClient};
 use crate::tracker::Event;
@@ -242,11 +243,11 @@ fn finished(shared: &Shared, done: Done) -> Option<Weak<TorrentHandle>> {
         let wait = match done.result {
             Some(Ok(response)) => {
                 if let Some(w) = &response.warning {
-                    tracing::warn!("{}: tracker warns: {w}", torrent.name);
+                    tracing::warn!("{}: tracker warns: {}", escape(&torrent.name), escape(w));
                 }
                 tracing::info!(
                     "{}: tracker gave {} peers",
-                    torrent.name,
+                    escape(&torrent.name),
                     response.peers.len()
                 );
                 peers = response.peers;
@@ -255,7 +256,8 @@ fn finished(shared: &Shared, done: Done) -> Option<Weak<TorrentHandle>> {
             }
             other => {
                 if let Some(Err(e)) = other {
-                    tracing::warn!("{}: announce failed: {e}", torrent.name);
+                    let e = e.to_string();
+                    tracing::warn!("{}: announce failed: {}", escape(&torrent.name), escape(&e));
                 }
                 if done.event != Event::None {
                     s.unsent = done.event;

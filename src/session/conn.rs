@@ -99,7 +99,8 @@ pub async fn run<T: Transport>(
         let key = match d.engine.handle_connected(now, addr, direction) {
             Ok(key) => key,
             Err(reason) => {
-                tracing::debug!("{addr}: refused: {reason}");
+                let reason = reason.to_string();
+                tracing::debug!("{addr}: refused: {}", crate::text::escape(&reason));
                 torrent.dispatch(&mut d);
                 return;
             }
@@ -114,7 +115,7 @@ pub async fn run<T: Transport>(
     let (rd, wr) = stream.split();
     let writer = tokio::spawn(write_loop(torrent.clone(), key, wr, link.clone()));
     if let Err(e) = read_loop(&torrent, key, rd, &link, max_frame).await {
-        tracing::debug!("{addr}: {e}");
+        tracing::debug!("{addr}: {}", crate::text::escape(&e.to_string()));
     }
     link.cancel.cancel();
     let _ = writer.await;

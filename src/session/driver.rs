@@ -167,7 +167,9 @@ impl TorrentHandle {
                     }
                 }
                 Action::Close { peer, addr, reason } => {
-                    tracing::debug!("{addr}: {reason}");
+                    // Reasons can quote what the peer sent.
+                    let reason = reason.to_string();
+                    tracing::debug!("{addr}: {}", crate::text::escape(&reason));
                     if let Some(link) = d.links.remove(&peer) {
                         link.cancel.cancel();
                     }
@@ -221,7 +223,11 @@ impl TorrentHandle {
                 Action::State(state) => {
                     if state == TorrentState::Failed {
                         let why = d.engine.error().map(|e| e.to_string());
-                        tracing::error!("{}: {}", self.name, why.as_deref().unwrap_or("failed"));
+                        tracing::error!(
+                            "{}: {}",
+                            crate::text::escape(&self.name),
+                            crate::text::escape(why.as_deref().unwrap_or("failed"))
+                        );
                     }
                     let _ = self.shared.events.send(SessionEvent::State(self.id, state));
                     // After the event: whoever waits on `changed` sees it sent.

@@ -61,7 +61,7 @@ async fn route(inner: Arc<Inner>, mut stream: tokio::net::TcpStream, addr: std::
     let info_hash = match Handshake::decode(&first) {
         Ok(h) => h.info_hash,
         Err(e) => {
-            tracing::debug!("{addr}: {e}");
+            tracing::debug!("{addr}: {}", crate::text::escape(&e.to_string()));
             return;
         }
     };

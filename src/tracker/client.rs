@@ -4,6 +4,7 @@
 //! [`TrackerClient`] adds reqwest, timeouts, a response size cap and tier order.
 //! Responses go through the strict bencode decoder, so a hostile tracker gets a clear error.
 
+use super::guard;
 use super::query::Event;
 use crate::bencode::{decode, Limits, Value};
 use crate::core::InfoHash;
@@ -70,6 +71,9 @@ pub enum ClientError {
     NoTrackers,
     #[error("{0} has no scrape URL (its path does not end in 'announce')")]
     NoScrape(String),
+    /// Not asked, or a redirect not followed: see [`super::guard`].
+    #[error("tracker {url} not asked: {reason}")]
+    Refused { url: String, reason: String },
 }
 
 /// Percent-encodes every byte outside the unreserved set (RFC 3986), for binary values.
@@ -208,9 +212,11 @@ pub fn parse_announce_response(body: &[u8]) -> Result<Result<AnnounceResponse, S
     }))
 }
 
-/// The HTTP client trackers are asked with (timeouts, user agent).
+/// The HTTP client trackers are asked with (timeouts, user agent). It follows no redirect
+/// itself: [`TrackerClient`] checks each one against [`super::guard`] first.
 pub fn http_client() -> reqwest::Client {
     reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
         .connect_timeout(Duration::from_secs(10))
         .timeout(Duration::from_secs(30))
         .user_agent(concat!("BatTorrent/", env!("CARGO_PKG_VERSION")))
@@ -276,7 +282,7 @@ impl TrackerClient {
                     }
                     Err(e @ ClientError::Failure { .. }) => return Err(e),
                     Err(e) => {
-                        tracing::debug!("{e}");
+                        tracing::debug!("{}", crate::text::escape(&e.to_string()));
                         last = e;
                     }
                 }
@@ -358,13 +364,51 @@ impl TrackerClient {
     }
 
     /// GETs `url` and returns the body, refusing non-200 answers and bodies over the cap.
+    /// `url` and every redirect are checked against [`super::guard`] before a connection.
     async fn fetch(&self, url: &str) -> Result<Vec<u8>, ClientError> {
         let shown = url.split('?').next().unwrap_or(url).to_owned();
         let transport = |e: reqwest::Error| ClientError::Transport {
             url: shown.clone(),
             error: e.without_url().to_string(),
         };
-        let mut response = self.http.get(url).send().await.map_err(transport)?;
+        let refused = |reason: String| ClientError::Refused {
+            url: shown.clone(),
+            reason,
+        };
+        let first = Url::parse(url).map_err(|e| refused(format!("not a URL: {e}")))?;
+        guard::check(&first).await.map_err(refused)?;
+        let mut target = first.clone();
+        let mut redirects = 0;
+        let mut response = loop {
+            let response = self
+                .http
+                .get(target.clone())
+                .send()
+                .await
+                .map_err(transport)?;
+            let location = response
+                .headers()
+                .get(reqwest::header::LOCATION)
+                .filter(|_| response.status().is_redirection());
+            let Some(location) = location else {
+                break response;
+            };
+            redirects += 1;
+            if redirects > guard::MAX_REDIRECTS {
+                return Err(refused(format!(
+                    "more than {} redirects",
+                    guard::MAX_REDIRECTS
+                )));
+            }
+            let next = location
+                .to_str()
+                .ok()
+                .and_then(|l| target.join(l).ok())
+                .ok_or_else(|| refused("it redirects to an unreadable location".into()))?;
+            guard::redirect(&first, &next).map_err(refused)?;
+            guard::check(&next).await.map_err(refused)?;
+            target = next;
+        };
         let status = response.status().as_u16();
         let mut body = Vec::new();
         while let Some(chunk) = response.chunk().await.map_err(transport)? {
@@ -385,94 +429,4 @@ impl TrackerClient {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn params() -> AnnounceParams {
-        AnnounceParams {
-            info_hash: InfoHash([
-                0x12, 0x34, 0x56, 0x78, 0x9a, 0xbc, 0xde, 0xf1, 0x23, 0x45, 0x67, 0x89, 0xab, 0xcd,
-                0xef, 0x20, 0x2b, 0x7e, 0x2e, 0x00,
-            ]),
-            peer_id: *b"-BT0100-abcdefghijkl",
-            port: 6881,
-            uploaded: 1,
-            downloaded: 2,
-            left: 3,
-            event: Event::Started,
-            numwant: Some(80),
-            key: 0xdead,
-        }
-    }
-
-    #[test]
-    fn announce_url_percent_encodes_binary_and_keeps_passkeys() {
-        let url = announce_url(&Url::parse("http://t.example/announce").unwrap(), &params());
-        assert_eq!(
-            url,
-            "http://t.example/announce?info_hash=%124Vx%9A%BC%DE%F1%23Eg%89%AB%CD%EF%20%2B~.%00\
-             &peer_id=-BT0100-abcdefghijkl&port=6881&uploaded=1&downloaded=2&left=3&compact=1\
-             &key=0000DEAD&event=started&numwant=80"
-        );
-        // Our own tracker's parser reads back exactly what we sent.
-        let query = url.split_once('?').unwrap().1;
-        let parsed = crate::tracker::parse_announce(query.as_bytes()).unwrap();
-        assert_eq!(parsed.info_hash, params().info_hash);
-        let keyed = announce_url(
-            &Url::parse("https://t.example/a/announce?pk=s3cret").unwrap(),
-            &params(),
-        );
-        assert!(keyed.starts_with("https://t.example/a/announce?pk=s3cret&info_hash="));
-    }
-
-    #[test]
-    fn scrape_urls_follow_the_convention() {
-        let s = |u: &str| scrape_url(&Url::parse(u).unwrap()).map(|u| u.to_string());
-        assert_eq!(s("http://t/announce").as_deref(), Some("http://t/scrape"));
-        assert_eq!(
-            s("http://t/x/announce.php?pk=1").as_deref(),
-            Some("http://t/x/scrape.php?pk=1")
-        );
-        assert_eq!(s("http://t/a"), None);
-        assert_eq!(s("http://t/announce/x"), None);
-    }
-
-    #[test]
-    fn parses_compact_dictionary_and_ipv6_peers() {
-        let body = b"d8:completei2e10:incompletei1e8:intervali900e12:min intervali60e5:peers12:\x0a\x00\x00\x01\x1a\xe1\x0a\x00\x00\x02\x00\x006:peers618:\xfd\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x01\x1a\xe215:warning message4:slowe";
-        let r = parse_announce_response(body).unwrap().unwrap();
-        assert_eq!(r.interval, 900);
-        assert_eq!(r.min_interval, Some(60));
-        assert_eq!((r.complete, r.incomplete), (Some(2), Some(1)));
-        let peers: Vec<String> = r.peers.iter().map(|p| p.to_string()).collect();
-        assert_eq!(
-            peers,
-            ["10.0.0.1:6881", "[fd00::1]:6882"],
-            "port-0 peer dropped"
-        );
-        assert_eq!(r.warning.as_deref(), Some("slow"));
-
-        let dict = b"d8:intervali60e5:peersld2:ip8:10.0.0.77:peer id20:xxxxxxxxxxxxxxxxxxxx4:porti7eed2:ip3:bad4:porti1eeee";
-        let r = parse_announce_response(dict).unwrap().unwrap();
-        assert_eq!(r.peers, ["10.0.0.7:7".parse().unwrap()]);
-    }
-
-    #[test]
-    fn failure_reasons_and_malformed_bodies() {
-        assert_eq!(
-            parse_announce_response(b"d14:failure reason8:not heree").unwrap(),
-            Err("not here".to_owned())
-        );
-        for (body, error) in [
-            (&b"<html>nope</html>"[..], "invalid bencode at byte 0"),
-            (b"le", "expected a dictionary"),
-            (b"d5:peers0:e", "missing or invalid 'interval'"),
-            (b"d8:intervali1e5:peers5:abcdee", "not a multiple of 6"),
-            (b"d8:intervali1e5:peersi1ee", "'peers' is a integer"),
-            (b"d8:intervali1e6:peers65:abcdee", "not a multiple of 18"),
-        ] {
-            let e = parse_announce_response(body).unwrap_err();
-            assert!(e.contains(error), "{e}");
-        }
-    }
-}
+mod tests;

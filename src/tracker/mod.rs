@@ -6,6 +6,7 @@
 //! with plain calls. The tracker never trusts an address a client reports about itself.
 
 pub mod client;
+pub mod guard;
 pub mod query;
 pub mod response;
 pub mod server;
