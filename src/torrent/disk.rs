@@ -47,6 +47,7 @@ impl Engine {
         self.counters.disk_errors += 1;
         tracing::warn!("cannot read piece {piece}: {message}; checking it again");
         self.picker.piece_rechecking(piece);
+        self.rechecking.insert(piece);
         self.actions.push_back(Action::HashOnDisk {
             piece,
             expected: self.hashes[piece as usize],
@@ -65,7 +66,7 @@ impl Engine {
     ) {
         if self.verifying.contains_key(&piece) {
             self.spilled_verified(now, piece, good, block_hashes);
-        } else {
+        } else if self.rechecking.remove(&piece) {
             self.rechecked(now, piece, good);
         }
     }

@@ -256,6 +256,8 @@ pub struct Engine {
     unwritten_bytes: u64,
     /// Block buffers to reuse for [`Action::Write`].
     block_pool: Vec<Vec<u8>>,
+    /// Pieces we had that are being checked again after a failed read.
+    rechecking: HashSet<u32>,
     /// Peers with bytes in their `out` queue.
     dirty: Vec<PeerKey>,
     actions: VecDeque<Action>,
@@ -314,6 +316,7 @@ impl Engine {
             unwritten: HashMap::new(),
             unwritten_bytes: 0,
             block_pool: Vec::new(),
+            rechecking: HashSet::new(),
             counters: Counters::default(),
             dirty: Vec::new(),
             actions: VecDeque::new(),
