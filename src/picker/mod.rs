@@ -599,6 +599,30 @@ impl Picker {
         }
     }
 
+    /// A piece started must wait before it can start again (its old data is still on
+    /// the way to the disk): its requests are forgotten and it is neither had nor picked
+    /// until [`Picker::piece_failed`] releases it. Had or out of range: no-op.
+    pub fn piece_parked(&mut self, piece: u32) {
+        if piece >= self.pieces || self.have[piece as usize] {
+            return;
+        }
+        self.drop_partial(piece);
+        let blocks = self.block_count(piece);
+        self.partial.insert(
+            piece,
+            Partial {
+                slots: Vec::new(),
+                unassigned: 0,
+                received: blocks,
+            },
+        );
+    }
+
+    /// Live requests, all peers together.
+    pub fn requested_total(&self) -> usize {
+        self.requests.values().map(HashSet::len).sum()
+    }
+
     /// A piece we had must be checked again (reading it failed): it is neither had nor
     /// picked until [`Picker::piece_verified`] or [`Picker::piece_failed`] says how the
     /// check went. Not had: no-op.

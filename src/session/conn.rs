@@ -173,6 +173,8 @@ async fn write_loop(
     // Payload of the last batch written, reported with the next look at the queue: one
     // engine lock per batch.
     let mut sent = 0u64;
+    // The torrent's revocation count when the blocks were taken.
+    let mut taken_at = 0u64;
     loop {
         std::mem::swap(&mut *lock(&link.queue), &mut bytes);
         if sent > 0 || link.serve.load(Ordering::Relaxed) {
@@ -184,6 +186,7 @@ async fn write_loop(
             }
             if link.serve.load(Ordering::Relaxed) {
                 d.engine.take_serves(key, SERVE_BATCH, &mut blocks);
+                taken_at = d.engine.revocations();
                 if blocks.len() < SERVE_BATCH {
                     // Queue drained; the next request sets the flag again (under this lock).
                     link.serve.store(false, Ordering::Relaxed);
@@ -212,6 +215,7 @@ async fn write_loop(
             let t = torrent.clone();
             let batch = std::mem::take(&mut blocks);
             let mut buf = std::mem::take(&mut bytes);
+            let messages = buf.len();
             // A block that cannot be read is left out (the engine checks its piece again).
             let read = tokio::task::spawn_blocking(move || {
                 let geometry = t.geometry;
@@ -239,6 +243,12 @@ async fn write_loop(
                     batch.clear();
                     blocks = batch;
                     payload = read_payload;
+                    if torrent.revoked.load(Ordering::Relaxed) != taken_at {
+                        // A piece stopped being served while we read: what we read may
+                        // be new, unverified data. Send none of it (the peer asks again).
+                        bytes.truncate(messages);
+                        payload = 0;
+                    }
                     if !failed.is_empty() {
                         let mut d = torrent.lock();
                         for (piece, message) in failed {

@@ -130,6 +130,9 @@ pub struct TorrentHandle {
     pub tracker: Option<Mutex<TrackerSlot>>,
     /// Woken (all waiters) when an announce of this torrent finishes.
     pub announce_idle: Notify,
+    /// The engine's count of pieces it stopped serving ([`Engine::revocations`]), copied
+    /// after each call: a writer that read blocks while it changed sends none of them.
+    pub revoked: AtomicU64,
 }
 
 impl TorrentHandle {
@@ -235,6 +238,8 @@ impl TorrentHandle {
                 }
             }
         }
+        self.revoked
+            .store(d.engine.revocations(), Ordering::Relaxed);
         if let Some(at) = d.engine.poll_timeout() {
             let nanos = at.saturating_duration_since(self.shared.epoch).as_nanos() as u64;
             if nanos < self.timer_at.load(Ordering::Relaxed) {

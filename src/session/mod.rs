@@ -235,6 +235,7 @@ impl Session {
             shared: inner.shared.clone(),
             cancel: inner.shutdown.child_token(),
             timer_at: AtomicU64::new(u64::MAX),
+            revoked: AtomicU64::new(0),
             check_cancel: add
                 .have
                 .is_none()

@@ -8,6 +8,7 @@
 
 use super::driver::{lock, TorrentHandle};
 use crate::storage::AlignedBuf;
+use crate::torrent::DiskHash;
 use sha1::{Digest, Sha1};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
@@ -111,15 +112,15 @@ fn run(job: Job, chunk: &mut Vec<u8>) {
             torrent.dispatch(&mut d);
         }
         Work::OnDisk { block_hashes } => {
-            let good = hash_on_disk(&torrent, piece, &expected, chunk);
-            let blocks = if good && !block_hashes {
-                Vec::new()
-            } else {
-                hash_blocks_on_disk(&torrent, piece, chunk)
+            let result = match hash_on_disk(&torrent, piece, &expected, chunk) {
+                Ok(true) if !block_hashes => DiskHash::Good(Vec::new()),
+                Ok(true) => DiskHash::Good(hash_blocks_on_disk(&torrent, piece, chunk)),
+                Ok(false) => DiskHash::Bad(hash_blocks_on_disk(&torrent, piece, chunk)),
+                Err(message) => DiskHash::Unreadable(message),
             };
             let mut d = torrent.lock();
             d.engine
-                .handle_hashed_on_disk(Instant::now(), piece, good, &blocks);
+                .handle_hashed_on_disk(Instant::now(), piece, result);
             torrent.dispatch(&mut d);
         }
     }
@@ -149,14 +150,13 @@ fn verify_and_write(
     torrent.dispatch(&mut d);
 }
 
-/// Reads piece `piece` from disk a chunk at a time; whether it hashes to `expected` (false
-/// if it cannot be read).
+/// Reads piece `piece` from disk a chunk at a time; whether it hashes to `expected`.
 fn hash_on_disk(
     torrent: &TorrentHandle,
     piece: u32,
     expected: &[u8; 20],
     chunk: &mut Vec<u8>,
-) -> bool {
+) -> Result<bool, String> {
     let start = torrent.geometry.piece_offset(piece);
     let len = u64::from(torrent.geometry.piece_len(piece));
     let mut sha = Sha1::new();
@@ -164,14 +164,14 @@ fn hash_on_disk(
     while at < len {
         let n = (len - at).min(READ_CHUNK as u64) as usize;
         chunk.resize(n, 0);
-        if let Err(e) = torrent.storage.read(start + at, &mut chunk[..n]) {
-            tracing::warn!("piece {piece}: {e}");
-            return false;
-        }
+        torrent
+            .storage
+            .read(start + at, &mut chunk[..n])
+            .map_err(|e| e.to_string())?;
         sha.update(&chunk[..n]);
         at += n as u64;
     }
-    sha.finalize()[..] == expected[..]
+    Ok(sha.finalize()[..] == expected[..])
 }
 
 /// Each block's SHA-1 of piece `piece` as the disk holds it (empty if it cannot be read).

@@ -143,7 +143,7 @@ impl Storage {
                 let longer = std::fs::symlink_metadata(&f.path)
                     .is_ok_and(|m| m.is_file() && m.len() > f.length);
                 if f.length == 0 || longer {
-                    let handles = storage.file(i)?;
+                    let handles = storage.file(i, true)?;
                     handles
                         .file
                         .set_len(f.length)
@@ -175,19 +175,24 @@ impl Storage {
         &self.layout
     }
 
-    fn file(&self, index: usize) -> Result<Arc<Handles>, StorageError> {
+    /// The open handles of file `index`, opened for writing if `write` (only then are the
+    /// folders created and the write rules applied: a file we only read, such as a
+    /// hard-linked one we seed from, is read like any other).
+    fn file(&self, index: usize, write: bool) -> Result<Arc<Handles>, StorageError> {
         let key = (self.id, index);
-        if let Some(handles) = self.cache.get(key) {
+        if let Some(handles) = self.cache.get(key).filter(|h| h.writable || !write) {
             return Ok(handles);
         }
         let path = &self.layout.files[index].path;
-        let file = match self.access {
-            Access::Read => open_read(path).map_err(|e| self.open_error(path, e))?,
-            Access::ReadWrite => self.create(path)?,
+        let writable = write && self.access == Access::ReadWrite;
+        let file = if writable {
+            self.create(path)?
+        } else {
+            open_read(path).map_err(|e| self.open_error(path, e))?
         };
         // Reopening through /proc names the inode already opened (and checked), not the
         // path, so no symlink can come in between.
-        let direct = if self.direct {
+        let direct = if self.direct && writable {
             use std::os::fd::AsRawFd;
             OpenOptions::new()
                 .write(true)
@@ -201,6 +206,7 @@ impl Storage {
             key,
             Handles {
                 file,
+                writable,
                 direct: Mutex::new(direct),
             },
         ))
@@ -274,7 +280,7 @@ impl Storage {
                 part.fill(0);
                 continue;
             }
-            let handles = self.file(seg.file)?;
+            let handles = self.file(seg.file, false)?;
             handles
                 .file
                 .read_exact_at(part, seg.file_offset)
@@ -296,7 +302,7 @@ impl Storage {
             if self.layout.files[seg.file].padding {
                 continue;
             }
-            let handles = self.file(seg.file)?;
+            let handles = self.file(seg.file, true)?;
             handles
                 .write(part, seg.file_offset)
                 .map_err(|error| StorageError::Io {

@@ -105,6 +105,8 @@ pub fn raise_open_file_limit() -> u64 {
 /// The handles of one open file.
 pub(super) struct Handles {
     pub file: File,
+    /// Opened for writing (else read-only: a write must open the file again).
+    pub writable: bool,
     /// The same file opened with `O_DIRECT` (writes only), when wanted and supported.
     pub direct: Mutex<Option<File>>,
 }
@@ -185,16 +187,21 @@ impl OpenFiles {
         Some(handles.clone())
     }
 
-    /// Caches freshly opened handles (or returns the ones another thread cached first),
-    /// closing the least recently used file beyond the cap. A file evicted while in use
-    /// closes when its user is done.
+    /// Caches freshly opened handles (or returns the ones another thread cached first,
+    /// unless these are writable and those are not), closing the least recently used file
+    /// beyond the cap. A file evicted or replaced while in use closes when its user is done.
     pub(super) fn insert(&self, key: FileKey, handles: Handles) -> Arc<Handles> {
         let mut lru = self.lock();
         lru.clock += 1;
         let clock = lru.clock;
         if let Some((used, existing)) = lru.open.get_mut(&key) {
             *used = clock;
-            return existing.clone();
+            if existing.writable || !handles.writable {
+                return existing.clone();
+            }
+            let handles = Arc::new(handles);
+            *existing = handles.clone();
+            return handles;
         }
         while lru.open.len() >= self.cap {
             let oldest = lru
@@ -262,6 +269,25 @@ mod tests {
             "{err}"
         );
         assert_eq!(std::fs::read(outside.join("victim")).unwrap(), b"keep");
+        std::fs::remove_dir_all(&root).unwrap();
+        std::fs::remove_dir_all(&outside).unwrap();
+    }
+
+    #[test]
+    fn a_hard_linked_file_is_still_read_for_seeding_from_a_download_folder() {
+        let root = temp("hardlink-read");
+        let outside = temp("hardlink-read-outside");
+        std::fs::create_dir_all(root.join("t")).unwrap();
+        std::fs::write(outside.join("shared"), b"data").unwrap();
+        std::fs::hard_link(outside.join("shared"), root.join("t/a")).unwrap();
+        let s = Storage::new(one_file(&root, 4), &root, Access::ReadWrite).unwrap();
+        let mut back = [0u8; 4];
+        s.read(0, &mut back).unwrap();
+        assert_eq!(&back, b"data");
+        assert!(matches!(
+            s.write(0, b"evil").unwrap_err(),
+            StorageError::HardLink { .. }
+        ));
         std::fs::remove_dir_all(&root).unwrap();
         std::fs::remove_dir_all(&outside).unwrap();
     }

@@ -27,12 +27,13 @@ pub enum BanKey {
 }
 
 impl BanKey {
-    /// The key for a peer at `addr`.
+    /// The key for a peer at `addr` (an IPv4 address mapped into IPv6 is the IPv4 one).
     pub fn of(addr: SocketAddr) -> BanKey {
-        if addr.ip().is_loopback() {
-            BanKey::Socket(addr)
+        let ip = addr.ip().to_canonical();
+        if ip.is_loopback() {
+            BanKey::Socket(SocketAddr::new(ip, addr.port()))
         } else {
-            BanKey::Ip(addr.ip())
+            BanKey::Ip(ip)
         }
     }
 }
@@ -197,6 +198,20 @@ mod tests {
         }
         assert_eq!(bans.piece_failed(9, &[1; 8], 4, &[key(1); 2]), vec![key(1)]);
         assert_eq!(bans.banned_count(), 1);
+    }
+
+    #[test]
+    fn an_ipv4_peer_is_the_same_peer_over_a_dual_stack_socket() {
+        let v4 = SocketAddr::from(([10, 1, 2, 3], 6881));
+        let mapped: SocketAddr = "[::ffff:10.1.2.3]:7000".parse().unwrap();
+        let mut bans = Bans::default();
+        bans.ban(BanKey::of(mapped));
+        assert!(bans.is_banned(v4));
+        let local: SocketAddr = "[::ffff:127.0.0.1]:7000".parse().unwrap();
+        assert_eq!(
+            BanKey::of(local),
+            BanKey::Socket(SocketAddr::from(([127, 0, 0, 1], 7000)))
+        );
     }
 
     #[test]

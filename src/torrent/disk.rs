@@ -7,6 +7,17 @@ use crate::core::PeerKey;
 use crate::storage::AlignedBuf;
 use std::time::Instant;
 
+/// What reading a piece back from disk found ([`Action::HashOnDisk`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DiskHash {
+    /// It matched; each block's SHA-1 if they were asked for (else empty).
+    Good(Vec<[u8; 20]>),
+    /// It did not match; each block's SHA-1 (empty if they could not be read).
+    Bad(Vec<[u8; 20]>),
+    /// It could not be read (a disk problem, which proves nothing about the senders).
+    Unreadable(String),
+}
+
 /// Failed writes in a row (no good one between) after which the torrent fails: the disk
 /// is full or gone, and downloading more would only waste the peers' bandwidth.
 pub const MAX_WRITE_ERRORS: u32 = 8;
@@ -48,6 +59,7 @@ impl Engine {
         tracing::warn!("cannot read piece {piece}: {message}; checking it again");
         self.picker.piece_rechecking(piece);
         self.rechecking.insert(piece);
+        self.revocations += 1;
         self.actions.push_back(Action::HashOnDisk {
             piece,
             expected: self.hashes[piece as usize],
@@ -55,19 +67,33 @@ impl Engine {
         });
     }
 
-    /// The result of [`Action::HashOnDisk`]: `good` if the piece was read and matched;
-    /// `block_hashes`, each block's SHA-1 if asked for or if it failed (else empty).
-    pub fn handle_hashed_on_disk(
-        &mut self,
-        now: Instant,
-        piece: u32,
-        good: bool,
-        block_hashes: &[[u8; 20]],
-    ) {
+    /// The result of [`Action::HashOnDisk`]. A result for a piece that is neither being
+    /// downloaded in blocks nor checked again (a late one) is ignored.
+    pub fn handle_hashed_on_disk(&mut self, now: Instant, piece: u32, result: DiskHash) {
         if self.verifying.contains_key(&piece) {
-            self.spilled_verified(now, piece, good, block_hashes);
+            match result {
+                DiskHash::Good(blocks) => self.spilled_verified(now, piece, true, &blocks),
+                DiskHash::Bad(blocks) => self.spilled_verified(now, piece, false, &blocks),
+                DiskHash::Unreadable(message) => {
+                    // Nobody is blamed: the piece starts again, and a disk that keeps
+                    // failing stops the torrent as failed writes do.
+                    self.verifying.remove(&piece);
+                    self.counters.disk_errors += 1;
+                    self.write_errors += 1;
+                    tracing::warn!("cannot read back piece {piece}: {message}");
+                    self.picker.piece_failed(piece);
+                    if self.write_errors >= MAX_WRITE_ERRORS {
+                        self.fail(now, TorrentError::Write { piece, message });
+                        return;
+                    }
+                    self.refill_all(now);
+                }
+            }
         } else if self.rechecking.remove(&piece) {
-            self.rechecked(now, piece, good);
+            if let DiskHash::Unreadable(message) = &result {
+                tracing::warn!("cannot read piece {piece} again: {message}");
+            }
+            self.rechecked(now, piece, matches!(result, DiskHash::Good(_)));
         }
     }
 
@@ -75,6 +101,7 @@ impl Engine {
     fn rechecked(&mut self, now: Instant, piece: u32, good: bool) {
         if good {
             self.picker.piece_verified(piece);
+            self.update_all_interest();
             return;
         }
         tracing::warn!("piece {piece} is no longer on disk: downloading it again");
@@ -82,16 +109,21 @@ impl Engine {
         self.verified_bytes = self
             .verified_bytes
             .saturating_sub(u64::from(self.geometry.piece_len(piece)));
+        // Incomplete again: completing is news for the trackers once more.
+        self.downloading = true;
         if self.state == TorrentState::Seeding {
-            self.downloading = true;
             self.set_state(TorrentState::Downloading);
         }
+        self.update_all_interest();
+        self.refill_all(now);
+    }
+
+    fn update_all_interest(&mut self) {
         let keys: Vec<PeerKey> = self.peers.keys().copied().collect();
         for key in keys {
             if self.peers.get(&key).is_some_and(|p| p.is_live()) {
                 self.update_interest(key);
             }
         }
-        self.refill_all(now);
     }
 }

@@ -51,7 +51,7 @@ impl Engine {
 
     /// Tops up the requests in flight to peer `key`, if it has us unchoked.
     pub(super) fn refill(&mut self, now: Instant, key: PeerKey) {
-        if self.state != TorrentState::Downloading || self.write_backlog_full() {
+        if self.state != TorrentState::Downloading {
             return;
         }
         let Some(peer) = self.peers.get(&key) else {
@@ -69,6 +69,12 @@ impl Engine {
                 .clamp(MIN_QUEUE, MAX_QUEUE)
         };
         let pending = self.picker.requested_from(key);
+        // Blocks of large pieces go to disk as they arrive: keep them within the backlog.
+        let depth = if self.spills() {
+            depth.min(pending + self.spill_budget())
+        } else {
+            depth
+        };
         if pending >= depth {
             return;
         }
@@ -384,7 +390,7 @@ impl Engine {
             if let Some(buf) = self.partial.remove(&piece) {
                 self.pool.push(buf.data);
             }
-            self.picker.piece_failed(piece);
+            self.restart_piece(piece);
         }
     }
 }

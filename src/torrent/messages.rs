@@ -86,11 +86,11 @@ impl Engine {
         // A second connection from the same peer: the same id from the same address. The
         // id alone proves nothing (anyone can send any id), so it never refuses a peer at
         // another address.
-        let ip = peer.addr.ip();
+        let ip = peer.addr.ip().to_canonical();
         if self
             .peers
             .values()
-            .any(|p| p.is_live() && p.id == theirs.peer_id && p.addr.ip() == ip)
+            .any(|p| p.is_live() && p.id == theirs.peer_id && p.addr.ip().to_canonical() == ip)
         {
             return Err(DisconnectReason::DuplicatePeerId);
         }

@@ -47,6 +47,7 @@ mod spill;
 
 pub use bans::{BanKey, Bans, MAX_STRIKES};
 pub use book::{PeerBook, PeerSource, MAX_CANDIDATES};
+pub use disk::DiskHash;
 pub use error::{DisconnectReason, TorrentError};
 pub use peer::Direction;
 pub use rate::Rate;
@@ -258,6 +259,10 @@ pub struct Engine {
     block_pool: Vec<Vec<u8>>,
     /// Pieces we had that are being checked again after a failed read.
     rechecking: HashSet<u32>,
+    /// Spilled pieces to start again once their old writes landed.
+    draining: HashSet<u32>,
+    /// Pieces we had and stopped serving (a failed read), ever.
+    revocations: u64,
     /// Peers with bytes in their `out` queue.
     dirty: Vec<PeerKey>,
     actions: VecDeque<Action>,
@@ -317,6 +322,8 @@ impl Engine {
             unwritten_bytes: 0,
             block_pool: Vec::new(),
             rechecking: HashSet::new(),
+            draining: HashSet::new(),
+            revocations: 0,
             counters: Counters::default(),
             dirty: Vec::new(),
             actions: VecDeque::new(),
@@ -408,6 +415,13 @@ impl Engine {
         let pooled: usize = self.pool.iter().map(|b| b.len()).sum();
         let blocks: usize = self.block_pool.iter().map(|b| b.capacity()).sum();
         (held + pooled + blocks) as u64 + self.unwritten_bytes
+    }
+
+    /// How many times a piece we had stopped being served (a failed read). A driver that
+    /// reads blocks from disk without the engine's lock compares this before and after:
+    /// if it changed, the blocks read may belong to a piece being fetched again.
+    pub fn revocations(&self) -> u64 {
+        self.revocations
     }
 
     /// Progress figures now.

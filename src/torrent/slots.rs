@@ -57,7 +57,9 @@ impl Engine {
     /// tried drops one useless peer now and then, so a hostile tracker's list of idle
     /// peers cannot hold every slot.
     pub(super) fn make_room_to_dial(&mut self, now: Instant) {
-        let full = self.peers.len() + self.dialing.len() >= self.config.max_peers;
+        // Exactly full: dropping one frees a slot to dial from (with more connections
+        // still handshaking, it would not).
+        let full = self.peers.len() + self.dialing.len() == self.config.max_peers;
         if full && !self.picker.is_complete() && self.book.ready(now) {
             self.make_room(now);
         }

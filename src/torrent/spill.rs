@@ -1,31 +1,29 @@
 //! Large pieces: written to disk block by block as they arrive, and hashed from disk once
-//! complete, so memory for pieces in flight stays within [`super::PARTIAL_BYTES`] (plus the
-//! write backlog, [`WRITE_BACKLOG`]) whatever the piece length. A piece of 256 MiB would
-//! otherwise be buffered whole.
+//! complete, so memory for pieces in flight stays within [`WRITE_BACKLOG`] (blocks
+//! requested plus blocks waiting for the disk) whatever the piece length. A piece of
+//! 256 MiB would otherwise be buffered whole.
 //!
 //! Unverified bytes on disk are harmless: a piece is marked had, announced and served only
 //! after the hash of what the disk holds matched. A failed hash means the piece is
 //! downloaded again over the same bytes; a restart checks the disk anyway.
 
 use super::{Action, Engine, PieceBuf, TorrentError};
+use crate::core::BLOCK_LEN;
 use crate::storage::AlignedBuf;
 use std::time::Instant;
 
 /// Pieces longer than this are spilled to disk block by block (shorter ones are held in
 /// memory and written whole after their hash check, with `O_DIRECT` where possible).
 pub const SPILL_PIECE: u64 = 2 << 20;
-/// Bytes of received blocks waiting for their write before no more are requested.
+/// Bytes of blocks of spilled pieces requested or waiting for their write, at most.
 pub const WRITE_BACKLOG: u64 = 8 << 20;
+/// Below this many blocks of budget, a landed write refills every peer.
+const LOW_BUDGET: usize = 64;
 
 impl Engine {
     /// Whether this torrent's pieces are spilled (see the module documentation).
     pub(super) fn spills(&self) -> bool {
         self.geometry.piece_length > SPILL_PIECE
-    }
-
-    /// Whether received blocks wait for the disk beyond [`WRITE_BACKLOG`]: ask for no more.
-    pub(super) fn write_backlog_full(&self) -> bool {
-        self.unwritten_bytes >= WRITE_BACKLOG
     }
 
     /// A needed block of a spilled piece arrived: it goes to the disk now.
@@ -67,7 +65,7 @@ impl Engine {
         data: Vec<u8>,
         result: Result<(), String>,
     ) {
-        let was_full = self.write_backlog_full();
+        let was_short = self.spill_budget() < LOW_BUDGET;
         self.unwritten_bytes = self.unwritten_bytes.saturating_sub(data.len() as u64);
         if self.block_pool.len() < 64 {
             self.block_pool.push(data);
@@ -84,27 +82,55 @@ impl Engine {
         }
         match result {
             Err(message) => {
-                self.counters.disk_errors += 1;
-                self.write_errors += 1;
-                tracing::warn!("cannot save a block of piece {piece}: {message}");
-                // The piece starts again (whether still arriving or awaiting its hash).
-                self.partial.remove(&piece);
-                self.verifying.remove(&piece);
-                self.picker.piece_failed(piece);
-                if self.write_errors >= super::disk::MAX_WRITE_ERRORS {
-                    self.fail(now, TorrentError::Write { piece, message });
-                    return;
+                // One error per attempt at the piece: the attempt ends here, and the
+                // errors of its other blocks still on the way say nothing new.
+                let active =
+                    self.partial.remove(&piece).is_some() | self.verifying.remove(&piece).is_some();
+                if active {
+                    self.counters.disk_errors += 1;
+                    self.write_errors += 1;
+                    tracing::warn!("cannot save a block of piece {piece}: {message}");
+                    if self.write_errors >= super::disk::MAX_WRITE_ERRORS {
+                        self.fail(now, TorrentError::Write { piece, message });
+                        return;
+                    }
+                    self.restart_piece(piece);
                 }
             }
             Ok(()) => {
+                self.write_errors = 0;
                 if left == 0 && self.verifying.contains_key(&piece) {
                     self.hash_spilled(piece);
                 }
             }
         }
-        if was_full && !self.write_backlog_full() {
+        if left == 0 && self.draining.remove(&piece) {
+            // Its last old write landed: a new attempt cannot be overwritten by it.
+            self.picker.piece_failed(piece);
+            self.refill_all(now);
+        } else if was_short && self.spill_budget() >= LOW_BUDGET {
             self.refill_all(now);
         }
+    }
+
+    /// A spilled piece must start again. While writes of the old attempt are still on
+    /// the way (the pool has several threads), it is parked: not picked until they
+    /// landed, so none of them can overwrite a block of the new attempt.
+    pub(super) fn restart_piece(&mut self, piece: u32) {
+        if self.unwritten.contains_key(&piece) {
+            self.picker.piece_parked(piece);
+            self.draining.insert(piece);
+        } else {
+            self.picker.piece_failed(piece);
+        }
+    }
+
+    /// Blocks that may still be requested for spilled pieces: the write backlog less
+    /// what waits for the disk and what is already requested.
+    pub(super) fn spill_budget(&self) -> usize {
+        let requested = self.picker.requested_total() as u64 * u64::from(BLOCK_LEN);
+        (WRITE_BACKLOG.saturating_sub(self.unwritten_bytes + requested) / u64::from(BLOCK_LEN))
+            as usize
     }
 
     /// The hash of a spilled piece, read from disk ([`Action::HashOnDisk`] for a piece
@@ -122,7 +148,10 @@ impl Engine {
         };
         let len = u64::from(self.geometry.piece_len(piece));
         let banned = self.judge(piece, good, len, &senders, |bans, good| {
-            if good {
+            if good && block_hashes.is_empty() {
+                // The blocks could not be read back: keep the suspects for a later proof.
+                Vec::new()
+            } else if good {
                 bans.piece_verified_hashes(piece, block_hashes)
             } else {
                 bans.piece_failed_hashes(piece, block_hashes, &senders)

@@ -357,13 +357,15 @@ fn a_failed_read_stops_serving_the_piece_and_checks_it_again() {
     p.engine.take_serves(p.key, 10, &mut out);
     assert!(out.is_empty());
     // The disk no longer holds it: the seed becomes a downloader of that piece.
-    p.engine.handle_hashed_on_disk(p.now, 3, false, &[]);
+    p.engine
+        .handle_hashed_on_disk(p.now, 3, DiskHash::Unreadable("gone".into()));
     assert_eq!(p.engine.state(), TorrentState::Downloading);
     assert!(!p.engine.have()[3]);
     assert_eq!(p.engine.stats().disk_errors, 1);
     // A piece whose check passes is served again.
     p.engine.handle_read_failed(5, "Too many open files");
-    p.engine.handle_hashed_on_disk(p.now, 5, true, &[]);
+    p.engine
+        .handle_hashed_on_disk(p.now, 5, DiskHash::Good(Vec::new()));
     assert!(p.engine.have()[5]);
 }
 
@@ -416,4 +418,157 @@ fn a_liar_among_large_pieces_is_proven_by_block_hashes_read_from_disk() {
         .closes
         .iter()
         .any(|(a, r)| *a == addr(2) && *r == DisconnectReason::SentBadData));
+}
+
+/// A scripted downloader of 4 MiB pieces (spilled) whose writes wait until released.
+fn spilling() -> Scripted {
+    let mut p = Scripted::new(16 << 20, 4 << 20, false, true);
+    p.defer_writes = true;
+    p.send(Message::Unchoke);
+    p
+}
+
+/// Carries out `writes` on the scripted disk and reports them done.
+fn land(p: &mut Scripted, writes: Vec<(u32, u32, Vec<u8>)>) {
+    for (piece, offset, data) in writes {
+        if !p.disk.is_empty() {
+            let at = (p.engine.geometry().piece_offset(piece) + u64::from(offset)) as usize;
+            p.disk[at..at + data.len()].copy_from_slice(&data);
+        }
+        p.engine.handle_written(p.now, piece, data, Ok(()));
+    }
+}
+
+/// Takes the writes waiting in `p.actions`.
+fn waiting_writes(p: &mut Scripted) -> Vec<(u32, u32, Vec<u8>)> {
+    let mut writes = Vec::new();
+    p.actions.retain_mut(|a| match a {
+        Action::Write {
+            piece,
+            offset,
+            data,
+        } => {
+            writes.push((*piece, *offset, std::mem::take(data)));
+            false
+        }
+        _ => true,
+    });
+    writes
+}
+
+#[test]
+fn blocks_requested_and_waiting_for_the_disk_stay_within_the_backlog() {
+    let mut p = spilling();
+    let budget = spill::WRITE_BACKLOG / u64::from(B);
+    // The disk is slow: every block asked for arrives, no write lands.
+    let mut waiting = 0u64;
+    let mut rounds = 0;
+    loop {
+        let asked = Scripted::requests(&p.received());
+        if asked.is_empty() {
+            break;
+        }
+        rounds += 1;
+        assert!(rounds < 100, "requests never stop");
+        for b in asked {
+            p.send_block(b, false);
+        }
+        waiting = waiting_writes_count(&p);
+        assert!(waiting <= budget, "{waiting} blocks waiting for the disk");
+    }
+    assert!(waiting > budget / 2, "only {waiting} blocks asked for");
+    assert!(p.engine.piece_memory() <= spill::WRITE_BACKLOG + (1 << 20));
+    // Once the writes land, requests resume.
+    let writes = waiting_writes(&mut p);
+    land(&mut p, writes);
+    assert!(!Scripted::requests(&p.received()).is_empty());
+}
+
+fn waiting_writes_count(p: &Scripted) -> u64 {
+    p.actions
+        .iter()
+        .filter(|a| matches!(a, Action::Write { .. }))
+        .count() as u64
+}
+
+#[test]
+fn a_failed_block_write_restarts_its_piece_once_the_old_writes_landed() {
+    let mut p = spilling();
+    let asked = Scripted::requests(&p.received());
+    let first: Vec<Block> = asked
+        .iter()
+        .filter(|b| b.piece == asked[0].piece)
+        .copied()
+        .collect();
+    let piece = first[0].piece;
+    for b in &first[..4] {
+        p.send_block(*b, false);
+    }
+    p.received();
+    let mut writes = waiting_writes(&mut p);
+    assert_eq!(writes.len(), 4);
+    // Two writes fail: one disk error for the attempt, not two.
+    for (n, (pc, _, data)) in writes.drain(..2).enumerate() {
+        p.engine
+            .handle_written(p.now, pc, data, Err(format!("EIO {n}")));
+    }
+    assert_eq!(p.engine.stats().disk_errors, 1);
+    // Two writes of the old attempt are still on the way: the piece is not asked for.
+    let again = Scripted::requests(&p.received());
+    assert!(again.iter().all(|b| b.piece != piece), "{again:?}");
+    land(&mut p, writes);
+    // Now it may start again.
+    let mut retried = false;
+    for _ in 0..40 {
+        let asked = Scripted::requests(&p.received());
+        retried |= asked.iter().any(|b| b.piece == piece);
+        for b in asked {
+            p.send_block(b, false);
+        }
+        let writes = waiting_writes(&mut p);
+        land(&mut p, writes);
+        if p.engine.stats().complete {
+            break;
+        }
+    }
+    assert!(retried);
+    let stats = p.engine.stats();
+    assert!(stats.complete, "{stats:?}");
+    assert_eq!(stats.hash_failures, 0);
+    assert!(p.disk == p.original);
+}
+
+#[test]
+fn a_piece_that_cannot_be_read_back_blames_nobody() {
+    let mut p = spilling();
+    // The pool's side is played here: writes land, hashes are asked of us.
+    p.disk = Vec::new();
+    let mut hashed = Vec::new();
+    for _ in 0..100 {
+        for b in Scripted::requests(&p.received()) {
+            p.send_block(b, false);
+        }
+        let writes = waiting_writes(&mut p);
+        land(&mut p, writes);
+        p.actions.retain(|a| match a {
+            Action::HashOnDisk { piece, .. } => {
+                hashed.push(*piece);
+                false
+            }
+            _ => true,
+        });
+        if !hashed.is_empty() {
+            break;
+        }
+    }
+    let piece = hashed[0];
+    p.engine
+        .handle_hashed_on_disk(p.now, piece, DiskHash::Unreadable("EIO".into()));
+    let stats = p.engine.stats();
+    assert_eq!((stats.hash_failures, stats.disk_errors), (0, 1));
+    assert!(!p.engine.bans.on_parole(bans::BanKey::of(addr(9))));
+    // A late result for it is ignored.
+    p.engine
+        .handle_hashed_on_disk(p.now, piece, DiskHash::Good(Vec::new()));
+    assert!(!p.engine.have()[piece as usize]);
 }

@@ -39,18 +39,20 @@ pub fn hash_on_disk(
     piece: u32,
     expected: &[u8; 20],
     block_hashes: bool,
-) -> (bool, Vec<[u8; 20]>) {
+) -> DiskHash {
     let at = geometry.piece_offset(piece) as usize;
     let data = &disk[at..at + geometry.piece_len(piece) as usize];
     let good = verifies(data, expected);
-    let blocks = if good && !block_hashes {
-        Vec::new()
-    } else {
+    let blocks = || {
         data.chunks(BLOCK_LEN as usize)
             .map(|b| Sha1::digest(b).into())
             .collect()
     };
-    (good, blocks)
+    match (good, block_hashes) {
+        (true, false) => DiskHash::Good(Vec::new()),
+        (true, true) => DiskHash::Good(blocks()),
+        (false, _) => DiskHash::Bad(blocks()),
+    }
 }
 
 fn verifies(data: &[u8], expected: &[u8; 20]) -> bool {
@@ -371,7 +373,7 @@ impl Swarm {
                 block_hashes,
             } => {
                 let now = self.now;
-                let (good, blocks) = hash_on_disk(
+                let result = hash_on_disk(
                     &self.nodes[i].disk,
                     self.geometry,
                     piece,
@@ -380,7 +382,7 @@ impl Swarm {
                 );
                 self.nodes[i]
                     .engine
-                    .handle_hashed_on_disk(now, piece, good, &blocks);
+                    .handle_hashed_on_disk(now, piece, result);
             }
             Action::Announce { event } => self.nodes[i].announces.push(event),
             Action::Completed => self.nodes[i].completed += 1,
@@ -471,6 +473,8 @@ pub struct Scripted {
     pub actions: Vec<Action>,
     /// What [`Action::Write`] wrote.
     pub disk: Vec<u8>,
+    /// Leave [`Action::Write`]s in `actions` instead of carrying them out at once.
+    pub defer_writes: bool,
     handshake_pending: bool,
 }
 
@@ -520,6 +524,7 @@ impl Scripted {
             engine,
             key,
             disk: vec![0; original.len()],
+            defer_writes: false,
             original,
             actions: Vec::new(),
             handshake_pending: true,
@@ -580,7 +585,7 @@ impl Scripted {
                         piece,
                         offset,
                         data,
-                    } => {
+                    } if !self.defer_writes => {
                         let geometry = self.engine.geometry();
                         let at = (geometry.piece_offset(piece) + u64::from(offset)) as usize;
                         self.disk[at..at + data.len()].copy_from_slice(&data);
@@ -592,10 +597,9 @@ impl Scripted {
                         block_hashes,
                     } if !self.disk.is_empty() => {
                         let geometry = self.engine.geometry();
-                        let (good, blocks) =
+                        let result =
                             hash_on_disk(&self.disk, geometry, piece, &expected, block_hashes);
-                        self.engine
-                            .handle_hashed_on_disk(self.now, piece, good, &blocks);
+                        self.engine.handle_hashed_on_disk(self.now, piece, result);
                     }
                     other => self.actions.push(other),
                 }
