@@ -6,13 +6,50 @@
 //! - Input with warnings (unsorted / duplicate keys) either fails to encode with
 //!   `DuplicateKey`, or encodes to bytes that decode again without warnings and are a fixed
 //!   point of decode → encode.
+//! - `decode_lazy` accepts exactly what `decode` accepts, with the same warnings, and
+//!   reading its values in place finds the same tree, span for span.
 #![no_main]
 
-use battorrent::bencode::{decode, encode, EncodeError, Limits, WarningKind};
+use battorrent::bencode::{
+    decode, decode_lazy, encode, EncodeError, Kind, Lazy, Limits, Value, WarningKind,
+};
 use libfuzzer_sys::fuzz_target;
 
+/// Whether the value read in place is the decoded one.
+fn same(lazy: &Lazy<'_>, value: &Value<'_>) -> bool {
+    if lazy.span != value.span {
+        return false;
+    }
+    match &value.kind {
+        Kind::Int(n) => lazy.as_int() == Some(*n),
+        Kind::Bytes(b) => lazy.as_bytes() == Some(*b),
+        Kind::List(items) => lazy.list().is_some_and(|l| {
+            let l: Vec<_> = l.collect();
+            l.len() == items.len() && l.iter().zip(items).all(|(a, b)| same(a, b))
+        }),
+        Kind::Dict(entries) => lazy.dict().is_some_and(|d| {
+            let d: Vec<_> = d.collect();
+            d.len() == entries.len()
+                && d
+                    .iter()
+                    .zip(entries)
+                    .all(|((ka, va), (kb, vb))| ka == kb && same(va, vb))
+        }),
+    }
+}
+
 fuzz_target!(|data: &[u8]| {
-    let Ok(doc) = decode(data, Limits::default()) else {
+    let lazy = decode_lazy(data, Limits::default());
+    let full = decode(data, Limits::default());
+    match (&lazy, &full) {
+        (Ok(l), Ok(f)) => {
+            assert_eq!(l.warnings, f.warnings, "lazy and full decoders disagree");
+            assert!(same(&l.root, &f.root), "reading in place differs from the tree");
+        }
+        (Err(a), Err(b)) => assert_eq!(a, b, "lazy and full decoders fail differently"),
+        _ => panic!("one decoder accepted what the other refused"),
+    }
+    let Ok(doc) = full else {
         return;
     };
     assert_eq!(doc.root.span, 0..data.len(), "root span must cover the input");
