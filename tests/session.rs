@@ -19,6 +19,17 @@ fn scratch(name: &str) -> PathBuf {
 
 /// Writes `size` bytes of reproducible data as `dir/name` and makes a torrent of it.
 fn torrent(dir: &Path, name: &str, size: usize, seed: u32) -> Metainfo {
+    torrent_in_pieces(dir, name, size, seed, 32 * 1024)
+}
+
+/// [`torrent`] with pieces of `piece_length` bytes.
+fn torrent_in_pieces(
+    dir: &Path,
+    name: &str,
+    size: usize,
+    seed: u32,
+    piece_length: u64,
+) -> Metainfo {
     let data: Vec<u8> = (0..size as u32)
         .map(|i| (i.wrapping_add(seed).wrapping_mul(2_654_435_761) >> 11) as u8)
         .collect();
@@ -26,7 +37,7 @@ fn torrent(dir: &Path, name: &str, size: usize, seed: u32) -> Metainfo {
     std::fs::write(&path, data).unwrap();
     let input = scan(&path, false, false).unwrap();
     let options = CreateOptions {
-        piece_length: Some(32 * 1024),
+        piece_length: Some(piece_length),
         ..CreateOptions::default()
     };
     build(&input, &options, |_| {}).unwrap().metainfo
@@ -288,5 +299,39 @@ async fn peers_meet_through_the_tracker_and_say_stopped_when_removed() {
     seeder.shutdown().await;
     stop.cancel();
     let _ = serving.await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_pieces_go_to_disk_block_by_block_and_verify() {
+    // 4 MiB pieces are written as their blocks arrive and hashed as written.
+    let _serial = SERIAL.lock().await;
+    let dir = scratch("large-pieces");
+    let seed_dir = dir.join("seed");
+    let get_dir = dir.join("get");
+    std::fs::create_dir_all(&seed_dir).unwrap();
+    let meta = torrent_in_pieces(&seed_dir, "big.bin", (22 << 20) + 12_345, 7, 4 << 20);
+    let seeder = Session::start(config()).await.unwrap();
+    let seed_id = seeder
+        .add(add(&meta, &seed_dir, Some(true), vec![]))
+        .unwrap();
+    let getter = Session::start(config()).await.unwrap();
+    let id = getter
+        .add(add(&meta, &get_dir, Some(false), vec![seeder.local_addr()]))
+        .unwrap();
+    tokio::time::timeout(Duration::from_secs(60), getter.completed(id))
+        .await
+        .expect("the download completes");
+    let got = std::fs::read(get_dir.join("big.bin")).unwrap();
+    assert!(got == std::fs::read(seed_dir.join("big.bin")).unwrap());
+    let stats = &getter.torrents()[0].stats;
+    assert_eq!(
+        (stats.hash_failures, stats.disk_errors),
+        (0, 0),
+        "{stats:?}"
+    );
+    let _ = seed_id;
+    getter.shutdown().await;
+    seeder.shutdown().await;
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -133,6 +133,8 @@ pub struct TorrentHandle {
     /// The engine's count of pieces it stopped serving ([`Engine::revocations`]), copied
     /// after each call: a writer that read blocks while it changed sends none of them.
     pub revoked: AtomicU64,
+    /// Spilled pieces hashed as their blocks are written.
+    pub written: super::inorder::WrittenHashes,
 }
 
 impl TorrentHandle {
@@ -197,21 +199,30 @@ impl TorrentHandle {
                     piece,
                     offset,
                     data,
+                    attempt,
                 } => self.shared.pool.submit(Job {
                     torrent: self.clone(),
                     piece,
                     expected: [0; 20],
-                    work: Work::Write { offset, data },
+                    work: Work::Write {
+                        offset,
+                        data,
+                        attempt,
+                    },
                 }),
                 Action::HashOnDisk {
                     piece,
                     expected,
                     block_hashes,
+                    attempt,
                 } => self.shared.pool.submit(Job {
                     torrent: self.clone(),
                     piece,
                     expected,
-                    work: Work::OnDisk { block_hashes },
+                    work: Work::OnDisk {
+                        block_hashes,
+                        attempt,
+                    },
                 }),
                 Action::Announce { event } => {
                     if let Some(slot) = &self.tracker {

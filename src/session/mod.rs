@@ -17,6 +17,7 @@
 mod announce;
 mod conn;
 mod driver;
+mod inorder;
 mod limit;
 mod listener;
 mod types;
@@ -236,6 +237,7 @@ impl Session {
             cancel: inner.shutdown.child_token(),
             timer_at: AtomicU64::new(u64::MAX),
             revoked: AtomicU64::new(0),
+            written: Default::default(),
             check_cancel: add
                 .have
                 .is_none()

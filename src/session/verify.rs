@@ -27,11 +27,19 @@ pub struct Job {
 pub enum Work {
     /// A piece received from peers: hash it, write it if good.
     Received(AlignedBuf),
-    /// A block of a large piece, written before its piece is hashed.
-    Write { offset: u32, data: Vec<u8> },
-    /// A piece on disk: read it back in chunks and hash it (with each block's hash if
-    /// asked for or if it fails).
-    OnDisk { block_hashes: bool },
+    /// A block of a large piece, written before its piece is hashed (and hashed now if
+    /// it continues its attempt's blocks in order).
+    Write {
+        offset: u32,
+        data: Vec<u8>,
+        attempt: u64,
+    },
+    /// A piece on disk: hash it, reading back what was not hashed as written (with each
+    /// block's hash if asked for or if it fails).
+    OnDisk {
+        block_hashes: bool,
+        attempt: Option<u64>,
+    },
 }
 
 /// Bytes read at a time when checking a piece on disk (pieces may be up to 256 MiB).
@@ -104,15 +112,27 @@ fn run(job: Job, chunk: &mut Vec<u8>) {
     } = job;
     match work {
         Work::Received(data) => verify_and_write(&torrent, piece, &expected, data),
-        Work::Write { offset, data } => {
+        Work::Write {
+            offset,
+            data,
+            attempt,
+        } => {
             let at = torrent.geometry.piece_offset(piece) + u64::from(offset);
             let result = torrent.storage.write(at, &data).map_err(|e| e.to_string());
+            if result.is_ok() {
+                torrent
+                    .written
+                    .written(piece, attempt, u64::from(offset), &data);
+            }
             let mut d = torrent.lock();
             d.engine.handle_written(Instant::now(), piece, data, result);
             torrent.dispatch(&mut d);
         }
-        Work::OnDisk { block_hashes } => {
-            let result = match hash_on_disk(&torrent, piece, &expected, chunk) {
+        Work::OnDisk {
+            block_hashes,
+            attempt,
+        } => {
+            let result = match hash_on_disk(&torrent, piece, attempt, &expected, chunk) {
                 Ok(true) if !block_hashes => DiskHash::Good(Vec::new()),
                 Ok(true) => DiskHash::Good(hash_blocks_on_disk(&torrent, piece, chunk)),
                 Ok(false) => DiskHash::Bad(hash_blocks_on_disk(&torrent, piece, chunk)),
@@ -150,17 +170,18 @@ fn verify_and_write(
     torrent.dispatch(&mut d);
 }
 
-/// Reads piece `piece` from disk a chunk at a time; whether it hashes to `expected`.
+/// Whether piece `piece` on disk hashes to `expected`: what `attempt`'s writes hashed in
+/// order is taken as is, the rest is read a chunk at a time.
 fn hash_on_disk(
     torrent: &TorrentHandle,
     piece: u32,
+    attempt: Option<u64>,
     expected: &[u8; 20],
     chunk: &mut Vec<u8>,
 ) -> Result<bool, String> {
     let start = torrent.geometry.piece_offset(piece);
     let len = u64::from(torrent.geometry.piece_len(piece));
-    let mut sha = Sha1::new();
-    let mut at = 0;
+    let (mut at, mut sha) = torrent.written.take(piece, attempt);
     while at < len {
         let n = (len - at).min(READ_CHUNK as u64) as usize;
         chunk.resize(n, 0);

@@ -64,6 +64,7 @@ impl Engine {
             piece,
             expected: self.hashes[piece as usize],
             block_hashes: false,
+            attempt: None,
         });
     }
 

@@ -249,6 +249,10 @@ impl Engine {
         let piece_len = self.geometry.piece_len(piece) as usize;
         let blocks = self.geometry.block_count(piece) as usize;
         let spill = self.spills();
+        if spill && !self.partial.contains_key(&piece) {
+            self.last_attempt += 1;
+            self.attempts.insert(piece, self.last_attempt);
+        }
         let pool = &mut self.pool;
         let buf = self.partial.entry(piece).or_insert_with(|| PieceBuf {
             data: super::spill::piece_buffer(pool, spill, piece_len),

@@ -163,6 +163,9 @@ pub enum Action {
         piece: u32,
         offset: u32,
         data: Vec<u8>,
+        /// Which attempt at the piece this block belongs to (a piece that starts again
+        /// gets a new number): lets the driver hash blocks as they are written.
+        attempt: u64,
     },
     /// Read this piece from disk and hash it (a large piece just downloaded, or a piece
     /// we had that could not be read); report with [`Engine::handle_hashed_on_disk`],
@@ -172,6 +175,10 @@ pub enum Action {
         piece: u32,
         expected: [u8; 20],
         block_hashes: bool,
+        /// For a spilled piece, the attempt whose writes made it (see [`Action::Write`]):
+        /// what the driver hashed of that attempt's writes, in order, need not be read
+        /// again. `None` for a piece checked again.
+        attempt: Option<u64>,
     },
     /// Tell the trackers (`Event::None`: nothing new, but more peers are wanted now).
     Announce { event: Event },
@@ -263,6 +270,9 @@ pub struct Engine {
     draining: HashSet<u32>,
     /// Pieces we had and stopped serving (a failed read), ever.
     revocations: u64,
+    /// The attempt number of each spilled piece in progress, and the last one given.
+    attempts: HashMap<u32, u64>,
+    last_attempt: u64,
     /// Peers with bytes in their `out` queue.
     dirty: Vec<PeerKey>,
     actions: VecDeque<Action>,
@@ -324,6 +334,8 @@ impl Engine {
             rechecking: HashSet::new(),
             draining: HashSet::new(),
             revocations: 0,
+            attempts: HashMap::new(),
+            last_attempt: 0,
             counters: Counters::default(),
             dirty: Vec::new(),
             actions: VecDeque::new(),

@@ -33,10 +33,12 @@ impl Engine {
         buf.extend_from_slice(data);
         *self.unwritten.entry(piece).or_default() += 1;
         self.unwritten_bytes += data.len() as u64;
+        let attempt = self.attempts.get(&piece).copied().unwrap_or_default();
         self.actions.push_back(Action::Write {
             piece,
             offset,
             data: buf,
+            attempt,
         });
     }
 
@@ -53,6 +55,7 @@ impl Engine {
             piece,
             expected: self.hashes[piece as usize],
             block_hashes: self.bans.has_suspects(piece),
+            attempt: self.attempts.remove(&piece),
         });
     }
 
@@ -117,6 +120,7 @@ impl Engine {
     /// the way (the pool has several threads), it is parked: not picked until they
     /// landed, so none of them can overwrite a block of the new attempt.
     pub(super) fn restart_piece(&mut self, piece: u32) {
+        self.attempts.remove(&piece);
         if self.unwritten.contains_key(&piece) {
             self.picker.piece_parked(piece);
             self.draining.insert(piece);

@@ -447,6 +447,7 @@ fn waiting_writes(p: &mut Scripted) -> Vec<(u32, u32, Vec<u8>)> {
             piece,
             offset,
             data,
+            ..
         } => {
             writes.push((*piece, *offset, std::mem::take(data)));
             false

@@ -359,6 +359,7 @@ impl Swarm {
                 piece,
                 offset,
                 data,
+                ..
             } => {
                 let at = (self.geometry.piece_offset(piece) + u64::from(offset)) as usize;
                 self.nodes[i].disk[at..at + data.len()].copy_from_slice(&data);
@@ -371,6 +372,7 @@ impl Swarm {
                 piece,
                 expected,
                 block_hashes,
+                ..
             } => {
                 let now = self.now;
                 let result = hash_on_disk(
@@ -585,6 +587,7 @@ impl Scripted {
                         piece,
                         offset,
                         data,
+                        ..
                     } if !self.defer_writes => {
                         let geometry = self.engine.geometry();
                         let at = (geometry.piece_offset(piece) + u64::from(offset)) as usize;
@@ -595,6 +598,7 @@ impl Scripted {
                         piece,
                         expected,
                         block_hashes,
+                        ..
                     } if !self.disk.is_empty() => {
                         let geometry = self.engine.geometry();
                         let result =
