@@ -268,6 +268,34 @@ fn garbage_oversized_and_slow_requests_are_cut_off() {
 }
 
 #[test]
+fn conflicting_framing_gets_400_and_hides_no_second_request() {
+    let t = Tracker::start(&[]);
+    let smuggled = "GET /stats HTTP/1.1\r\nHost: x\r\n\r\n";
+    for framing in [
+        format!("Content-Length: 0\r\nContent-Length: {}", smuggled.len()),
+        format!(
+            "Content-Length: {}\r\nTransfer-Encoding: chunked",
+            smuggled.len()
+        ),
+    ] {
+        let mut s = t.connect();
+        write!(
+            s,
+            "GET /announce HTTP/1.1\r\nHost: x\r\n{framing}\r\n\r\n{smuggled}"
+        )
+        .unwrap();
+        let mut r = BufReader::new(s);
+        let (status, body) = read_response(&mut r);
+        assert_eq!(status, 400, "{framing}: {}", text(&body));
+        assert!(text(&body).contains("framing"), "{}", text(&body));
+        // The connection closes: the smuggled request is never answered.
+        let mut rest = Vec::new();
+        let _ = r.read_to_end(&mut rest);
+        assert!(rest.is_empty(), "{framing}: answered {}", text(&rest));
+    }
+}
+
+#[test]
 fn connection_cap_closes_extra_connections() {
     let t = Tracker::start(&["--max-connections", "2"]);
     // Connections count once they send something (the listener defers accept until data

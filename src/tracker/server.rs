@@ -472,11 +472,14 @@ fn answer_buffered(shared: &Shared, conn: &mut Conn, peer: SocketAddr) -> (bool,
             Ok(httparse::Status::Complete(n)) => {
                 start += n;
                 close = wants_close(&req);
-                if has_body(&req) {
-                    close = true;
-                    failure(shared, body, 400, "request bodies are not accepted")
-                } else {
-                    route(shared, &req, client_ip(config, &req, peer), body)
+                match framing(&req) {
+                    Ok(()) => route(shared, &req, client_ip(config, &req, peer), body),
+                    Err(e) => {
+                        // The end of this request is unknown: what follows cannot be read
+                        // as another request.
+                        close = true;
+                        failure(shared, body, 400, &e.to_string())
+                    }
                 }
             }
             Err(e) => {
@@ -584,9 +587,42 @@ fn wants_close(req: &httparse::Request<'_, '_>) -> bool {
     }
 }
 
-fn has_body(req: &httparse::Request<'_, '_>) -> bool {
-    header(req, "transfer-encoding").is_some()
-        || header(req, "content-length").is_some_and(|v| v.iter().any(|&b| b != b'0' && b != b' '))
+/// Why a request's framing was refused: a body, or headers that disagree about where the
+/// request ends (read another way by a proxy in front, that is request smuggling).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+enum Framing {
+    #[error("request bodies are not accepted")]
+    Body,
+    #[error("conflicting message framing: more than one Content-Length, or Content-Length with Transfer-Encoding")]
+    Conflicting,
+    #[error("malformed Content-Length")]
+    BadLength,
+}
+
+/// Accepts a request without a body: no `Transfer-Encoding`, and at most one
+/// `Content-Length`, which must be zero.
+fn framing(req: &httparse::Request<'_, '_>) -> Result<(), Framing> {
+    let mut lengths = 0;
+    let mut chunked = false;
+    let mut nonzero = false;
+    for h in req.headers.iter() {
+        if h.name.eq_ignore_ascii_case("transfer-encoding") {
+            chunked = true;
+        } else if h.name.eq_ignore_ascii_case("content-length") {
+            lengths += 1;
+            let digits = h.value.trim_ascii();
+            if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+                return Err(Framing::BadLength);
+            }
+            nonzero |= digits.iter().any(|&d| d != b'0');
+        }
+    }
+    match (lengths, chunked) {
+        (2.., _) | (1, true) => Err(Framing::Conflicting),
+        (_, true) => Err(Framing::Body),
+        _ if nonzero => Err(Framing::Body),
+        _ => Ok(()),
+    }
 }
 
 /// The client's address: the connection's, or with `--trust-proxy` the last
@@ -804,6 +840,50 @@ mod tests {
         let mut req = httparse::Request::new(&mut headers);
         assert!(req.parse(request).unwrap().is_complete());
         wants_close(&req)
+    }
+
+    fn framed(request: &[u8]) -> Result<(), Framing> {
+        let mut headers = [httparse::EMPTY_HEADER; 8];
+        let mut req = httparse::Request::new(&mut headers);
+        assert!(req.parse(request).unwrap().is_complete());
+        framing(&req)
+    }
+
+    #[test]
+    fn conflicting_or_bodied_framing_is_refused() {
+        assert_eq!(framed(b"GET / HTTP/1.1\r\n\r\n"), Ok(()));
+        assert_eq!(
+            framed(b"GET / HTTP/1.1\r\nContent-Length: 0\r\n\r\n"),
+            Ok(())
+        );
+        assert_eq!(
+            framed(b"GET / HTTP/1.1\r\nContent-Length: 5\r\n\r\n"),
+            Err(Framing::Body)
+        );
+        assert_eq!(
+            framed(b"GET / HTTP/1.1\r\nContent-Length: 0\r\nContent-Length: 40\r\n\r\n"),
+            Err(Framing::Conflicting)
+        );
+        assert_eq!(
+            framed(b"GET / HTTP/1.1\r\nContent-Length: 0\r\ncontent-length: 0\r\n\r\n"),
+            Err(Framing::Conflicting)
+        );
+        assert_eq!(
+            framed(b"GET / HTTP/1.1\r\nContent-Length: 0\r\nTransfer-Encoding: chunked\r\n\r\n"),
+            Err(Framing::Conflicting)
+        );
+        assert_eq!(
+            framed(b"GET / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"),
+            Err(Framing::Body)
+        );
+        assert_eq!(
+            framed(b"GET / HTTP/1.1\r\nContent-Length: 0, 7\r\n\r\n"),
+            Err(Framing::BadLength)
+        );
+        assert_eq!(
+            framed(b"GET / HTTP/1.1\r\nContent-Length: -0\r\n\r\n"),
+            Err(Framing::BadLength)
+        );
     }
 
     #[test]
