@@ -6,9 +6,12 @@
 //! with plain calls. The tracker never trusts an address a client reports about itself.
 
 pub mod client;
+mod http;
+mod peers;
 pub mod query;
 pub mod response;
 pub mod server;
+mod stats;
 pub mod swarm;
 
 pub use client::{AnnounceParams, AnnounceResponse, ClientError, ScrapeStats, TrackerClient};

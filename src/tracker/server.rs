@@ -10,13 +10,15 @@
 //! what has already arrived before a connection gets a task of its own. Tracker state sits
 //! behind one mutex that is held only for the in-memory update.
 
+use super::http::{client_ip, framing, wants_close, write_response, Reply};
 use super::query::{parse_announce, parse_scrape, QueryError};
 use super::response::{write_failure, write_scrape};
+use super::stats::{metrics_text, stats_json, Counters};
 use super::swarm::{AccessList, Tracker, TrackerConfig};
 use std::io;
 use std::mem::MaybeUninit;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::io::unix::AsyncFd;
@@ -50,23 +52,11 @@ impl Default for ServerConfig {
     }
 }
 
-/// Request counters for /stats and /metrics.
-#[derive(Debug, Default)]
-struct Counters {
-    announces: AtomicU64,
-    scrapes: AtomicU64,
-    other: AtomicU64,
-    bad_requests: AtomicU64,
-    refused: AtomicU64,
-    connections: AtomicU64,
-    connections_dropped: AtomicU64,
-}
-
 /// State shared by all connections.
 pub struct Shared {
     config: ServerConfig,
     tracker: Mutex<Tracker>,
-    counters: Counters,
+    pub(super) counters: Counters,
     started: Instant,
     /// Whole seconds since `started`, kept by a ticker so announces need not read the clock.
     clock: AtomicU32,
@@ -85,7 +75,7 @@ impl Shared {
     }
 
     /// Seconds since start: the tracker's clock.
-    fn now(&self) -> u32 {
+    pub(super) fn now(&self) -> u32 {
         self.clock.load(Ordering::Relaxed)
     }
 
@@ -95,7 +85,7 @@ impl Shared {
         self.clock.store(seconds, Ordering::Relaxed);
     }
 
-    fn tracker(&self) -> std::sync::MutexGuard<'_, Tracker> {
+    pub(super) fn tracker(&self) -> std::sync::MutexGuard<'_, Tracker> {
         // A panic while holding the lock cannot leave the maps half-updated in a way that
         // matters more than stopping service would, so keep serving.
         self.tracker.lock().unwrap_or_else(|e| e.into_inner())
@@ -446,12 +436,6 @@ impl Conn {
     }
 }
 
-/// What to send back for one request.
-struct Reply {
-    status: u16,
-    content_type: &'static str,
-}
-
 /// Answers every complete request in `conn.buf` (pipelined ones too), appending the
 /// replies to `conn.out` and keeping a partial request at the front of the buffer.
 /// Returns whether to close once `out` is sent (`Connection: close`, a malformed request,
@@ -566,78 +550,6 @@ async fn connection(
     }
 }
 
-fn header<'r>(req: &'r httparse::Request<'_, '_>, name: &str) -> Option<&'r [u8]> {
-    req.headers
-        .iter()
-        .find(|h| h.name.eq_ignore_ascii_case(name))
-        .map(|h| h.value)
-}
-
-/// HTTP/1.1 keeps the connection unless told otherwise; HTTP/1.0 closes unless told to keep.
-fn wants_close(req: &httparse::Request<'_, '_>) -> bool {
-    let says = |token: &[u8]| {
-        header(req, "connection").is_some_and(|v| {
-            v.windows(token.len())
-                .any(|w| w.eq_ignore_ascii_case(token))
-        })
-    };
-    match req.version {
-        Some(1) => says(b"close"),
-        _ => !says(b"keep-alive"),
-    }
-}
-
-/// Why a request's framing was refused: a body, or headers that disagree about where the
-/// request ends (read another way by a proxy in front, that is request smuggling).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-enum Framing {
-    #[error("request bodies are not accepted")]
-    Body,
-    #[error("conflicting message framing: more than one Content-Length, or Content-Length with Transfer-Encoding")]
-    Conflicting,
-    #[error("malformed Content-Length")]
-    BadLength,
-}
-
-/// Accepts a request without a body: no `Transfer-Encoding`, and at most one
-/// `Content-Length`, which must be zero.
-fn framing(req: &httparse::Request<'_, '_>) -> Result<(), Framing> {
-    let mut lengths = 0;
-    let mut chunked = false;
-    let mut nonzero = false;
-    for h in req.headers.iter() {
-        if h.name.eq_ignore_ascii_case("transfer-encoding") {
-            chunked = true;
-        } else if h.name.eq_ignore_ascii_case("content-length") {
-            lengths += 1;
-            let digits = h.value.trim_ascii();
-            if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
-                return Err(Framing::BadLength);
-            }
-            nonzero |= digits.iter().any(|&d| d != b'0');
-        }
-    }
-    match (lengths, chunked) {
-        (2.., _) | (1, true) => Err(Framing::Conflicting),
-        (_, true) => Err(Framing::Body),
-        _ if nonzero => Err(Framing::Body),
-        _ => Ok(()),
-    }
-}
-
-/// The client's address: the connection's, or with `--trust-proxy` the last
-/// `X-Forwarded-For` entry. IPv4-mapped IPv6 addresses count as IPv4.
-fn client_ip(config: &ServerConfig, req: &httparse::Request<'_, '_>, peer: SocketAddr) -> IpAddr {
-    let forwarded = config
-        .trust_proxy
-        .then(|| header(req, "x-forwarded-for"))
-        .flatten()
-        .and_then(|v| std::str::from_utf8(v).ok())
-        .and_then(|v| v.rsplit(',').next())
-        .and_then(|last| last.trim().parse::<IpAddr>().ok());
-    forwarded.unwrap_or(peer.ip()).to_canonical()
-}
-
 fn failure(shared: &Shared, body: &mut Vec<u8>, status: u16, reason: &str) -> Reply {
     shared.counters.bad_requests.fetch_add(1, Ordering::Relaxed);
     write_failure(body, reason);
@@ -715,186 +627,5 @@ fn route(
             ok("text/plain; version=0.0.4")
         }
         _ => failure(shared, body, 404, "unknown path: use /announce or /scrape"),
-    }
-}
-
-fn write_response(out: &mut Vec<u8>, reply: &Reply, body: &[u8], close: bool) {
-    let reason = match reply.status {
-        200 => "OK",
-        400 => "Bad Request",
-        404 => "Not Found",
-        405 => "Method Not Allowed",
-        431 => "Request Header Fields Too Large",
-        _ => "Error",
-    };
-    let mut number = itoa::Buffer::new();
-    out.extend_from_slice(b"HTTP/1.1 ");
-    out.extend_from_slice(number.format(reply.status).as_bytes());
-    out.push(b' ');
-    out.extend_from_slice(reason.as_bytes());
-    out.extend_from_slice(b"\r\nContent-Type: ");
-    out.extend_from_slice(reply.content_type.as_bytes());
-    out.extend_from_slice(b"\r\nContent-Length: ");
-    out.extend_from_slice(number.format(body.len()).as_bytes());
-    if close {
-        out.extend_from_slice(b"\r\nConnection: close");
-    }
-    out.extend_from_slice(b"\r\n\r\n");
-    out.extend_from_slice(body);
-}
-
-fn counter(c: &AtomicU64) -> u64 {
-    c.load(Ordering::Relaxed)
-}
-
-fn stats_json(shared: &Shared) -> String {
-    let totals = shared.tracker().totals();
-    let c = &shared.counters;
-    serde_json::json!({
-        "uptime_seconds": shared.now(),
-        "torrents": totals.torrents,
-        "peers": totals.peers,
-        "seeders": totals.seeders,
-        "leechers": totals.peers - totals.seeders,
-        "requests": {
-            "announce": counter(&c.announces),
-            "scrape": counter(&c.scrapes),
-            "other": counter(&c.other),
-        },
-        "errors": {
-            "bad_request": counter(&c.bad_requests),
-            "refused": counter(&c.refused),
-        },
-        "connections": {
-            "accepted": counter(&c.connections),
-            "dropped_over_limit": counter(&c.connections_dropped),
-        },
-    })
-    .to_string()
-}
-
-fn metrics_text(shared: &Shared) -> String {
-    let totals = shared.tracker().totals();
-    let c = &shared.counters;
-    let mut s = String::new();
-    let mut metric = |name: &str, kind: &str, help: &str, samples: &[(&str, u64)]| {
-        s += &format!(
-            "# HELP battorrent_tracker_{name} {help}\n# TYPE battorrent_tracker_{name} {kind}\n"
-        );
-        for (labels, value) in samples {
-            s += &format!("battorrent_tracker_{name}{labels} {value}\n");
-        }
-    };
-    metric(
-        "torrents",
-        "gauge",
-        "Torrents with at least one peer.",
-        &[("", totals.torrents as u64)],
-    );
-    metric(
-        "peers",
-        "gauge",
-        "Peers by state.",
-        &[
-            ("{state=\"seeder\"}", totals.seeders as u64),
-            (
-                "{state=\"leecher\"}",
-                (totals.peers - totals.seeders) as u64,
-            ),
-        ],
-    );
-    metric(
-        "requests_total",
-        "counter",
-        "HTTP requests by kind.",
-        &[
-            ("{kind=\"announce\"}", counter(&c.announces)),
-            ("{kind=\"scrape\"}", counter(&c.scrapes)),
-            ("{kind=\"other\"}", counter(&c.other)),
-        ],
-    );
-    metric(
-        "errors_total",
-        "counter",
-        "Requests answered with a failure reason.",
-        &[
-            ("{kind=\"bad_request\"}", counter(&c.bad_requests)),
-            ("{kind=\"refused\"}", counter(&c.refused)),
-        ],
-    );
-    metric(
-        "connections_total",
-        "counter",
-        "Connections accepted.",
-        &[("", counter(&c.connections))],
-    );
-    s
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn closes(request: &[u8]) -> bool {
-        let mut headers = [httparse::EMPTY_HEADER; 8];
-        let mut req = httparse::Request::new(&mut headers);
-        assert!(req.parse(request).unwrap().is_complete());
-        wants_close(&req)
-    }
-
-    fn framed(request: &[u8]) -> Result<(), Framing> {
-        let mut headers = [httparse::EMPTY_HEADER; 8];
-        let mut req = httparse::Request::new(&mut headers);
-        assert!(req.parse(request).unwrap().is_complete());
-        framing(&req)
-    }
-
-    #[test]
-    fn conflicting_or_bodied_framing_is_refused() {
-        assert_eq!(framed(b"GET / HTTP/1.1\r\n\r\n"), Ok(()));
-        assert_eq!(
-            framed(b"GET / HTTP/1.1\r\nContent-Length: 0\r\n\r\n"),
-            Ok(())
-        );
-        assert_eq!(
-            framed(b"GET / HTTP/1.1\r\nContent-Length: 5\r\n\r\n"),
-            Err(Framing::Body)
-        );
-        assert_eq!(
-            framed(b"GET / HTTP/1.1\r\nContent-Length: 0\r\nContent-Length: 40\r\n\r\n"),
-            Err(Framing::Conflicting)
-        );
-        assert_eq!(
-            framed(b"GET / HTTP/1.1\r\nContent-Length: 0\r\ncontent-length: 0\r\n\r\n"),
-            Err(Framing::Conflicting)
-        );
-        assert_eq!(
-            framed(b"GET / HTTP/1.1\r\nContent-Length: 0\r\nTransfer-Encoding: chunked\r\n\r\n"),
-            Err(Framing::Conflicting)
-        );
-        assert_eq!(
-            framed(b"GET / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"),
-            Err(Framing::Body)
-        );
-        assert_eq!(
-            framed(b"GET / HTTP/1.1\r\nContent-Length: 0, 7\r\n\r\n"),
-            Err(Framing::BadLength)
-        );
-        assert_eq!(
-            framed(b"GET / HTTP/1.1\r\nContent-Length: -0\r\n\r\n"),
-            Err(Framing::BadLength)
-        );
-    }
-
-    #[test]
-    fn connection_header_and_version_decide_keep_alive() {
-        assert!(!closes(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"));
-        assert!(closes(b"GET / HTTP/1.1\r\nConnection: Close\r\n\r\n"));
-        assert!(closes(
-            b"GET / HTTP/1.1\r\nconnection: upgrade, CLOSE\r\n\r\n"
-        ));
-        assert!(closes(b"GET / HTTP/1.0\r\n\r\n"));
-        assert!(!closes(b"GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n"));
-        assert!(closes(b"GET / HTTP/1.0\r\nConnection: clo\r\n\r\n"));
     }
 }
