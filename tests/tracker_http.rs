@@ -231,6 +231,35 @@ fn keep_alive_and_pipelined_requests_are_answered_in_order() {
 }
 
 #[test]
+fn pipelined_batches_larger_than_the_read_buffer_are_not_held_back() {
+    // 200 announces in one write is about 24 KiB, three reads of the 8 KiB buffer. Answered
+    // in several writes without TCP_NODELAY, each write after the first waited for the
+    // client's delayed ACK (about 40 ms on Linux): 20 rounds took over a second.
+    let t = Tracker::start(&[]);
+    let mut s = t.connect();
+    s.set_nodelay(true).unwrap();
+    let mut r = BufReader::new(s.try_clone().unwrap());
+    let started = std::time::Instant::now();
+    for round in 0..20 {
+        let mut batch = String::new();
+        for port in 1..=200 {
+            batch += &format!(
+                "GET /announce?info_hash={HASH}&peer_id={PEER}&port={port}&left={round}&numwant=0 HTTP/1.1\r\nHost: x\r\n\r\n"
+            );
+        }
+        s.write_all(batch.as_bytes()).unwrap();
+        for _ in 0..200 {
+            assert_eq!(read_response(&mut r).0, 200);
+        }
+    }
+    let took = started.elapsed();
+    assert!(
+        took < Duration::from_millis(500),
+        "20 pipelined batches of 200 took {took:?}"
+    );
+}
+
+#[test]
 fn garbage_oversized_and_slow_requests_are_cut_off() {
     let t = Tracker::start(&["--request-timeout", "1"]);
     let mut s = t.connect();

@@ -234,6 +234,13 @@ async fn accept_loop(shared: Arc<Shared>, listener: TcpListener, permits: Arc<Se
                 }
             };
             let conn = scratch.hand_over(shared.config.max_request_bytes);
+            // Replies to a pipelined batch larger than the read buffer leave in several
+            // writes; with Nagle each one after the first would wait for the client's
+            // delayed ACK (about 40 ms). The fast path above needs no such call: its one
+            // write has nothing unacknowledged before it.
+            if let Err(e) = stream.set_nodelay(true) {
+                tracing::debug!("TCP_NODELAY not set: {e}");
+            }
             let stream = match TcpStream::from_std(stream) {
                 Ok(s) => s,
                 Err(e) => {
@@ -241,7 +248,6 @@ async fn accept_loop(shared: Arc<Shared>, listener: TcpListener, permits: Arc<Se
                     continue;
                 }
             };
-            // No TCP_NODELAY: every reply batch is one write, so Nagle never holds one back.
             let shared = shared.clone();
             tokio::spawn(async move {
                 if let Err(e) = connection(&shared, stream, peer, conn, close).await {
