@@ -347,6 +347,36 @@ fn connection_cap_closes_extra_connections() {
     assert_eq!(t.get("/stats").0, 200);
 }
 
+/// Pipelines announces without ever reading a reply until the kernel buffers on both sides
+/// are full and writing blocks.
+fn stuff_without_reading(t: &Tracker) -> TcpStream {
+    let mut s = t.connect();
+    s.set_write_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    let request = format!(
+        "GET /announce?info_hash={HASH}&peer_id={PEER}&port=7&left=1 HTTP/1.1\r\nHost: x\r\n\r\n"
+    );
+    let batch = request.repeat(100);
+    while s.write_all(batch.as_bytes()).is_ok() {}
+    s
+}
+
+#[test]
+fn clients_that_never_read_their_replies_lose_their_slot() {
+    let t = Tracker::start(&["--max-connections", "2", "--request-timeout", "1"]);
+    let _stuck = [stuff_without_reading(&t), stuff_without_reading(&t)];
+    // The replies' writes stall; they are cut off after one to two request timeouts (here
+    // 1 s), well before the 60 s idle limit, and the slots come free.
+    std::thread::sleep(Duration::from_millis(3_500));
+    let (status, stats) = t.get("/stats");
+    assert_eq!(status, 200);
+    assert!(
+        text(&stats).contains("\"unsent_bytes\":0"),
+        "{}",
+        text(&stats)
+    );
+}
+
 #[test]
 fn allow_list_is_enforced_and_reloaded_on_sighup() {
     let dir = std::env::temp_dir().join(format!("battorrent-allow-{}", std::process::id()));

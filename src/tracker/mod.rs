@@ -6,6 +6,7 @@
 //! with plain calls. The tracker never trusts an address a client reports about itself.
 
 pub mod client;
+mod connection;
 mod http;
 mod peers;
 pub mod query;

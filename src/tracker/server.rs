@@ -1,28 +1,27 @@
 //! The HTTP tracker server: HTTP/1.1 with keep-alive and pipelining on tokio + httparse.
 //!
 //! Limits: a request (line and headers) is at most [`ServerConfig::max_request_bytes`] and
-//! 32 headers; request bodies are refused; a request still incomplete after one to two
-//! [`ServerConfig::request_timeout`]s is cut off, and a connection idle for
-//! [`ServerConfig::idle_timeout`] is closed (both on a coarse per-connection tick); at most
+//! 32 headers; request bodies and ambiguous framing are refused; timeouts (an incomplete
+//! request, a reply the client does not take, an idle connection) run on a coarse
+//! per-connection tick (see [`super::connection`]); at most
 //! [`ServerConfig::max_connections`] are open at once (more are accepted and closed at
 //! once). The listener defers accepting a connection until its first bytes arrive
-//! (TCP_DEFER_ACCEPT), so silent connections never take a slot, and the accept loop answers
-//! what has already arrived before a connection gets a task of its own. Tracker state sits
-//! behind one mutex that is held only for the in-memory update.
+//! (TCP_DEFER_ACCEPT, a few seconds at most), and the accept loop answers what has already
+//! arrived before a connection gets a task of its own. Tracker state sits behind one mutex
+//! that is held only for the in-memory update.
 
-use super::http::{client_ip, framing, wants_close, write_response, Reply};
+use super::connection::{answer_buffered, connection, is_transient, Conn};
+use super::http::Reply;
 use super::query::{parse_announce, parse_scrape, QueryError};
 use super::response::{write_failure, write_scrape};
 use super::stats::{metrics_text, stats_json, Counters};
 use super::swarm::{AccessList, Tracker, TrackerConfig};
 use std::io;
-use std::mem::MaybeUninit;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::io::unix::AsyncFd;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 
@@ -36,6 +35,9 @@ pub struct ServerConfig {
     pub max_request_bytes: usize,
     pub request_timeout: Duration,
     pub idle_timeout: Duration,
+    /// Unsent reply bytes of all connections together past which a connection whose
+    /// writes stall is closed at its next tick instead of the second.
+    pub max_unsent_bytes: usize,
 }
 
 impl Default for ServerConfig {
@@ -48,15 +50,19 @@ impl Default for ServerConfig {
             max_request_bytes: 8 << 10,
             request_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(60),
+            max_unsent_bytes: 64 << 20,
         }
     }
 }
 
 /// State shared by all connections.
 pub struct Shared {
-    config: ServerConfig,
+    pub(super) config: ServerConfig,
     tracker: Mutex<Tracker>,
     pub(super) counters: Counters,
+    /// Reply bytes written by the tracker but not yet taken by the kernel, all connections
+    /// together (see [`ServerConfig::max_unsent_bytes`]).
+    pub(super) unsent: AtomicUsize,
     started: Instant,
     /// Whole seconds since `started`, kept by a ticker so announces need not read the clock.
     clock: AtomicU32,
@@ -69,6 +75,7 @@ impl Shared {
             tracker: Mutex::new(Tracker::new(config.tracker.clone(), access)),
             config,
             counters: Counters::default(),
+            unsent: AtomicUsize::new(0),
             started: Instant::now(),
             clock: AtomicU32::new(0),
         })
@@ -241,6 +248,7 @@ async fn accept_loop(shared: Arc<Shared>, listener: TcpListener, permits: Arc<Se
             if let Err(e) = stream.set_nodelay(true) {
                 tracing::debug!("TCP_NODELAY not set: {e}");
             }
+            cap_socket_buffers(&stream);
             let stream = match TcpStream::from_std(stream) {
                 Ok(s) => s,
                 Err(e) => {
@@ -262,6 +270,34 @@ async fn accept_loop(shared: Arc<Shared>, listener: TcpListener, permits: Arc<Se
 
 /// Connections the accept loop takes (and answers, on the fast path) before it yields.
 const ACCEPT_BURST: usize = 64;
+
+/// Kernel buffer size asked for each direction of a long-lived connection (the kernel
+/// doubles it for bookkeeping). Autotuned buffers grow to megabytes (`tcp_wmem`,
+/// `tcp_rmem`): a client that never reads its replies would pin that much kernel memory
+/// until its write times out. Tracker replies are small; a batch of replies to pipelined
+/// requests is at most [`super::connection::MAX_UNSENT`] plus one reply.
+const SOCKET_BUFFER: libc::c_int = 32 << 10;
+
+/// Caps the kernel's send and receive buffers of a connection at [`SOCKET_BUFFER`].
+/// Best effort: a refusal is logged and the kernel's sizes kept.
+fn cap_socket_buffers(stream: &std::net::TcpStream) {
+    use std::os::fd::AsRawFd;
+    for option in [libc::SO_SNDBUF, libc::SO_RCVBUF] {
+        // SAFETY: setsockopt on a socket we own, with a pointer to a live c_int and its size.
+        let result = unsafe {
+            libc::setsockopt(
+                stream.as_raw_fd(),
+                libc::SOL_SOCKET,
+                option,
+                (&SOCKET_BUFFER as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        if result != 0 {
+            tracing::debug!("socket buffer not capped: {}", io::Error::last_os_error());
+        }
+    }
+}
 
 /// `accept4` with the new socket already non-blocking and close-on-exec, and the peer's
 /// address decoded from what the call returns (no extra syscalls).
@@ -339,7 +375,7 @@ fn first_requests(
         Err(e) => return Err(e),
     };
     scratch.filled = read;
-    let (close, _) = answer_buffered(shared, scratch, peer);
+    let close = answer_buffered(shared, scratch, peer).close;
     // A clean close: everything received was answered (no error, nothing left over), and
     // the read did not fill the buffer, so nothing more was waiting in the kernel.
     let clean = close && scratch.filled == 0 && read < scratch.buf.len();
@@ -366,25 +402,6 @@ fn first_requests(
     Ok(Some(close))
 }
 
-/// Closing with unread input makes the kernel reset the connection, which can destroy
-/// the reply (a 400 or 431) before the client reads it. So after such a reply: send FIN,
-/// then read and discard what the client still sends, for at most 2 s and 64 KiB.
-async fn linger(stream: &mut TcpStream, buf: &mut [u8]) {
-    const LINGER: Duration = Duration::from_secs(2);
-    const MAX_DISCARD: usize = 64 << 10;
-    let _ = stream.shutdown().await;
-    let _ = tokio::time::timeout(LINGER, async {
-        let mut discarded = 0;
-        while discarded < MAX_DISCARD {
-            match stream.read(buf).await {
-                Ok(0) | Err(_) => break,
-                Ok(n) => discarded += n,
-            }
-        }
-    })
-    .await;
-}
-
 /// `send` with MSG_MORE: the kernel may hold the bytes until more follow or the socket
 /// is closed.
 fn send_more(stream: &std::net::TcpStream, data: &[u8]) -> io::Result<usize> {
@@ -404,159 +421,7 @@ fn send_more(stream: &std::net::TcpStream, data: &[u8]) -> io::Result<usize> {
     Ok(n as usize)
 }
 
-/// Errors after which the same call may succeed later.
-fn is_transient(e: &io::Error) -> bool {
-    matches!(
-        e.kind(),
-        io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
-    )
-}
-
-/// Buffers of one connection: received bytes not yet answered, and replies not yet sent.
-struct Conn {
-    buf: Vec<u8>,
-    filled: usize,
-    out: Vec<u8>,
-    body: Vec<u8>,
-}
-
-impl Conn {
-    fn new(max_request_bytes: usize) -> Conn {
-        Conn {
-            buf: vec![0; max_request_bytes],
-            filled: 0,
-            out: Vec::with_capacity(1024),
-            body: Vec::with_capacity(512),
-        }
-    }
-
-    fn clear(&mut self) {
-        self.filled = 0;
-        self.out.clear();
-    }
-
-    /// Gives these buffers, pending bytes and all, to a connection's own task, leaving a
-    /// fresh `Conn` here for the next connection.
-    fn hand_over(&mut self, max_request_bytes: usize) -> Conn {
-        std::mem::replace(self, Conn::new(max_request_bytes))
-    }
-}
-
-/// Answers every complete request in `conn.buf` (pipelined ones too), appending the
-/// replies to `conn.out` and keeping a partial request at the front of the buffer.
-/// Returns whether to close once `out` is sent (`Connection: close`, a malformed request,
-/// or a request too large for the buffer) and whether anything was answered.
-fn answer_buffered(shared: &Shared, conn: &mut Conn, peer: SocketAddr) -> (bool, bool) {
-    let config = &shared.config;
-    let mut start = 0;
-    let mut close = false;
-    let mut answered = false;
-    while start < conn.filled && !close {
-        let mut headers = [const { MaybeUninit::<httparse::Header>::uninit() }; 32];
-        let mut req = httparse::Request::new(&mut []);
-        let parsed = req.parse_with_uninit_headers(&conn.buf[start..conn.filled], &mut headers);
-        let body = &mut conn.body;
-        body.clear();
-        let reply = match parsed {
-            Ok(httparse::Status::Partial) => break,
-            Ok(httparse::Status::Complete(n)) => {
-                start += n;
-                close = wants_close(&req);
-                match framing(&req) {
-                    Ok(()) => route(shared, &req, client_ip(config, &req, peer), body),
-                    Err(e) => {
-                        // The end of this request is unknown: what follows cannot be read
-                        // as another request.
-                        close = true;
-                        failure(shared, body, 400, &e.to_string())
-                    }
-                }
-            }
-            Err(e) => {
-                close = true;
-                failure(shared, body, 400, &format!("malformed HTTP request: {e}"))
-            }
-        };
-        answered = true;
-        write_response(&mut conn.out, &reply, body, close);
-    }
-    conn.buf.copy_within(start..conn.filled, 0);
-    conn.filled -= start;
-    if !close && conn.filled == conn.buf.len() {
-        conn.body.clear();
-        let reply = failure(
-            shared,
-            &mut conn.body,
-            431,
-            "request line and headers are too large",
-        );
-        write_response(&mut conn.out, &reply, &conn.body, true);
-        return (true, true);
-    }
-    (close, answered)
-}
-
-/// Serves a connection in its own task: sends what `conn.out` holds, then reads requests
-/// (pipelined or not) and answers each, and closes on error, timeout, `Connection: close`
-/// (or `close` already set), or when the client closes.
-///
-/// Timeouts run on a coarse per-connection clock rather than a timer per read: it ticks
-/// every `request_timeout` (or `idle_timeout` if shorter). A request still incomplete at two
-/// ticks in a row with nothing answered in between is cut off (so after 1 to 2 request
-/// timeouts), and a connection with nothing answered for `idle_timeout` is closed at the
-/// tick after.
-async fn connection(
-    shared: &Shared,
-    mut stream: TcpStream,
-    peer: SocketAddr,
-    mut conn: Conn,
-    mut close: bool,
-) -> io::Result<()> {
-    let config = &shared.config;
-    let tick = (config.request_timeout.min(config.idle_timeout)).max(Duration::from_millis(10));
-    let idle_ticks = config.idle_timeout.as_millis() / tick.as_millis().max(1);
-    let timer = tokio::time::sleep(tick);
-    tokio::pin!(timer);
-    let (mut answered, mut quiet_ticks, mut stuck_ticks) = (false, 0u128, 0u32);
-    loop {
-        if !conn.out.is_empty() {
-            stream.write_all(&conn.out).await?;
-            conn.out.clear();
-        }
-        if close {
-            if conn.filled > 0 {
-                linger(&mut stream, &mut conn.buf).await;
-            }
-            return Ok(()); // dropping the stream closes it after the queued reply
-        }
-        tokio::select! {
-            biased;
-            read = stream.read(&mut conn.buf[conn.filled..]) => match read {
-                Ok(0) => return Ok(()),
-                Ok(n) => conn.filled += n,
-                Err(e) => return Err(e),
-            },
-            () = &mut timer => {
-                if std::mem::take(&mut answered) {
-                    (quiet_ticks, stuck_ticks) = (0, 0);
-                } else {
-                    quiet_ticks += 1;
-                    stuck_ticks = if conn.filled > 0 { stuck_ticks + 1 } else { 0 };
-                }
-                if stuck_ticks >= 2 || quiet_ticks > idle_ticks {
-                    return Ok(()); // too slow, or idle too long
-                }
-                timer.as_mut().reset(tokio::time::Instant::now() + tick);
-                continue;
-            }
-        }
-        let (must_close, any) = answer_buffered(shared, &mut conn, peer);
-        close = must_close;
-        answered |= any;
-    }
-}
-
-fn failure(shared: &Shared, body: &mut Vec<u8>, status: u16, reason: &str) -> Reply {
+pub(super) fn failure(shared: &Shared, body: &mut Vec<u8>, status: u16, reason: &str) -> Reply {
     shared.counters.bad_requests.fetch_add(1, Ordering::Relaxed);
     write_failure(body, reason);
     Reply {
@@ -572,7 +437,7 @@ fn ok(content_type: &'static str) -> Reply {
     }
 }
 
-fn route(
+pub(super) fn route(
     shared: &Shared,
     req: &httparse::Request<'_, '_>,
     ip: IpAddr,

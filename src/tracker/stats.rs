@@ -41,6 +41,7 @@ pub(super) fn stats_json(shared: &Shared) -> String {
             "accepted": counter(&c.connections),
             "dropped_over_limit": counter(&c.connections_dropped),
         },
+        "unsent_bytes": shared.unsent.load(Ordering::Relaxed),
     })
     .to_string()
 }
