@@ -327,13 +327,14 @@ fn conflicting_framing_gets_400_and_hides_no_second_request() {
 #[test]
 fn connection_cap_closes_extra_connections() {
     let t = Tracker::start(&["--max-connections", "2"]);
-    // Connections count once they send something (the listener defers accept until data
-    // arrives), so these two start a request and stall.
+    // Two keep-alive clients that have been served hold both slots (connections still
+    // without a complete request would be evicted for the newcomer instead).
     let mut _a = t.connect();
     let mut _b = t.connect();
-    _a.write_all(b"GET /").unwrap();
-    _b.write_all(b"GET /").unwrap();
-    std::thread::sleep(Duration::from_millis(200));
+    for s in [&mut _a, &mut _b] {
+        s.write_all(b"GET /stats HTTP/1.1\r\n\r\n").unwrap();
+        assert_eq!(read_response(&mut BufReader::new(&*s)).0, 200);
+    }
     let mut c = t.connect();
     let _ = c.write_all(b"GET /stats HTTP/1.1\r\n\r\n");
     let mut buf = [0u8; 16];
@@ -375,6 +376,89 @@ fn clients_that_never_read_their_replies_lose_their_slot() {
         "{}",
         text(&stats)
     );
+}
+
+/// A connection from `source` (any 127.x.y.z works on Linux loopback) to the tracker.
+fn connect_from(t: &Tracker, source: &str) -> TcpStream {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .build()
+        .unwrap();
+    let s = runtime.block_on(async {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind(format!("{source}:0").parse().unwrap()).unwrap();
+        let addr = format!("127.0.0.1:{}", t.port).parse().unwrap();
+        socket.connect(addr).await.unwrap().into_std().unwrap()
+    });
+    s.set_nonblocking(false).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s
+}
+
+/// Whether a /stats request on `s` is answered (false: the connection was closed).
+fn served(mut s: TcpStream) -> bool {
+    if s.write_all(b"GET /stats HTTP/1.1\r\nHost: x\r\n\r\n")
+        .is_err()
+    {
+        return false;
+    }
+    let mut r = BufReader::new(s);
+    let mut line = String::new();
+    matches!(r.read_line(&mut line), Ok(n) if n > 0) && line.contains(" 200 ")
+}
+
+#[test]
+fn silent_connections_give_way_to_new_clients() {
+    let t = Tracker::start(&["--max-connections", "4"]);
+    // Four connections from four addresses start a request and stall: well within the
+    // 10 s request timeout they hold every slot.
+    let mut stalled: Vec<_> = (1..=4)
+        .map(|n| {
+            let mut s = connect_from(&t, &format!("127.0.0.{n}"));
+            s.write_all(b"GET /").unwrap();
+            s
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    // A newcomer evicts the oldest of them instead of being turned away.
+    assert!(
+        served(t.connect()),
+        "a newcomer should evict a silent connection"
+    );
+    let mut buf = [0u8; 16];
+    assert_eq!(
+        stalled[0].read(&mut buf).unwrap_or(0),
+        0,
+        "the oldest is closed"
+    );
+    let (_, stats) = t.get("/stats");
+    let stats = text(&stats);
+    let evicted: u32 = stats
+        .split("\"evicted_silent\":")
+        .nth(1)
+        .and_then(|rest| rest.split([',', '}']).next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no evicted_silent in {stats}"));
+    assert!((1..=2).contains(&evicted), "{stats}");
+    stalled.clear();
+}
+
+#[test]
+fn one_address_cannot_take_every_slot() {
+    let t = Tracker::start(&["--max-connections-per-address", "3"]);
+    let held: Vec<_> = (0..3)
+        .map(|_| {
+            let mut s = connect_from(&t, "127.0.0.5");
+            s.write_all(b"GET /").unwrap();
+            s
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(!served(connect_from(&t, "127.0.0.5")), "over the cap");
+    assert!(served(connect_from(&t, "127.0.0.6")), "another address");
+    drop(held);
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(served(connect_from(&t, "127.0.0.5")), "slots given back");
 }
 
 #[test]

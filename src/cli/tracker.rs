@@ -1,6 +1,7 @@
 //! `battorrent tracker`: the HTTP tracker server.
 
 use anyhow::{bail, Context};
+use battorrent::tracker::server::default_per_address;
 use battorrent::tracker::{serve, AccessList, ServerConfig, Shared};
 use clap::Args;
 use std::net::SocketAddr;
@@ -31,6 +32,10 @@ pub struct TrackerArgs {
     /// Most open connections.
     #[arg(long, default_value_t = 10_000)]
     max_connections: usize,
+    /// Most open connections from one address (0: no cap) [default: a sixteenth of
+    /// --max-connections, at least 64]. Not applied with --trust-proxy.
+    #[arg(long, value_name = "N")]
+    max_connections_per_address: Option<usize>,
     /// Seconds a client has to send a complete request.
     #[arg(long, default_value_t = 10)]
     request_timeout: u64,
@@ -60,6 +65,11 @@ pub fn run(args: TrackerArgs) -> anyhow::Result<ExitCode> {
     let mut config = ServerConfig {
         trust_proxy: args.trust_proxy,
         max_connections: args.max_connections,
+        max_connections_per_address: match args.max_connections_per_address {
+            Some(0) => None,
+            Some(n) => Some(n),
+            None => Some(default_per_address(args.max_connections)),
+        },
         request_timeout: std::time::Duration::from_secs(args.request_timeout.max(1)),
         ..ServerConfig::default()
     };

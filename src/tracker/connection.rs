@@ -10,7 +10,7 @@
 //! [`ServerConfig::max_unsent_bytes`].
 
 use super::http::{client_ip, framing, wants_close, write_response};
-use super::server::{failure, route, ServerConfig, Shared};
+use super::server::{failure, route, ServerConfig, Shared, Slot};
 use std::io;
 use std::mem::MaybeUninit;
 use std::net::SocketAddr;
@@ -18,6 +18,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio_util::sync::CancellationToken;
 
 /// Unsent reply bytes past which a connection stops reading and answering. One more reply
 /// may be appended past it (at most a few KiB: numwant is capped).
@@ -196,14 +197,27 @@ fn tick_of(config: &ServerConfig) -> (Duration, u128) {
 /// request timeouts); so is a reply no byte of which could be written for two ticks in a
 /// row (one tick when all connections' unsent bytes are over their budget); and a
 /// connection with nothing answered for `idle_timeout` is closed at the tick after.
+///
+/// With `evict`, the connection has not sent a complete request yet: it ends when the
+/// token is cancelled (evicted for a newcomer) unless a request arrives first.
 pub(super) async fn connection(
-    shared: &Shared,
+    slot: &Slot,
     stream: TcpStream,
     peer: SocketAddr,
     mut conn: Conn,
     mut close: bool,
+    evict: Option<CancellationToken>,
 ) -> io::Result<()> {
+    let shared: &Shared = &slot.shared;
     let mut stream = stream;
+    let mut silent = evict.is_some();
+    let evicted = async move {
+        match evict {
+            Some(token) => token.cancelled_owned().await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::pin!(evicted);
     let (tick, idle_ticks) = tick_of(&shared.config);
     let timer = tokio::time::sleep(tick);
     tokio::pin!(timer);
@@ -239,8 +253,13 @@ pub(super) async fn connection(
         // Back-pressure: no reading while replies pile up unsent.
         let reading = !close && conn.out.len() < MAX_UNSENT && conn.filled < conn.buf.len();
         let writing = !conn.out.is_empty();
+        if silent && answered {
+            silent = false;
+            slot.answered();
+        }
         tokio::select! {
             biased;
+            () = &mut evicted, if silent => return Ok(()),
             ready = stream.writable(), if writing => {
                 ready?;
                 continue;

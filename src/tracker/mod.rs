@@ -5,6 +5,7 @@
 //! bencoded answers. None of them touch sockets or read the clock, so all of it is tested
 //! with plain calls. The tracker never trusts an address a client reports about itself.
 
+mod admission;
 pub mod client;
 mod connection;
 mod http;

@@ -10,6 +10,7 @@
 //! arrived before a connection gets a task of its own. Tracker state sits behind one mutex
 //! that is held only for the in-memory update.
 
+use super::admission::{Admission, Ticket};
 use super::connection::{answer_buffered, connection, is_transient, Conn};
 use super::http::Reply;
 use super::query::{parse_announce, parse_scrape, QueryError};
@@ -23,7 +24,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::io::unix::AsyncFd;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
 
 /// Settings of the HTTP server around the tracker logic.
 #[derive(Debug, Clone)]
@@ -32,12 +33,21 @@ pub struct ServerConfig {
     /// Take the client address from the last `X-Forwarded-For` entry (behind a proxy).
     pub trust_proxy: bool,
     pub max_connections: usize,
+    /// Most connections from one address; `None` for no cap. Ignored with `trust_proxy`
+    /// (every connection then comes from the proxy).
+    pub max_connections_per_address: Option<usize>,
     pub max_request_bytes: usize,
     pub request_timeout: Duration,
     pub idle_timeout: Duration,
     /// Unsent reply bytes of all connections together past which a connection whose
     /// writes stall is closed at its next tick instead of the second.
     pub max_unsent_bytes: usize,
+}
+
+/// The default cap on connections from one address: a sixteenth of all slots, and at least
+/// 64 (enough for a load generator on loopback with the benchmark's settings).
+pub fn default_per_address(max_connections: usize) -> usize {
+    (max_connections / 16).max(64)
 }
 
 impl Default for ServerConfig {
@@ -47,6 +57,7 @@ impl Default for ServerConfig {
             tracker: TrackerConfig::default(),
             trust_proxy: false,
             max_connections: 10_000,
+            max_connections_per_address: Some(default_per_address(10_000)),
             max_request_bytes: 8 << 10,
             request_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(60),
@@ -60,6 +71,8 @@ pub struct Shared {
     pub(super) config: ServerConfig,
     tracker: Mutex<Tracker>,
     pub(super) counters: Counters,
+    /// Connection slots (see [`super::admission`]).
+    slots: Mutex<Admission<CancellationToken>>,
     /// Reply bytes written by the tracker but not yet taken by the kernel, all connections
     /// together (see [`ServerConfig::max_unsent_bytes`]).
     pub(super) unsent: AtomicUsize,
@@ -71,10 +84,17 @@ pub struct Shared {
 impl Shared {
     /// Tracker state and counters for a server with `config` and `access`.
     pub fn new(config: ServerConfig, access: AccessList) -> Arc<Shared> {
+        let slots = Admission::new(
+            config.max_connections,
+            config
+                .max_connections_per_address
+                .filter(|_| !config.trust_proxy),
+        );
         Arc::new(Shared {
             tracker: Mutex::new(Tracker::new(config.tracker.clone(), access)),
             config,
             counters: Counters::default(),
+            slots: Mutex::new(slots),
             unsent: AtomicUsize::new(0),
             started: Instant::now(),
             clock: AtomicU32::new(0),
@@ -98,6 +118,15 @@ impl Shared {
         self.tracker.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    fn slots(&self) -> std::sync::MutexGuard<'_, Admission<CancellationToken>> {
+        self.slots.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Connections holding a slot.
+    pub(super) fn open_connections(&self) -> usize {
+        self.slots().open()
+    }
+
     /// Scrape figures for one torrent, as `/scrape` would give them.
     pub fn scrape(&self, hash: &crate::core::InfoHash) -> super::ScrapeEntry {
         self.tracker().scrape(hash)
@@ -115,6 +144,29 @@ impl Shared {
     }
 }
 
+/// A connection's hold on its slot, given back when the connection's task ends.
+pub(super) struct Slot {
+    pub(super) shared: Arc<Shared>,
+    ticket: Option<Ticket>,
+}
+
+impl Slot {
+    /// The connection has sent a complete request: it is no longer evicted for silence.
+    pub(super) fn answered(&self) {
+        if let Some(ticket) = &self.ticket {
+            self.shared.slots().answered(ticket);
+        }
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        if let Some(ticket) = self.ticket.take() {
+            self.shared.slots().leave(ticket);
+        }
+    }
+}
+
 /// Listens on every address of `binds` and serves until `shutdown` completes.
 /// Returns once the listeners are closed; open connections are dropped.
 pub async fn serve(
@@ -125,10 +177,9 @@ pub async fn serve(
     for listener in &listeners {
         defer_accept(listener);
     }
-    let permits = Arc::new(Semaphore::new(shared.config.max_connections));
     let mut tasks = tokio::task::JoinSet::new();
     for listener in listeners {
-        tasks.spawn(accept_loop(shared.clone(), listener, permits.clone()));
+        tasks.spawn(accept_loop(shared.clone(), listener));
     }
     let expiry = {
         let shared = shared.clone();
@@ -173,7 +224,7 @@ fn defer_accept(listener: &TcpListener) {
     }
 }
 
-async fn accept_loop(shared: Arc<Shared>, listener: TcpListener, permits: Arc<Semaphore>) {
+async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
     let watched = listener.into_std().and_then(|std_listener| {
         // SAFETY: a std TcpListener owns its descriptor, keeps it open while the AsyncFd
         // owns the listener, and always reports the same one.
@@ -220,25 +271,53 @@ async fn accept_loop(shared: Arc<Shared>, listener: TcpListener, permits: Arc<Se
                     break;
                 }
             };
-            let Ok(permit) = permits.clone().try_acquire_owned() else {
-                shared
-                    .counters
-                    .connections_dropped
-                    .fetch_add(1, Ordering::Relaxed);
-                continue; // dropping the stream closes it
+            let admitted = shared.slots().admit(peer.ip().to_canonical());
+            let ticket = match admitted {
+                Ok((ticket, victim)) => {
+                    if let Some(victim) = victim {
+                        victim.cancel();
+                        shared
+                            .counters
+                            .connections_evicted
+                            .fetch_add(1, Ordering::Relaxed);
+                    }
+                    ticket
+                }
+                Err(refused) => {
+                    tracing::trace!("connection from {peer} refused: {refused}");
+                    shared
+                        .counters
+                        .connections_dropped
+                        .fetch_add(1, Ordering::Relaxed);
+                    continue; // dropping the stream closes it
+                }
             };
             shared.counters.connections.fetch_add(1, Ordering::Relaxed);
             // The fast path: with TCP_DEFER_ACCEPT the first request is usually here
             // already, and a `Connection: close` client is answered and closed without the
             // socket ever joining epoll or getting a task.
-            let close = match first_requests(&shared, &mut scratch, &stream, peer) {
-                Ok(Some(close)) => close,
-                Ok(None) => continue,
+            let (close, answered) = match first_requests(&shared, &mut scratch, &stream, peer) {
+                Ok(Some(next)) => next,
+                Ok(None) => {
+                    shared.slots().leave(ticket);
+                    continue;
+                }
                 Err(e) => {
                     tracing::trace!("connection from {peer} ended: {e}");
+                    shared.slots().leave(ticket);
                     scratch.clear();
                     continue;
                 }
+            };
+            // A connection with no complete request yet may be evicted for a newcomer.
+            let evict = (!answered).then(|| {
+                let token = CancellationToken::new();
+                shared.slots().waiting(&ticket, token.clone());
+                token
+            });
+            let slot = Slot {
+                shared: shared.clone(),
+                ticket: Some(ticket),
             };
             let conn = scratch.hand_over(shared.config.max_request_bytes);
             // Replies to a pipelined batch larger than the read buffer leave in several
@@ -256,12 +335,10 @@ async fn accept_loop(shared: Arc<Shared>, listener: TcpListener, permits: Arc<Se
                     continue;
                 }
             };
-            let shared = shared.clone();
             tokio::spawn(async move {
-                if let Err(e) = connection(&shared, stream, peer, conn, close).await {
+                if let Err(e) = connection(&slot, stream, peer, conn, close, evict).await {
                     tracing::trace!("connection from {peer} ended: {e}");
                 }
-                drop(permit);
             });
         }
         tokio::task::yield_now().await;
@@ -358,24 +435,26 @@ fn accept_nonblocking(
 
 /// Reads and answers what a new connection has sent so far, without waiting. Returns
 /// `None` when the connection is finished (answered and closed, or closed by the client),
-/// else `Some(close)`: it goes on in its own task, which first sends what is left in
-/// `scratch.out` and then closes if `close`.
+/// else `Some((close, answered))`: it goes on in its own task, which first sends what is
+/// left in `scratch.out` and then closes if `close`; `answered` says whether a complete
+/// request has arrived.
 fn first_requests(
     shared: &Shared,
     scratch: &mut Conn,
     stream: &std::net::TcpStream,
     peer: SocketAddr,
-) -> io::Result<Option<bool>> {
+) -> io::Result<Option<(bool, bool)>> {
     use std::io::{Read, Write};
     let mut stream = stream;
     let read = match stream.read(&mut scratch.buf) {
         Ok(0) => return Ok(None),
         Ok(n) => n,
-        Err(e) if is_transient(&e) => return Ok(Some(false)),
+        Err(e) if is_transient(&e) => return Ok(Some((false, false))),
         Err(e) => return Err(e),
     };
     scratch.filled = read;
-    let close = answer_buffered(shared, scratch, peer).close;
+    let done = answer_buffered(shared, scratch, peer);
+    let close = done.close;
     // A clean close: everything received was answered (no error, nothing left over), and
     // the read did not fill the buffer, so nothing more was waiting in the kernel.
     let clean = close && scratch.filled == 0 && read < scratch.buf.len();
@@ -399,7 +478,7 @@ fn first_requests(
         scratch.clear();
         return Ok(None); // dropping the stream closes it after the reply
     }
-    Ok(Some(close))
+    Ok(Some((close, done.any)))
 }
 
 /// `send` with MSG_MORE: the kernel may hold the bytes until more follow or the socket

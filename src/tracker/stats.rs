@@ -13,6 +13,7 @@ pub(super) struct Counters {
     pub(super) refused: AtomicU64,
     pub(super) connections: AtomicU64,
     pub(super) connections_dropped: AtomicU64,
+    pub(super) connections_evicted: AtomicU64,
 }
 
 fn counter(c: &AtomicU64) -> u64 {
@@ -40,6 +41,8 @@ pub(super) fn stats_json(shared: &Shared) -> String {
         "connections": {
             "accepted": counter(&c.connections),
             "dropped_over_limit": counter(&c.connections_dropped),
+            "evicted_silent": counter(&c.connections_evicted),
+            "open": shared.open_connections(),
         },
         "unsent_bytes": shared.unsent.load(Ordering::Relaxed),
     })
