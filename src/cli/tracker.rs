@@ -36,6 +36,14 @@ pub struct TrackerArgs {
     /// --max-connections, at least 64]. Not applied with --trust-proxy.
     #[arg(long, value_name = "N")]
     max_connections_per_address: Option<usize>,
+    /// Memory for peers and torrents, in MiB (past it, swarms of one prefix with few peers
+    /// are evicted for newcomers).
+    #[arg(long, value_name = "MIB", default_value_t = 1024)]
+    max_memory: usize,
+    /// Memory the peers and new torrents of one /24 (IPv4) or /48 (IPv6) may take, in MiB
+    /// [default: a 64th of --max-memory].
+    #[arg(long, value_name = "MIB")]
+    max_memory_per_prefix: Option<usize>,
     /// Seconds a client has to send a complete request.
     #[arg(long, default_value_t = 10)]
     request_timeout: u64,
@@ -77,6 +85,11 @@ pub fn run(args: TrackerArgs) -> anyhow::Result<ExitCode> {
     config.tracker.min_interval = (args.interval / 6).max(1);
     config.tracker.peer_ttl = args.interval.saturating_mul(2).saturating_add(60);
     config.tracker.max_numwant = args.max_numwant;
+    config.tracker.max_memory = args.max_memory.saturating_mul(1 << 20);
+    config.tracker.max_memory_per_prefix = match args.max_memory_per_prefix {
+        Some(mib) => mib.saturating_mul(1 << 20),
+        None => config.tracker.max_memory / 64,
+    };
     config.tracker.default_numwant = config.tracker.default_numwant.min(args.max_numwant);
     let shared = Shared::new(config, args.access()?);
 

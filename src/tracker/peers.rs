@@ -2,7 +2,7 @@
 //! index over seeders and leechers, and the random circular pick of a reply's peers.
 //! No sockets, no clock: time is passed in.
 
-use super::swarm::PeerList;
+use super::swarm::{PeerList, Prefix};
 use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::hash::Hash;
@@ -95,17 +95,28 @@ impl<K> Default for Peers<K> {
 pub(super) trait CompactKey: Hash + Eq + Copy {
     /// Appends these peers to `list` in the form the client asked for.
     fn add_to(list: &mut PeerList, keys: &[Self], ids: &[[u8; 20]]);
+
+    /// The address prefix this peer is charged to.
+    fn prefix(&self) -> Prefix;
 }
 
 impl CompactKey for [u8; 6] {
     fn add_to(list: &mut PeerList, keys: &[Self], ids: &[[u8; 20]]) {
         list.add4(keys, ids);
     }
+
+    fn prefix(&self) -> Prefix {
+        Prefix::v4([self[0], self[1], self[2], self[3]])
+    }
 }
 
 impl CompactKey for [u8; 18] {
     fn add_to(list: &mut PeerList, keys: &[Self], ids: &[[u8; 20]]) {
         list.add6(keys, ids);
+    }
+
+    fn prefix(&self) -> Prefix {
+        Prefix::v6(&self[..6])
     }
 }
 
@@ -147,7 +158,7 @@ impl<K: CompactKey> Peers<K> {
     }
 
     /// Records an announce from `key`: refreshes it, moves it between roles, or adds it if
-    /// `room` allows; a stopped peer is removed.
+    /// `room()` allows (asked only for a new peer); a stopped peer is removed.
     pub(super) fn update(
         &mut self,
         key: K,
@@ -155,7 +166,7 @@ impl<K: CompactKey> Peers<K> {
         now: u32,
         seeder: bool,
         stopped: bool,
-        room: bool,
+        room: impl FnOnce() -> bool,
     ) -> Change {
         if stopped {
             let before = self.remove(&key);
@@ -190,7 +201,7 @@ impl<K: CompactKey> Peers<K> {
                 }
             }
             Entry::Vacant(e) => {
-                if !room || target_len >= MAX_SLOT {
+                if target_len >= MAX_SLOT || !room() {
                     return Change {
                         before: None,
                         after: None,
@@ -235,7 +246,9 @@ impl<K: CompactKey> Peers<K> {
         });
     }
 
-    pub(super) fn expire(&mut self, oldest: u32) -> usize {
+    /// Removes the peers last seen before `oldest`, telling `gone` each one's prefix and
+    /// whether it was a seeder; returns how many.
+    pub(super) fn expire(&mut self, oldest: u32, gone: &mut impl FnMut(Prefix, bool)) -> usize {
         let before = self.len();
         for seeder in [true, false] {
             let mut i = 0;
@@ -247,9 +260,19 @@ impl<K: CompactKey> Peers<K> {
                 }
                 let key = set.keys[i];
                 self.remove(&key);
+                gone(key.prefix(), seeder);
             }
         }
         before - self.len()
+    }
+
+    /// The prefix of every peer.
+    pub(super) fn prefixes(&self) -> impl Iterator<Item = Prefix> + '_ {
+        self.seeders
+            .keys
+            .iter()
+            .chain(&self.leechers.keys)
+            .map(CompactKey::prefix)
     }
 }
 
@@ -326,7 +349,7 @@ mod tests {
             let key = [0, 0, 0, 0, 0, rng.u8(..40)];
             let seeder = rng.bool();
             let stopped = rng.u8(..8) == 0;
-            let change = peers.update(key, [key[5]; 20], now, seeder, stopped, true);
+            let change = peers.update(key, [key[5]; 20], now, seeder, stopped, || true);
             let before = model.get(&key).map(|&(s, _)| s);
             assert_eq!(change.before, before);
             if stopped {
@@ -341,7 +364,7 @@ mod tests {
             if now % 500 == 499 {
                 let oldest = now - 100;
                 let expired = model.values().filter(|&&(_, seen)| seen < oldest).count();
-                assert_eq!(peers.expire(oldest), expired);
+                assert_eq!(peers.expire(oldest, &mut |_, _| {}), expired);
                 model.retain(|_, &mut (_, seen)| seen >= oldest);
             }
             consistent(&peers);
@@ -352,12 +375,12 @@ mod tests {
     #[test]
     fn a_full_swarm_answers_but_does_not_store() {
         let mut peers = Peers::<[u8; 6]>::default();
-        let change = peers.update([1; 6], [1; 20], 0, false, false, false);
+        let change = peers.update([1; 6], [1; 20], 0, false, false, || false);
         assert_eq!((change.before, change.after, change.at), (None, None, None));
         assert_eq!(peers.len(), 0);
         // A peer already stored is refreshed even without room.
-        peers.update([2; 6], [2; 20], 0, false, false, true);
-        let change = peers.update([2; 6], [2; 20], 5, true, false, false);
+        peers.update([2; 6], [2; 20], 0, false, false, || true);
+        let change = peers.update([2; 6], [2; 20], 5, true, false, || false);
         assert_eq!((change.before, change.after), (Some(false), Some(true)));
         assert_eq!(peers.seeders.seen, [5]);
     }

@@ -137,12 +137,29 @@ impl Shared {
         self.tracker().set_access(access);
     }
 
-    /// Drops peers that stopped announcing; returns how many.
-    pub fn expire(&self) -> usize {
+    /// One second's share of expiry: visits a thirtieth of the swarms (at least
+    /// [`EXPIRY_STEP`]), so every swarm is visited about every 30 s, holding the lock for
+    /// at most [`EXPIRY_STEP`] swarms at a time. Returns how many peers were dropped.
+    async fn expire_some(&self) -> usize {
         let now = self.now();
-        self.tracker().expire(now)
+        let share = (self.tracker().totals().torrents / 30).max(EXPIRY_STEP);
+        let (mut visited, mut dropped) = (0, 0);
+        while visited < share {
+            let done = self.tracker().expire_step(now, EXPIRY_STEP);
+            visited += done.visited;
+            dropped += done.peers;
+            if done.round_done {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+        dropped
     }
 }
+
+/// Most swarms one expiry step visits under the tracker's lock (a few hundred
+/// microseconds).
+const EXPIRY_STEP: usize = 4096;
 
 /// A connection's hold on its slot, given back when the connection's task ends.
 pub(super) struct Slot {
@@ -183,17 +200,14 @@ pub async fn serve(
     }
     let expiry = {
         let shared = shared.clone();
-        let every = u64::from(shared.config.tracker.interval / 4).clamp(1, 60);
         tokio::spawn(async move {
             let mut second = tokio::time::interval(Duration::from_secs(1));
-            for n in 0u64.. {
+            loop {
                 second.tick().await;
                 shared.tick();
-                if n % every == every - 1 {
-                    let dropped = shared.expire();
-                    if dropped > 0 {
-                        tracing::debug!("expired {dropped} peers");
-                    }
+                let dropped = shared.expire_some().await;
+                if dropped > 0 {
+                    tracing::debug!("expired {dropped} peers");
                 }
             }
         })

@@ -21,7 +21,10 @@ fn counter(c: &AtomicU64) -> u64 {
 }
 
 pub(super) fn stats_json(shared: &Shared) -> String {
-    let totals = shared.tracker().totals();
+    let (totals, memory, (evicted, prefixes)) = {
+        let tracker = shared.tracker();
+        (tracker.totals(), tracker.memory_used(), tracker.evictions())
+    };
     let c = &shared.counters;
     serde_json::json!({
         "uptime_seconds": shared.now(),
@@ -29,6 +32,13 @@ pub(super) fn stats_json(shared: &Shared) -> String {
         "peers": totals.peers,
         "seeders": totals.seeders,
         "leechers": totals.peers - totals.seeders,
+        "memory": {
+            "used_bytes": memory,
+            "budget_bytes": shared.config.tracker.max_memory,
+            "prefix_budget_bytes": shared.config.tracker.max_memory_per_prefix,
+            "prefixes": prefixes,
+            "evicted_swarms": evicted,
+        },
         "requests": {
             "announce": counter(&c.announces),
             "scrape": counter(&c.scrapes),

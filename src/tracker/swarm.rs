@@ -1,14 +1,22 @@
 //! Tracker state: who is in which swarm. No sockets, no clock: time is passed in.
 //!
-//! Memory policy: at most [`TrackerConfig::max_torrents`] swarms; a new torrent past that is
-//! refused. At most [`TrackerConfig::max_peers_per_torrent`] peers per swarm; past that a
-//! new peer still gets a peer list but is not stored. Peers silent for longer than
-//! [`TrackerConfig::peer_ttl`] are dropped by [`Tracker::expire`], and empty swarms with them.
+//! Memory policy: see [`budget`] (an overall budget, one per address prefix, and eviction
+//! of swarms of little value, never a refusal of newcomers). At most
+//! [`TrackerConfig::max_peers_per_torrent`] peers per swarm; past that a new peer still gets
+//! a peer list but is not stored. Peers silent for longer than [`TrackerConfig::peer_ttl`]
+//! are dropped a bounded number of swarms at a time (see [`expiry`]), and empty swarms with
+//! them.
+
+mod budget;
+mod expiry;
 
 use super::peers::{Change, CompactKey, Peers};
 use super::query::{Announce, Event};
 use crate::core::InfoHash;
-use std::collections::hash_map;
+pub(crate) use budget::Prefix;
+use budget::{default_per_prefix, Usage};
+pub use budget::{PEER_BYTES, TORRENT_BYTES};
+pub use expiry::Expired;
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 
@@ -25,15 +33,19 @@ pub struct TrackerConfig {
     pub default_numwant: u32,
     /// Most peers returned, whatever the client asks.
     pub max_numwant: u32,
-    pub max_torrents: usize,
+    /// Bytes all peers and torrents may take, as [`PEER_BYTES`] and [`TORRENT_BYTES`]
+    /// count them.
+    pub max_memory: usize,
+    /// Bytes the peers and new torrents of one address prefix (/24, /48) may take.
+    pub max_memory_per_prefix: usize,
     pub max_peers_per_torrent: usize,
     /// Most info hashes in one scrape.
     pub max_scrape_hashes: usize,
 }
 
 impl Default for TrackerConfig {
-    /// 30-minute interval, 50 peers by default and at most 200, one million torrents of up to
-    /// 100,000 peers each (bounded overall by `max_peers`-style deployment limits).
+    /// 30-minute interval, 50 peers by default and at most 200, 1 GiB of peers and torrents
+    /// (a 64th of it per address prefix), up to 100,000 peers per torrent.
     fn default() -> Self {
         TrackerConfig {
             interval: 1800,
@@ -41,7 +53,8 @@ impl Default for TrackerConfig {
             peer_ttl: 3600 + 300,
             default_numwant: 50,
             max_numwant: 200,
-            max_torrents: 1_000_000,
+            max_memory: 1 << 30,
+            max_memory_per_prefix: default_per_prefix(1 << 30),
             max_peers_per_torrent: 100_000,
             max_scrape_hashes: 64,
         }
@@ -95,15 +108,28 @@ impl AccessList {
 }
 
 /// One torrent's swarm.
-#[derive(Default)]
 struct Swarm {
     v4: Peers<[u8; 6]>,
     v6: Peers<[u8; 18]>,
     /// Completed downloads seen (`event=completed` from a peer that was not a seeder).
     downloaded: u64,
+    /// Where this torrent sits in [`Tracker::order`].
+    pos: u32,
+    /// The prefix charged for the torrent: its first peer's.
+    creator: Prefix,
 }
 
 impl Swarm {
+    fn new(pos: u32, creator: Prefix) -> Swarm {
+        Swarm {
+            v4: Peers::default(),
+            v6: Peers::default(),
+            downloaded: 0,
+            pos,
+            creator,
+        }
+    }
+
     fn len(&self) -> usize {
         self.v4.len() + self.v6.len()
     }
@@ -140,8 +166,6 @@ pub struct ScrapeEntry {
 pub enum Refusal {
     #[error("this tracker does not serve that info_hash")]
     NotAllowed,
-    #[error("this tracker is full: it tracks {0} torrents already")]
-    Full(usize),
 }
 
 /// Totals for /stats and /metrics.
@@ -158,6 +182,15 @@ pub struct Tracker {
     /// Which info hashes may be tracked; every swarm held is permitted by it.
     access: AccessList,
     torrents: HashMap<InfoHash, Swarm>,
+    /// Every torrent once, in no particular order: the expiry cursor walks it and
+    /// eviction samples it.
+    order: Vec<InfoHash>,
+    /// The next swarm expiry visits (see [`expiry`]).
+    cursor: usize,
+    /// Memory charged to each address prefix.
+    usage: Usage,
+    /// Swarms evicted to make room.
+    evicted: u64,
     peers: usize,
     seeders: usize,
     rng: fastrand::Rng,
@@ -187,6 +220,10 @@ impl Tracker {
             config,
             access,
             torrents: HashMap::new(),
+            order: Vec::new(),
+            cursor: 0,
+            usage: Usage::default(),
+            evicted: 0,
             peers: 0,
             seeders: 0,
             rng: fastrand::Rng::new(),
@@ -209,6 +246,93 @@ impl Tracker {
             keep
         });
         (self.peers, self.seeders) = (peers, seeders);
+        self.reindex();
+    }
+
+    /// Rebuilds the torrent list and the prefix charges from the swarms.
+    fn reindex(&mut self) {
+        self.order.clear();
+        self.usage.clear();
+        self.cursor = 0;
+        for (hash, swarm) in &mut self.torrents {
+            swarm.pos = self.order.len() as u32;
+            self.order.push(*hash);
+            self.usage.charge(swarm.creator, TORRENT_BYTES);
+            for prefix in swarm.v4.prefixes().chain(swarm.v6.prefixes()) {
+                self.usage.charge(prefix, PEER_BYTES);
+            }
+        }
+    }
+
+    /// Adds a swarm for `hash`, charged to `creator`.
+    fn add_swarm(&mut self, hash: InfoHash, creator: Prefix) {
+        let pos = self.order.len() as u32;
+        self.order.push(hash);
+        self.torrents.insert(hash, Swarm::new(pos, creator));
+        self.usage.charge(creator, TORRENT_BYTES);
+    }
+
+    /// Forgets a swarm and its peers, releasing what they were charged. Keeps the expiry
+    /// cursor's promise: the swarms before it stay the visited ones.
+    fn remove_swarm(&mut self, hash: &InfoHash) {
+        let Some(swarm) = self.torrents.remove(hash) else {
+            return;
+        };
+        self.peers -= swarm.len();
+        self.seeders -= swarm.counts().0;
+        self.usage.release(swarm.creator, TORRENT_BYTES);
+        for prefix in swarm.v4.prefixes().chain(swarm.v6.prefixes()) {
+            self.usage.release(prefix, PEER_BYTES);
+        }
+        let mut pos = swarm.pos as usize;
+        if pos < self.cursor {
+            // Swap it with the last visited swarm, which stays before the cursor.
+            self.cursor -= 1;
+            self.order.swap(pos, self.cursor);
+            self.set_pos(pos);
+            pos = self.cursor;
+        }
+        self.order.swap_remove(pos);
+        self.set_pos(pos);
+    }
+
+    /// Points the swarm now at `order[pos]` (if any) back at `pos`.
+    fn set_pos(&mut self, pos: usize) {
+        if let Some(hash) = self.order.get(pos) {
+            if let Some(swarm) = self.torrents.get_mut(hash) {
+                swarm.pos = pos as u32;
+            }
+        }
+    }
+
+    /// Swarms evicted to make room so far, and prefixes charged for something now.
+    pub fn evictions(&self) -> (u64, usize) {
+        (self.evicted, self.usage.prefixes())
+    }
+
+    /// Whether a new torrent from `prefix` may be stored, evicting to make room if needed.
+    fn admit_torrent(&mut self, prefix: Prefix, hash: &InfoHash) -> bool {
+        let cost = TORRENT_BYTES + PEER_BYTES;
+        self.usage.of(prefix) + cost <= self.config.max_memory_per_prefix
+            && self.make_room(cost, hash)
+    }
+
+    /// Whether `key` is a stored peer of the swarm of `hash`.
+    fn knows(&self, hash: &InfoHash, ip: IpAddr, port: u16) -> bool {
+        self.torrents.get(hash).is_some_and(|s| match ip {
+            IpAddr::V4(v4) => s.v4.index.contains_key(&compact4(v4, port)),
+            IpAddr::V6(v6) => s.v6.index.contains_key(&compact6(v6, port)),
+        })
+    }
+
+    /// An answer with no peers, for an announce that stored nothing.
+    fn empty_answer(&mut self, req: &Announce) -> Announced<'_> {
+        self.scratch.reset(req.compact, req.no_peer_id);
+        Announced {
+            config: &self.config,
+            counts: (0, 0),
+            peers: &self.scratch,
+        }
     }
 
     /// Torrent, peer and seeder counts.
@@ -231,48 +355,73 @@ impl Tracker {
         now: u32,
     ) -> Result<Announced<'_>, Refusal> {
         let stopped = req.event == Event::Stopped;
-        let tracked = self.torrents.len();
+        let hash = req.info_hash;
+        let prefix = Prefix::of(ip);
         // A swarm held is permitted (set_access drops the others), so only a new
         // torrent costs an access-list lookup.
-        let swarm = match self.torrents.entry(req.info_hash) {
-            hash_map::Entry::Occupied(e) => e.into_mut(),
-            hash_map::Entry::Vacant(_) if !self.access.permits(&req.info_hash) => {
+        if !self.torrents.contains_key(&hash) {
+            if !self.access.permits(&hash) {
                 return Err(Refusal::NotAllowed);
             }
-            hash_map::Entry::Vacant(_) if stopped => {
-                self.scratch.reset(true, false);
-                return Ok(Announced {
-                    config: &self.config,
-                    counts: (0, 0),
-                    peers: &self.scratch,
-                });
+            if stopped || !self.admit_torrent(prefix, &hash) {
+                // Nothing to store, or no room: answered, not stored.
+                return Ok(self.empty_answer(req));
             }
-            hash_map::Entry::Vacant(_) if tracked >= self.config.max_torrents => {
-                return Err(Refusal::Full(tracked));
-            }
-            hash_map::Entry::Vacant(e) => e.insert(Swarm::default()),
+            self.add_swarm(hash, prefix);
+        } else if !stopped && !self.fits(PEER_BYTES) && !self.knows(&hash, ip, req.port) {
+            self.make_room(PEER_BYTES, &hash);
+        }
+        let global_room = self.fits(PEER_BYTES);
+        let Tracker {
+            config,
+            torrents,
+            usage,
+            rng,
+            scratch: list,
+            ..
+        } = self;
+        let Some(swarm) = torrents.get_mut(&hash) else {
+            return Ok(self.empty_answer(req)); // never: it was there or just added
         };
         let want = req
             .numwant
-            .unwrap_or(self.config.default_numwant)
-            .min(self.config.max_numwant) as usize;
+            .unwrap_or(config.default_numwant)
+            .min(config.max_numwant) as usize;
         let seeder = req.left == Some(0);
-        let list = &mut self.scratch;
         list.reset(req.compact, req.no_peer_id);
         let join = Join {
             id: req.peer_id,
             now,
             seeder,
             stopped,
-            room: swarm.len() < self.config.max_peers_per_torrent,
             want,
         };
-        let rng = &mut self.rng;
+        // Asked only for a peer not stored yet; charges its prefix when it says yes.
+        let swarm_room = swarm.len() < config.max_peers_per_torrent;
+        let per_prefix = config.max_memory_per_prefix;
+        let room = || global_room && swarm_room && usage.try_charge(prefix, PEER_BYTES, per_prefix);
         let change = match ip {
-            IpAddr::V4(v4) => join.run(&mut swarm.v4, &swarm.v6, compact4(v4, req.port), rng, list),
-            IpAddr::V6(v6) => join.run(&mut swarm.v6, &swarm.v4, compact6(v6, req.port), rng, list),
+            IpAddr::V4(v4) => join.run(
+                &mut swarm.v4,
+                &swarm.v6,
+                compact4(v4, req.port),
+                room,
+                rng,
+                list,
+            ),
+            IpAddr::V6(v6) => join.run(
+                &mut swarm.v6,
+                &swarm.v4,
+                compact6(v6, req.port),
+                room,
+                rng,
+                list,
+            ),
         };
         let (before, after) = (change.before, change.after);
+        if before.is_some() && after.is_none() {
+            usage.release(prefix, PEER_BYTES);
+        }
         if req.event == Event::Completed && seeder && before != Some(true) {
             swarm.downloaded += 1;
         }
@@ -281,7 +430,7 @@ impl Tracker {
             self.seeders + usize::from(after == Some(true)) - usize::from(before == Some(true));
         let counts = swarm.counts();
         if swarm.len() == 0 && swarm.downloaded == 0 {
-            self.torrents.remove(&req.info_hash);
+            self.remove_swarm(&hash);
         }
         Ok(Announced {
             config: &self.config,
@@ -303,20 +452,6 @@ impl Tracker {
                 }
             })
     }
-
-    /// Forgets peers not seen since `now - peer_ttl`, and swarms left empty.
-    /// Returns how many peers were dropped.
-    pub fn expire(&mut self, now: u32) -> usize {
-        let oldest = now.saturating_sub(self.config.peer_ttl);
-        let mut dropped = 0;
-        self.torrents.retain(|_, swarm| {
-            dropped += swarm.v4.expire(oldest) + swarm.v6.expire(oldest);
-            swarm.len() > 0
-        });
-        self.peers -= dropped;
-        self.seeders = self.torrents.values().map(|s| s.counts().0).sum();
-        dropped
-    }
 }
 
 /// One announce's change to a swarm: who the requester is now, and how many peers it wants.
@@ -325,8 +460,6 @@ struct Join {
     now: u32,
     seeder: bool,
     stopped: bool,
-    /// Whether the swarm may take a new peer.
-    room: bool,
     want: usize,
 }
 
@@ -338,10 +471,11 @@ impl Join {
         own: &mut Peers<K>,
         other: &Peers<O>,
         me: K,
+        room: impl FnOnce() -> bool,
         rng: &mut fastrand::Rng,
         list: &mut PeerList,
     ) -> Change {
-        let change = own.update(me, self.id, self.now, self.seeder, self.stopped, self.room);
+        let change = own.update(me, self.id, self.now, self.seeder, self.stopped, room);
         if !self.stopped {
             let at = change.at.map(|i| (self.seeder, i));
             own.pick(at, self.seeder, self.want, rng, list);
