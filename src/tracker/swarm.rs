@@ -181,7 +181,9 @@ pub struct Tracker {
     pub config: TrackerConfig,
     /// Which info hashes may be tracked; every swarm held is permitted by it.
     access: AccessList,
-    torrents: HashMap<InfoHash, Swarm>,
+    /// Boxed: the table doubles as it grows, and buckets of whole swarms (about 400 bytes
+    /// each) made half-empty tables cost most of a torrent's memory.
+    torrents: HashMap<InfoHash, Box<Swarm>>,
     /// Every torrent once, in no particular order: the expiry cursor walks it and
     /// eviction samples it.
     order: Vec<InfoHash>,
@@ -268,7 +270,8 @@ impl Tracker {
     fn add_swarm(&mut self, hash: InfoHash, creator: Prefix) {
         let pos = self.order.len() as u32;
         self.order.push(hash);
-        self.torrents.insert(hash, Swarm::new(pos, creator));
+        self.torrents
+            .insert(hash, Box::new(Swarm::new(pos, creator)));
         self.usage.charge(creator, TORRENT_BYTES);
     }
 

@@ -25,10 +25,12 @@ pub const PEER_BYTES: usize = 64;
 
 /// Memory charged for one torrent besides its peers: its entry in the torrent table and
 /// the first allocations of its peer arrays.
-pub const TORRENT_BYTES: usize = 1024;
+pub const TORRENT_BYTES: usize = 768;
 
-/// How many swarms are sampled for one eviction.
-const SAMPLES: usize = 32;
+/// How many swarms are sampled at a time for one eviction, and how many times before
+/// giving up.
+const SAMPLES: usize = 8;
+const TRIES: usize = 4;
 
 /// Swarms with more peers than this are not evicted.
 const EVICTABLE_PEERS: usize = 4;
@@ -142,13 +144,17 @@ impl Tracker {
         true
     }
 
-    /// The least valuable evictable swarm among a few sampled at random, if any.
+    /// The least valuable evictable swarm among a few sampled at random, if any: the
+    /// first batch of samples with a candidate decides.
     fn least_valuable_sample(&mut self, keep: &InfoHash) -> Option<InfoHash> {
         if self.order.is_empty() {
             return None;
         }
         let mut best: Option<((usize, std::cmp::Reverse<usize>), InfoHash)> = None;
-        for _ in 0..SAMPLES {
+        for sample in 0..SAMPLES * TRIES {
+            if sample % SAMPLES == 0 && best.is_some() {
+                break;
+            }
             let hash = self.order[self.rng.usize(..self.order.len())];
             let Some(swarm) = self.torrents.get(&hash) else {
                 continue;
