@@ -13,6 +13,7 @@ mod peers;
 pub mod query;
 pub mod response;
 pub mod server;
+mod socket;
 mod stats;
 pub mod swarm;
 

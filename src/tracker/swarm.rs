@@ -1,14 +1,15 @@
 //! Tracker state: who is in which swarm. No sockets, no clock: time is passed in.
 //!
-//! Memory policy: see [`budget`] (an overall budget, one per address prefix, and eviction
+//! Memory policy: see `swarm/budget.rs` (an overall budget, one per address prefix, and eviction
 //! of swarms of little value, never a refusal of newcomers). At most
 //! [`TrackerConfig::max_peers_per_torrent`] peers per swarm; past that a new peer still gets
 //! a peer list but is not stored. Peers silent for longer than [`TrackerConfig::peer_ttl`]
-//! are dropped a bounded number of swarms at a time (see [`expiry`]), and empty swarms with
+//! are dropped a bounded number of swarms at a time (see `swarm/expiry.rs`), and empty swarms with
 //! them.
 
 mod budget;
 mod expiry;
+mod peer_list;
 
 use super::peers::{Change, CompactKey, Peers};
 use super::query::{Announce, Event};
@@ -17,6 +18,7 @@ pub(crate) use budget::Prefix;
 use budget::{default_per_prefix, Usage};
 pub use budget::{PEER_BYTES, TORRENT_BYTES};
 pub use expiry::Expired;
+pub(super) use peer_list::PeerList;
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 
@@ -187,7 +189,7 @@ pub struct Tracker {
     /// Every torrent once, in no particular order: the expiry cursor walks it and
     /// eviction samples it.
     order: Vec<InfoHash>,
-    /// The next swarm expiry visits (see [`expiry`]).
+    /// The next swarm expiry visits (see `swarm/expiry.rs`).
     cursor: usize,
     /// Memory charged to each address prefix.
     usage: Usage,
@@ -486,68 +488,5 @@ impl Join {
             other.pick(None, self.seeder, rest, rng, list);
         }
         change
-    }
-}
-
-/// The peers chosen for one response, in the form the client asked for.
-pub(super) struct PeerList {
-    pub compact: bool,
-    /// Leave peer ids out of the dictionary form (`no_peer_id=1`).
-    pub no_peer_id: bool,
-    /// Compact IPv4 entries (6 bytes each) for `peers`.
-    pub v4: Vec<u8>,
-    /// Compact IPv6 entries (18 bytes each) for `peers6`.
-    pub v6: Vec<u8>,
-    /// Dictionary-form entries when not compact.
-    pub dicts: Vec<(IpAddr, u16, [u8; 20])>,
-    pub len: usize,
-}
-
-impl PeerList {
-    pub(super) fn new(compact: bool) -> PeerList {
-        PeerList {
-            compact,
-            no_peer_id: false,
-            v4: Vec::new(),
-            v6: Vec::new(),
-            dicts: Vec::new(),
-            len: 0,
-        }
-    }
-
-    fn reset(&mut self, compact: bool, no_peer_id: bool) {
-        self.compact = compact;
-        self.no_peer_id = no_peer_id;
-        self.v4.clear();
-        self.v6.clear();
-        self.dicts.clear();
-        self.len = 0;
-    }
-
-    pub(super) fn add4(&mut self, keys: &[[u8; 6]], ids: &[[u8; 20]]) {
-        self.len += keys.len();
-        if self.compact {
-            self.v4.extend_from_slice(keys.as_flattened());
-            return;
-        }
-        for (k, id) in keys.iter().zip(ids) {
-            let ip = std::net::Ipv4Addr::new(k[0], k[1], k[2], k[3]);
-            self.dicts
-                .push((ip.into(), u16::from_be_bytes([k[4], k[5]]), *id));
-        }
-    }
-
-    pub(super) fn add6(&mut self, keys: &[[u8; 18]], ids: &[[u8; 20]]) {
-        self.len += keys.len();
-        if self.compact {
-            self.v6.extend_from_slice(keys.as_flattened());
-            return;
-        }
-        for (k, id) in keys.iter().zip(ids) {
-            let octets: [u8; 16] = k[..16].try_into().expect("16 bytes");
-            let ip = std::net::Ipv6Addr::from(octets);
-            self.dicts
-                .push((ip.into(), u16::from_be_bytes([k[16], k[17]]), *id));
-        }
     }
 }

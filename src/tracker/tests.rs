@@ -259,7 +259,10 @@ fn a_flood_from_one_prefix_is_held_to_its_share() {
     within_budget(&t);
     let flood = t.totals().torrents - 1;
     let share = (64 << 10) / (TORRENT_BYTES + PEER_BYTES);
-    assert!(flood <= share && flood + 2 >= share, "{flood} flood torrents kept");
+    assert!(
+        flood <= share && flood + 2 >= share,
+        "{flood} flood torrents kept"
+    );
     // Newcomers from elsewhere still get a swarm, and find each other.
     announce(&mut t, &req(T2, 3, 5, Event::Started), "192.0.2.7", 2);
     let second = announce(&mut t, &req(T2, 4, 5, Event::Started), "198.51.100.9", 2);
