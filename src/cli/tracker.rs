@@ -32,7 +32,7 @@ pub struct TrackerArgs {
     /// Most open connections.
     #[arg(long, default_value_t = 10_000)]
     max_connections: usize,
-    /// Most open connections from one address (0: no cap) [default: a sixteenth of
+    /// Most open connections from one address, or one /64 for IPv6 (0: no cap) [default: a sixteenth of
     /// --max-connections, at least 64]. Not applied with --trust-proxy.
     #[arg(long, value_name = "N")]
     max_connections_per_address: Option<usize>,

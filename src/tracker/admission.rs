@@ -22,6 +22,18 @@ pub(super) enum Refused {
     AddressFull,
 }
 
+/// The source a connection is counted against: its IPv4 address, or the /64 of its IPv6
+/// address (one host usually holds a whole /64). IPv4-mapped addresses count as IPv4.
+pub(super) fn source(ip: IpAddr) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V6(v6) => {
+            let bits = u128::from(v6) & !((1u128 << 64) - 1);
+            IpAddr::V6(bits.into())
+        }
+        v4 => v4,
+    }
+}
+
 /// An admitted connection; give it back with [`Admission::leave`].
 #[derive(Debug)]
 pub(super) struct Ticket {
@@ -138,6 +150,17 @@ mod tests {
         slots.leave(c);
         assert!(slots.admit(ip(5)).is_ok());
         slots.leave(d);
+    }
+
+    #[test]
+    fn an_ipv6_host_counts_as_its_64() {
+        let a: IpAddr = "2001:db8:1:2::1".parse().unwrap();
+        let b: IpAddr = "2001:db8:1:2:ffff::9".parse().unwrap();
+        let c: IpAddr = "2001:db8:1:3::1".parse().unwrap();
+        assert_eq!(source(a), source(b));
+        assert_ne!(source(a), source(c));
+        let mapped: IpAddr = "::ffff:10.0.0.1".parse().unwrap();
+        assert_eq!(source(mapped), ip(1));
     }
 
     #[test]

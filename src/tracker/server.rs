@@ -10,7 +10,7 @@
 //! arrived before a connection gets a task of its own. Tracker state sits behind one mutex
 //! that is held only for the in-memory update.
 
-use super::admission::{Admission, Ticket};
+use super::admission::{source, Admission, Ticket};
 use super::connection::{answer_buffered, connection, is_transient, Conn};
 use super::http::Reply;
 use super::query::{parse_announce, parse_scrape, QueryError};
@@ -34,8 +34,8 @@ pub struct ServerConfig {
     /// Take the client address from the last `X-Forwarded-For` entry (behind a proxy).
     pub trust_proxy: bool,
     pub max_connections: usize,
-    /// Most connections from one address; `None` for no cap. Ignored with `trust_proxy`
-    /// (every connection then comes from the proxy).
+    /// Most connections from one address (one /64 for IPv6); `None` for no cap. Ignored
+    /// with `trust_proxy` (every connection then comes from the proxy).
     pub max_connections_per_address: Option<usize>,
     pub max_request_bytes: usize,
     pub request_timeout: Duration,
@@ -266,7 +266,7 @@ async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
                     break;
                 }
             };
-            let admitted = shared.slots().admit(peer.ip().to_canonical());
+            let admitted = shared.slots().admit(source(peer.ip()));
             let ticket = match admitted {
                 Ok((ticket, victim)) => {
                     if let Some(victim) = victim {
