@@ -60,7 +60,10 @@ pub(super) fn stats_json(shared: &Shared) -> String {
 }
 
 pub(super) fn metrics_text(shared: &Shared) -> String {
-    let totals = shared.tracker().totals();
+    let (totals, memory, (evicted, _)) = {
+        let tracker = shared.tracker();
+        (tracker.totals(), tracker.memory_used(), tracker.evictions())
+    };
     let c = &shared.counters;
     let mut s = String::new();
     let mut metric = |name: &str, kind: &str, help: &str, samples: &[(&str, u64)]| {
@@ -111,8 +114,39 @@ pub(super) fn metrics_text(shared: &Shared) -> String {
     metric(
         "connections_total",
         "counter",
-        "Connections accepted.",
-        &[("", counter(&c.connections))],
+        "Connections accepted, dropped over a limit, and evicted before sending a request.",
+        &[
+            ("", counter(&c.connections)),
+            ("{outcome=\"dropped\"}", counter(&c.connections_dropped)),
+            ("{outcome=\"evicted\"}", counter(&c.connections_evicted)),
+        ],
+    );
+    metric(
+        "connections_open",
+        "gauge",
+        "Connections holding a slot.",
+        &[("", shared.open_connections() as u64)],
+    );
+    metric(
+        "unsent_bytes",
+        "gauge",
+        "Reply bytes waiting for clients to read them.",
+        &[("", shared.unsent.load(Ordering::Relaxed) as u64)],
+    );
+    metric(
+        "memory_bytes",
+        "gauge",
+        "Memory charged for peers and torrents, and the budget.",
+        &[
+            ("", memory as u64),
+            ("{kind=\"budget\"}", shared.config.tracker.max_memory as u64),
+        ],
+    );
+    metric(
+        "evicted_swarms_total",
+        "counter",
+        "Swarms evicted to make room for newcomers.",
+        &[("", evicted)],
     );
     s
 }
