@@ -81,6 +81,10 @@ def start(kind, port, whitelist, bare=None):
         binary = BEFORE if kind == "before" else os.path.join(ROOT, "target/release/battorrent")
         cmd = [binary, "tracker",
                "--bind", f"127.0.0.1:{port}", "--allow", whitelist, "--max-numwant", "50"]
+        if kind != "before":
+            # Every wrk peer comes from 127.0.0.1: let that one prefix use the whole memory
+            # budget, as all of opentracker's peers may (an earlier build has no such flag).
+            cmd += ["--max-memory-per-prefix", "1024"]
     else:
         # opentracker chroots to -d and reads the whitelist from inside it.
         folder = os.path.dirname(whitelist)

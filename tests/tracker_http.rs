@@ -231,6 +231,35 @@ fn keep_alive_and_pipelined_requests_are_answered_in_order() {
 }
 
 #[test]
+fn pipelined_batches_larger_than_the_read_buffer_are_not_held_back() {
+    // 200 announces in one write is about 24 KiB, three reads of the 8 KiB buffer. Answered
+    // in several writes without TCP_NODELAY, each write after the first waited for the
+    // client's delayed ACK (about 40 ms on Linux): 20 rounds took over a second.
+    let t = Tracker::start(&[]);
+    let mut s = t.connect();
+    s.set_nodelay(true).unwrap();
+    let mut r = BufReader::new(s.try_clone().unwrap());
+    let started = std::time::Instant::now();
+    for round in 0..20 {
+        let mut batch = String::new();
+        for port in 1..=200 {
+            batch += &format!(
+                "GET /announce?info_hash={HASH}&peer_id={PEER}&port={port}&left={round}&numwant=0 HTTP/1.1\r\nHost: x\r\n\r\n"
+            );
+        }
+        s.write_all(batch.as_bytes()).unwrap();
+        for _ in 0..200 {
+            assert_eq!(read_response(&mut r).0, 200);
+        }
+    }
+    let took = started.elapsed();
+    assert!(
+        took < Duration::from_millis(500),
+        "20 pipelined batches of 200 took {took:?}"
+    );
+}
+
+#[test]
 fn garbage_oversized_and_slow_requests_are_cut_off() {
     let t = Tracker::start(&["--request-timeout", "1"]);
     let mut s = t.connect();
@@ -268,15 +297,44 @@ fn garbage_oversized_and_slow_requests_are_cut_off() {
 }
 
 #[test]
+fn conflicting_framing_gets_400_and_hides_no_second_request() {
+    let t = Tracker::start(&[]);
+    let smuggled = "GET /stats HTTP/1.1\r\nHost: x\r\n\r\n";
+    for framing in [
+        format!("Content-Length: 0\r\nContent-Length: {}", smuggled.len()),
+        format!(
+            "Content-Length: {}\r\nTransfer-Encoding: chunked",
+            smuggled.len()
+        ),
+    ] {
+        let mut s = t.connect();
+        write!(
+            s,
+            "GET /announce HTTP/1.1\r\nHost: x\r\n{framing}\r\n\r\n{smuggled}"
+        )
+        .unwrap();
+        let mut r = BufReader::new(s);
+        let (status, body) = read_response(&mut r);
+        assert_eq!(status, 400, "{framing}: {}", text(&body));
+        assert!(text(&body).contains("framing"), "{}", text(&body));
+        // The connection closes: the smuggled request is never answered.
+        let mut rest = Vec::new();
+        let _ = r.read_to_end(&mut rest);
+        assert!(rest.is_empty(), "{framing}: answered {}", text(&rest));
+    }
+}
+
+#[test]
 fn connection_cap_closes_extra_connections() {
     let t = Tracker::start(&["--max-connections", "2"]);
-    // Connections count once they send something (the listener defers accept until data
-    // arrives), so these two start a request and stall.
+    // Two keep-alive clients that have been served hold both slots (connections still
+    // without a complete request would be evicted for the newcomer instead).
     let mut _a = t.connect();
     let mut _b = t.connect();
-    _a.write_all(b"GET /").unwrap();
-    _b.write_all(b"GET /").unwrap();
-    std::thread::sleep(Duration::from_millis(200));
+    for s in [&mut _a, &mut _b] {
+        s.write_all(b"GET /stats HTTP/1.1\r\n\r\n").unwrap();
+        assert_eq!(read_response(&mut BufReader::new(&*s)).0, 200);
+    }
     let mut c = t.connect();
     let _ = c.write_all(b"GET /stats HTTP/1.1\r\n\r\n");
     let mut buf = [0u8; 16];
@@ -288,6 +346,119 @@ fn connection_cap_closes_extra_connections() {
     drop((_a, _b));
     std::thread::sleep(Duration::from_millis(200));
     assert_eq!(t.get("/stats").0, 200);
+}
+
+/// Pipelines announces without ever reading a reply until the kernel buffers on both sides
+/// are full and writing blocks.
+fn stuff_without_reading(t: &Tracker) -> TcpStream {
+    let mut s = t.connect();
+    s.set_write_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    let request = format!(
+        "GET /announce?info_hash={HASH}&peer_id={PEER}&port=7&left=1 HTTP/1.1\r\nHost: x\r\n\r\n"
+    );
+    let batch = request.repeat(100);
+    while s.write_all(batch.as_bytes()).is_ok() {}
+    s
+}
+
+#[test]
+fn clients_that_never_read_their_replies_lose_their_slot() {
+    let t = Tracker::start(&["--max-connections", "2", "--request-timeout", "1"]);
+    let _stuck = [stuff_without_reading(&t), stuff_without_reading(&t)];
+    // The replies' writes stall; they are cut off after one to two request timeouts (here
+    // 1 s), well before the 60 s idle limit, and the slots come free.
+    std::thread::sleep(Duration::from_millis(3_500));
+    let (status, stats) = t.get("/stats");
+    assert_eq!(status, 200);
+    assert!(
+        text(&stats).contains("\"unsent_bytes\":0"),
+        "{}",
+        text(&stats)
+    );
+}
+
+/// A connection from `source` (any 127.x.y.z works on Linux loopback) to the tracker.
+fn connect_from(t: &Tracker, source: &str) -> TcpStream {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .build()
+        .unwrap();
+    let s = runtime.block_on(async {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind(format!("{source}:0").parse().unwrap()).unwrap();
+        let addr = format!("127.0.0.1:{}", t.port).parse().unwrap();
+        socket.connect(addr).await.unwrap().into_std().unwrap()
+    });
+    s.set_nonblocking(false).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s
+}
+
+/// Whether a /stats request on `s` is answered (false: the connection was closed).
+fn served(mut s: TcpStream) -> bool {
+    if s.write_all(b"GET /stats HTTP/1.1\r\nHost: x\r\n\r\n")
+        .is_err()
+    {
+        return false;
+    }
+    let mut r = BufReader::new(s);
+    let mut line = String::new();
+    matches!(r.read_line(&mut line), Ok(n) if n > 0) && line.contains(" 200 ")
+}
+
+#[test]
+fn silent_connections_give_way_to_new_clients() {
+    let t = Tracker::start(&["--max-connections", "4"]);
+    // Four connections from four addresses start a request and stall: well within the
+    // 10 s request timeout they hold every slot.
+    let mut stalled: Vec<_> = (1..=4)
+        .map(|n| {
+            let mut s = connect_from(&t, &format!("127.0.0.{n}"));
+            s.write_all(b"GET /").unwrap();
+            s
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    // A newcomer evicts the oldest of them instead of being turned away.
+    assert!(
+        served(t.connect()),
+        "a newcomer should evict a silent connection"
+    );
+    let mut buf = [0u8; 16];
+    assert_eq!(
+        stalled[0].read(&mut buf).unwrap_or(0),
+        0,
+        "the oldest is closed"
+    );
+    let (_, stats) = t.get("/stats");
+    let stats = text(&stats);
+    let evicted: u32 = stats
+        .split("\"evicted_silent\":")
+        .nth(1)
+        .and_then(|rest| rest.split([',', '}']).next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no evicted_silent in {stats}"));
+    assert!((1..=2).contains(&evicted), "{stats}");
+    stalled.clear();
+}
+
+#[test]
+fn one_address_cannot_take_every_slot() {
+    let t = Tracker::start(&["--max-connections-per-address", "3"]);
+    let held: Vec<_> = (0..3)
+        .map(|_| {
+            let mut s = connect_from(&t, "127.0.0.5");
+            s.write_all(b"GET /").unwrap();
+            s
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(!served(connect_from(&t, "127.0.0.5")), "over the cap");
+    assert!(served(connect_from(&t, "127.0.0.6")), "another address");
+    drop(held);
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(served(connect_from(&t, "127.0.0.5")), "slots given back");
 }
 
 #[test]

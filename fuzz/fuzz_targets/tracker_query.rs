@@ -13,7 +13,10 @@ thread_local! {
     static TRACKER: RefCell<(Tracker, u32)> = RefCell::new((
         Tracker::new(
             TrackerConfig {
-                max_torrents: 64,
+                // Room for about 60 single-peer torrents, a quarter of it per prefix:
+                // eviction and per-prefix refusals are exercised too.
+                max_memory: 64 << 10,
+                max_memory_per_prefix: 16 << 10,
                 max_peers_per_torrent: 16,
                 peer_ttl: 50,
                 ..TrackerConfig::default()
@@ -32,8 +35,8 @@ fuzz_target!(|data: &[u8]| {
     TRACKER.with(|cell| {
         let (tracker, now) = &mut *cell.borrow_mut();
         *now += 1;
-        if *now % 64 == 0 {
-            tracker.expire(*now);
+        if *now % 16 == 0 {
+            tracker.expire_step(*now, 8);
         }
         // The low bits of the port pick one of a few addresses, of both families.
         let ip: IpAddr = match announce.port % 4 {

@@ -1,6 +1,7 @@
 //! `battorrent tracker`: the HTTP tracker server.
 
 use anyhow::{bail, Context};
+use battorrent::tracker::server::default_per_address;
 use battorrent::tracker::{serve, AccessList, ServerConfig, Shared};
 use clap::Args;
 use std::net::SocketAddr;
@@ -31,6 +32,18 @@ pub struct TrackerArgs {
     /// Most open connections.
     #[arg(long, default_value_t = 10_000)]
     max_connections: usize,
+    /// Most open connections from one address, or one /64 for IPv6 (0: no cap) [default: a sixteenth of
+    /// --max-connections, at least 64]. Not applied with --trust-proxy.
+    #[arg(long, value_name = "N")]
+    max_connections_per_address: Option<usize>,
+    /// Memory for peers and torrents, in MiB (past it, swarms of one prefix with few peers
+    /// are evicted for newcomers).
+    #[arg(long, value_name = "MIB", default_value_t = 1024)]
+    max_memory: usize,
+    /// Memory the peers and new torrents of one /24 (IPv4) or /48 (IPv6) may take, in MiB
+    /// [default: a 64th of --max-memory].
+    #[arg(long, value_name = "MIB")]
+    max_memory_per_prefix: Option<usize>,
     /// Seconds a client has to send a complete request.
     #[arg(long, default_value_t = 10)]
     request_timeout: u64,
@@ -60,6 +73,11 @@ pub fn run(args: TrackerArgs) -> anyhow::Result<ExitCode> {
     let mut config = ServerConfig {
         trust_proxy: args.trust_proxy,
         max_connections: args.max_connections,
+        max_connections_per_address: match args.max_connections_per_address {
+            Some(0) => None,
+            Some(n) => Some(n),
+            None => Some(default_per_address(args.max_connections)),
+        },
         request_timeout: std::time::Duration::from_secs(args.request_timeout.max(1)),
         ..ServerConfig::default()
     };
@@ -67,6 +85,11 @@ pub fn run(args: TrackerArgs) -> anyhow::Result<ExitCode> {
     config.tracker.min_interval = (args.interval / 6).max(1);
     config.tracker.peer_ttl = args.interval.saturating_mul(2).saturating_add(60);
     config.tracker.max_numwant = args.max_numwant;
+    config.tracker.max_memory = args.max_memory.saturating_mul(1 << 20);
+    config.tracker.max_memory_per_prefix = match args.max_memory_per_prefix {
+        Some(mib) => mib.saturating_mul(1 << 20),
+        None => config.tracker.max_memory / 64,
+    };
     config.tracker.default_numwant = config.tracker.default_numwant.min(args.max_numwant);
     let shared = Shared::new(config, args.access()?);
 

@@ -5,11 +5,17 @@
 //! bencoded answers. None of them touch sockets or read the clock, so all of it is tested
 //! with plain calls. The tracker never trusts an address a client reports about itself.
 
+mod admission;
 pub mod client;
+mod connection;
 pub mod guard;
+mod http;
+mod peers;
 pub mod query;
 pub mod response;
 pub mod server;
+mod socket;
+mod stats;
 pub mod swarm;
 
 pub use client::{AnnounceParams, AnnounceResponse, ClientError, ScrapeStats, TrackerClient};

@@ -1,28 +1,31 @@
 //! The HTTP tracker server: HTTP/1.1 with keep-alive and pipelining on tokio + httparse.
 //!
 //! Limits: a request (line and headers) is at most [`ServerConfig::max_request_bytes`] and
-//! 32 headers; request bodies are refused; a request still incomplete after one to two
-//! [`ServerConfig::request_timeout`]s is cut off, and a connection idle for
-//! [`ServerConfig::idle_timeout`] is closed (both on a coarse per-connection tick); at most
+//! 32 headers; request bodies and ambiguous framing are refused; timeouts (an incomplete
+//! request, a reply the client does not take, an idle connection) run on a coarse
+//! per-connection tick (see `connection.rs`); at most
 //! [`ServerConfig::max_connections`] are open at once (more are accepted and closed at
 //! once). The listener defers accepting a connection until its first bytes arrive
-//! (TCP_DEFER_ACCEPT), so silent connections never take a slot, and the accept loop answers
-//! what has already arrived before a connection gets a task of its own. Tracker state sits
-//! behind one mutex that is held only for the in-memory update.
+//! (TCP_DEFER_ACCEPT, a few seconds at most), and the accept loop answers what has already
+//! arrived before a connection gets a task of its own. Tracker state sits behind one mutex
+//! that is held only for the in-memory update.
 
+use super::admission::{source, Admission, Ticket};
+use super::connection::{answer_buffered, connection, is_transient, Conn};
+use super::http::Reply;
 use super::query::{parse_announce, parse_scrape, QueryError};
 use super::response::{write_failure, write_scrape};
+use super::socket::{accept_nonblocking, cap_socket_buffers, defer_accept, send_more};
+use super::stats::{metrics_text, stats_json, Counters};
 use super::swarm::{AccessList, Tracker, TrackerConfig};
 use std::io;
-use std::mem::MaybeUninit;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::io::unix::AsyncFd;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
 
 /// Settings of the HTTP server around the tracker logic.
 #[derive(Debug, Clone)]
@@ -31,9 +34,21 @@ pub struct ServerConfig {
     /// Take the client address from the last `X-Forwarded-For` entry (behind a proxy).
     pub trust_proxy: bool,
     pub max_connections: usize,
+    /// Most connections from one address (one /64 for IPv6); `None` for no cap. Ignored
+    /// with `trust_proxy` (every connection then comes from the proxy).
+    pub max_connections_per_address: Option<usize>,
     pub max_request_bytes: usize,
     pub request_timeout: Duration,
     pub idle_timeout: Duration,
+    /// Unsent reply bytes of all connections together past which a connection whose
+    /// writes stall is closed at its next tick instead of the second.
+    pub max_unsent_bytes: usize,
+}
+
+/// The default cap on connections from one address: a sixteenth of all slots, and at least
+/// 64 (enough for a load generator on loopback with the benchmark's settings).
+pub fn default_per_address(max_connections: usize) -> usize {
+    (max_connections / 16).max(64)
 }
 
 impl Default for ServerConfig {
@@ -43,30 +58,25 @@ impl Default for ServerConfig {
             tracker: TrackerConfig::default(),
             trust_proxy: false,
             max_connections: 10_000,
+            max_connections_per_address: Some(default_per_address(10_000)),
             max_request_bytes: 8 << 10,
             request_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(60),
+            max_unsent_bytes: 64 << 20,
         }
     }
 }
 
-/// Request counters for /stats and /metrics.
-#[derive(Debug, Default)]
-struct Counters {
-    announces: AtomicU64,
-    scrapes: AtomicU64,
-    other: AtomicU64,
-    bad_requests: AtomicU64,
-    refused: AtomicU64,
-    connections: AtomicU64,
-    connections_dropped: AtomicU64,
-}
-
 /// State shared by all connections.
 pub struct Shared {
-    config: ServerConfig,
+    pub(super) config: ServerConfig,
     tracker: Mutex<Tracker>,
-    counters: Counters,
+    pub(super) counters: Counters,
+    /// Connection slots (see [`super::admission`]).
+    slots: Mutex<Admission<CancellationToken>>,
+    /// Reply bytes written by the tracker but not yet taken by the kernel, all connections
+    /// together (see [`ServerConfig::max_unsent_bytes`]).
+    pub(super) unsent: AtomicUsize,
     started: Instant,
     /// Whole seconds since `started`, kept by a ticker so announces need not read the clock.
     clock: AtomicU32,
@@ -75,17 +85,25 @@ pub struct Shared {
 impl Shared {
     /// Tracker state and counters for a server with `config` and `access`.
     pub fn new(config: ServerConfig, access: AccessList) -> Arc<Shared> {
+        let slots = Admission::new(
+            config.max_connections,
+            config
+                .max_connections_per_address
+                .filter(|_| !config.trust_proxy),
+        );
         Arc::new(Shared {
             tracker: Mutex::new(Tracker::new(config.tracker.clone(), access)),
             config,
             counters: Counters::default(),
+            slots: Mutex::new(slots),
+            unsent: AtomicUsize::new(0),
             started: Instant::now(),
             clock: AtomicU32::new(0),
         })
     }
 
     /// Seconds since start: the tracker's clock.
-    fn now(&self) -> u32 {
+    pub(super) fn now(&self) -> u32 {
         self.clock.load(Ordering::Relaxed)
     }
 
@@ -95,10 +113,19 @@ impl Shared {
         self.clock.store(seconds, Ordering::Relaxed);
     }
 
-    fn tracker(&self) -> std::sync::MutexGuard<'_, Tracker> {
+    pub(super) fn tracker(&self) -> std::sync::MutexGuard<'_, Tracker> {
         // A panic while holding the lock cannot leave the maps half-updated in a way that
         // matters more than stopping service would, so keep serving.
         self.tracker.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn slots(&self) -> std::sync::MutexGuard<'_, Admission<CancellationToken>> {
+        self.slots.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Connections holding a slot.
+    pub(super) fn open_connections(&self) -> usize {
+        self.slots().open()
     }
 
     /// Scrape figures for one torrent, as `/scrape` would give them.
@@ -111,10 +138,50 @@ impl Shared {
         self.tracker().set_access(access);
     }
 
-    /// Drops peers that stopped announcing; returns how many.
-    pub fn expire(&self) -> usize {
+    /// One second's share of expiry: visits a thirtieth of the swarms (at least
+    /// [`EXPIRY_STEP`]), so every swarm is visited about every 30 s, holding the lock for
+    /// at most [`EXPIRY_STEP`] swarms at a time. Returns how many peers were dropped.
+    async fn expire_some(&self) -> usize {
         let now = self.now();
-        self.tracker().expire(now)
+        let share = (self.tracker().totals().torrents / 30).max(EXPIRY_STEP);
+        let (mut visited, mut dropped) = (0, 0);
+        while visited < share {
+            let done = self.tracker().expire_step(now, EXPIRY_STEP);
+            visited += done.visited;
+            dropped += done.peers;
+            if done.round_done {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+        dropped
+    }
+}
+
+/// Most swarms one expiry step visits under the tracker's lock: about 1.5 ms, under 6 ms
+/// at worst, when every one of them expires (`examples/tracker_memory.rs -- flood`).
+const EXPIRY_STEP: usize = 1024;
+
+/// A connection's hold on its slot, given back when the connection's task ends.
+pub(super) struct Slot {
+    pub(super) shared: Arc<Shared>,
+    ticket: Option<Ticket>,
+}
+
+impl Slot {
+    /// The connection has sent a complete request: it is no longer evicted for silence.
+    pub(super) fn answered(&self) {
+        if let Some(ticket) = &self.ticket {
+            self.shared.slots().answered(ticket);
+        }
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        if let Some(ticket) = self.ticket.take() {
+            self.shared.slots().leave(ticket);
+        }
     }
 }
 
@@ -128,24 +195,20 @@ pub async fn serve(
     for listener in &listeners {
         defer_accept(listener);
     }
-    let permits = Arc::new(Semaphore::new(shared.config.max_connections));
     let mut tasks = tokio::task::JoinSet::new();
     for listener in listeners {
-        tasks.spawn(accept_loop(shared.clone(), listener, permits.clone()));
+        tasks.spawn(accept_loop(shared.clone(), listener));
     }
     let expiry = {
         let shared = shared.clone();
-        let every = u64::from(shared.config.tracker.interval / 4).clamp(1, 60);
         tokio::spawn(async move {
             let mut second = tokio::time::interval(Duration::from_secs(1));
-            for n in 0u64.. {
+            loop {
                 second.tick().await;
                 shared.tick();
-                if n % every == every - 1 {
-                    let dropped = shared.expire();
-                    if dropped > 0 {
-                        tracing::debug!("expired {dropped} peers");
-                    }
+                let dropped = shared.expire_some().await;
+                if dropped > 0 {
+                    tracing::debug!("expired {dropped} peers");
                 }
             }
         })
@@ -156,27 +219,7 @@ pub async fn serve(
     Ok(())
 }
 
-/// Asks the kernel to hand over connections only once their first bytes have arrived
-/// (TCP_DEFER_ACCEPT), saving a wake-up per connection. Best effort: ignored if refused.
-fn defer_accept(listener: &TcpListener) {
-    use std::os::fd::AsRawFd;
-    let seconds: libc::c_int = 5;
-    // SAFETY: setsockopt on a socket we own, with a pointer to a live c_int and its size.
-    let result = unsafe {
-        libc::setsockopt(
-            listener.as_raw_fd(),
-            libc::IPPROTO_TCP,
-            libc::TCP_DEFER_ACCEPT,
-            (&seconds as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    if result != 0 {
-        tracing::debug!("TCP_DEFER_ACCEPT not set: {}", io::Error::last_os_error());
-    }
-}
-
-async fn accept_loop(shared: Arc<Shared>, listener: TcpListener, permits: Arc<Semaphore>) {
+async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
     let watched = listener.into_std().and_then(|std_listener| {
         // SAFETY: a std TcpListener owns its descriptor, keeps it open while the AsyncFd
         // owns the listener, and always reports the same one.
@@ -223,27 +266,63 @@ async fn accept_loop(shared: Arc<Shared>, listener: TcpListener, permits: Arc<Se
                     break;
                 }
             };
-            let Ok(permit) = permits.clone().try_acquire_owned() else {
-                shared
-                    .counters
-                    .connections_dropped
-                    .fetch_add(1, Ordering::Relaxed);
-                continue; // dropping the stream closes it
+            let admitted = shared.slots().admit(source(peer.ip()));
+            let ticket = match admitted {
+                Ok((ticket, victim)) => {
+                    if let Some(victim) = victim {
+                        victim.cancel();
+                        shared
+                            .counters
+                            .connections_evicted
+                            .fetch_add(1, Ordering::Relaxed);
+                    }
+                    ticket
+                }
+                Err(refused) => {
+                    tracing::trace!("connection from {peer} refused: {refused}");
+                    shared
+                        .counters
+                        .connections_dropped
+                        .fetch_add(1, Ordering::Relaxed);
+                    continue; // dropping the stream closes it
+                }
             };
             shared.counters.connections.fetch_add(1, Ordering::Relaxed);
             // The fast path: with TCP_DEFER_ACCEPT the first request is usually here
             // already, and a `Connection: close` client is answered and closed without the
             // socket ever joining epoll or getting a task.
-            let close = match first_requests(&shared, &mut scratch, &stream, peer) {
-                Ok(Some(close)) => close,
-                Ok(None) => continue,
+            let (close, answered) = match first_requests(&shared, &mut scratch, &stream, peer) {
+                Ok(Some(next)) => next,
+                Ok(None) => {
+                    shared.slots().leave(ticket);
+                    continue;
+                }
                 Err(e) => {
                     tracing::trace!("connection from {peer} ended: {e}");
+                    shared.slots().leave(ticket);
                     scratch.clear();
                     continue;
                 }
             };
+            // A connection with no complete request yet may be evicted for a newcomer.
+            let evict = (!answered).then(|| {
+                let token = CancellationToken::new();
+                shared.slots().waiting(&ticket, token.clone());
+                token
+            });
+            let slot = Slot {
+                shared: shared.clone(),
+                ticket: Some(ticket),
+            };
             let conn = scratch.hand_over(shared.config.max_request_bytes);
+            // Replies to a pipelined batch larger than the read buffer leave in several
+            // writes; with Nagle each one after the first would wait for the client's
+            // delayed ACK (about 40 ms). The fast path above needs no such call: its one
+            // write has nothing unacknowledged before it.
+            if let Err(e) = stream.set_nodelay(true) {
+                tracing::debug!("TCP_NODELAY not set: {e}");
+            }
+            cap_socket_buffers(&stream);
             let stream = match TcpStream::from_std(stream) {
                 Ok(s) => s,
                 Err(e) => {
@@ -251,13 +330,10 @@ async fn accept_loop(shared: Arc<Shared>, listener: TcpListener, permits: Arc<Se
                     continue;
                 }
             };
-            // No TCP_NODELAY: every reply batch is one write, so Nagle never holds one back.
-            let shared = shared.clone();
             tokio::spawn(async move {
-                if let Err(e) = connection(&shared, stream, peer, conn, close).await {
+                if let Err(e) = connection(&slot, stream, peer, conn, close, evict).await {
                     tracing::trace!("connection from {peer} ended: {e}");
                 }
-                drop(permit);
             });
         }
         tokio::task::yield_now().await;
@@ -267,83 +343,28 @@ async fn accept_loop(shared: Arc<Shared>, listener: TcpListener, permits: Arc<Se
 /// Connections the accept loop takes (and answers, on the fast path) before it yields.
 const ACCEPT_BURST: usize = 64;
 
-/// `accept4` with the new socket already non-blocking and close-on-exec, and the peer's
-/// address decoded from what the call returns (no extra syscalls).
-fn accept_nonblocking(
-    listener: &std::net::TcpListener,
-) -> io::Result<(std::net::TcpStream, SocketAddr)> {
-    use std::os::fd::{AsRawFd, FromRawFd};
-    // SAFETY: an all-zero sockaddr_storage is a valid value.
-    let mut storage: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
-    let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
-    // SAFETY: accept4 on a listening socket we own, writing at most `len` bytes into
-    // `storage`, which outlives the call.
-    let fd = unsafe {
-        libc::accept4(
-            listener.as_raw_fd(),
-            (&mut storage as *mut libc::sockaddr_storage).cast(),
-            &mut len,
-            libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
-        )
-    };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: accept4 returned a new descriptor that nothing else owns.
-    let stream = unsafe { std::net::TcpStream::from_raw_fd(fd) };
-    let peer = match i32::from(storage.ss_family) {
-        libc::AF_INET => {
-            // SAFETY: the kernel wrote a sockaddr_in for AF_INET; storage is large and
-            // aligned enough for any socket address.
-            let a = unsafe {
-                &*(&storage as *const libc::sockaddr_storage).cast::<libc::sockaddr_in>()
-            };
-            SocketAddr::from((
-                std::net::Ipv4Addr::from(u32::from_be(a.sin_addr.s_addr)),
-                u16::from_be(a.sin_port),
-            ))
-        }
-        libc::AF_INET6 => {
-            // SAFETY: as above, a sockaddr_in6 for AF_INET6.
-            let a = unsafe {
-                &*(&storage as *const libc::sockaddr_storage).cast::<libc::sockaddr_in6>()
-            };
-            SocketAddr::V6(std::net::SocketAddrV6::new(
-                std::net::Ipv6Addr::from(a.sin6_addr.s6_addr),
-                u16::from_be(a.sin6_port),
-                a.sin6_flowinfo,
-                a.sin6_scope_id,
-            ))
-        }
-        family => {
-            return Err(io::Error::other(format!(
-                "accepted a connection of address family {family}"
-            )))
-        }
-    };
-    Ok((stream, peer))
-}
-
 /// Reads and answers what a new connection has sent so far, without waiting. Returns
 /// `None` when the connection is finished (answered and closed, or closed by the client),
-/// else `Some(close)`: it goes on in its own task, which first sends what is left in
-/// `scratch.out` and then closes if `close`.
+/// else `Some((close, answered))`: it goes on in its own task, which first sends what is
+/// left in `scratch.out` and then closes if `close`; `answered` says whether a complete
+/// request has arrived.
 fn first_requests(
     shared: &Shared,
     scratch: &mut Conn,
     stream: &std::net::TcpStream,
     peer: SocketAddr,
-) -> io::Result<Option<bool>> {
+) -> io::Result<Option<(bool, bool)>> {
     use std::io::{Read, Write};
     let mut stream = stream;
     let read = match stream.read(&mut scratch.buf) {
         Ok(0) => return Ok(None),
         Ok(n) => n,
-        Err(e) if is_transient(&e) => return Ok(Some(false)),
+        Err(e) if is_transient(&e) => return Ok(Some((false, false))),
         Err(e) => return Err(e),
     };
     scratch.filled = read;
-    let (close, _) = answer_buffered(shared, scratch, peer);
+    let done = answer_buffered(shared, scratch, peer);
+    let close = done.close;
     // A clean close: everything received was answered (no error, nothing left over), and
     // the read did not fill the buffer, so nothing more was waiting in the kernel.
     let clean = close && scratch.filled == 0 && read < scratch.buf.len();
@@ -367,242 +388,10 @@ fn first_requests(
         scratch.clear();
         return Ok(None); // dropping the stream closes it after the reply
     }
-    Ok(Some(close))
+    Ok(Some((close, done.any)))
 }
 
-/// Closing with unread input makes the kernel reset the connection, which can destroy
-/// the reply (a 400 or 431) before the client reads it. So after such a reply: send FIN,
-/// then read and discard what the client still sends, for at most 2 s and 64 KiB.
-async fn linger(stream: &mut TcpStream, buf: &mut [u8]) {
-    const LINGER: Duration = Duration::from_secs(2);
-    const MAX_DISCARD: usize = 64 << 10;
-    let _ = stream.shutdown().await;
-    let _ = tokio::time::timeout(LINGER, async {
-        let mut discarded = 0;
-        while discarded < MAX_DISCARD {
-            match stream.read(buf).await {
-                Ok(0) | Err(_) => break,
-                Ok(n) => discarded += n,
-            }
-        }
-    })
-    .await;
-}
-
-/// `send` with MSG_MORE: the kernel may hold the bytes until more follow or the socket
-/// is closed.
-fn send_more(stream: &std::net::TcpStream, data: &[u8]) -> io::Result<usize> {
-    use std::os::fd::AsRawFd;
-    // SAFETY: send on a socket we own, reading `data.len()` bytes from a live slice.
-    let n = unsafe {
-        libc::send(
-            stream.as_raw_fd(),
-            data.as_ptr().cast(),
-            data.len(),
-            libc::MSG_MORE | libc::MSG_NOSIGNAL,
-        )
-    };
-    if n < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(n as usize)
-}
-
-/// Errors after which the same call may succeed later.
-fn is_transient(e: &io::Error) -> bool {
-    matches!(
-        e.kind(),
-        io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
-    )
-}
-
-/// Buffers of one connection: received bytes not yet answered, and replies not yet sent.
-struct Conn {
-    buf: Vec<u8>,
-    filled: usize,
-    out: Vec<u8>,
-    body: Vec<u8>,
-}
-
-impl Conn {
-    fn new(max_request_bytes: usize) -> Conn {
-        Conn {
-            buf: vec![0; max_request_bytes],
-            filled: 0,
-            out: Vec::with_capacity(1024),
-            body: Vec::with_capacity(512),
-        }
-    }
-
-    fn clear(&mut self) {
-        self.filled = 0;
-        self.out.clear();
-    }
-
-    /// Gives these buffers, pending bytes and all, to a connection's own task, leaving a
-    /// fresh `Conn` here for the next connection.
-    fn hand_over(&mut self, max_request_bytes: usize) -> Conn {
-        std::mem::replace(self, Conn::new(max_request_bytes))
-    }
-}
-
-/// What to send back for one request.
-struct Reply {
-    status: u16,
-    content_type: &'static str,
-}
-
-/// Answers every complete request in `conn.buf` (pipelined ones too), appending the
-/// replies to `conn.out` and keeping a partial request at the front of the buffer.
-/// Returns whether to close once `out` is sent (`Connection: close`, a malformed request,
-/// or a request too large for the buffer) and whether anything was answered.
-fn answer_buffered(shared: &Shared, conn: &mut Conn, peer: SocketAddr) -> (bool, bool) {
-    let config = &shared.config;
-    let mut start = 0;
-    let mut close = false;
-    let mut answered = false;
-    while start < conn.filled && !close {
-        let mut headers = [const { MaybeUninit::<httparse::Header>::uninit() }; 32];
-        let mut req = httparse::Request::new(&mut []);
-        let parsed = req.parse_with_uninit_headers(&conn.buf[start..conn.filled], &mut headers);
-        let body = &mut conn.body;
-        body.clear();
-        let reply = match parsed {
-            Ok(httparse::Status::Partial) => break,
-            Ok(httparse::Status::Complete(n)) => {
-                start += n;
-                close = wants_close(&req);
-                if has_body(&req) {
-                    close = true;
-                    failure(shared, body, 400, "request bodies are not accepted")
-                } else {
-                    route(shared, &req, client_ip(config, &req, peer), body)
-                }
-            }
-            Err(e) => {
-                close = true;
-                failure(shared, body, 400, &format!("malformed HTTP request: {e}"))
-            }
-        };
-        answered = true;
-        write_response(&mut conn.out, &reply, body, close);
-    }
-    conn.buf.copy_within(start..conn.filled, 0);
-    conn.filled -= start;
-    if !close && conn.filled == conn.buf.len() {
-        conn.body.clear();
-        let reply = failure(
-            shared,
-            &mut conn.body,
-            431,
-            "request line and headers are too large",
-        );
-        write_response(&mut conn.out, &reply, &conn.body, true);
-        return (true, true);
-    }
-    (close, answered)
-}
-
-/// Serves a connection in its own task: sends what `conn.out` holds, then reads requests
-/// (pipelined or not) and answers each, and closes on error, timeout, `Connection: close`
-/// (or `close` already set), or when the client closes.
-///
-/// Timeouts run on a coarse per-connection clock rather than a timer per read: it ticks
-/// every `request_timeout` (or `idle_timeout` if shorter). A request still incomplete at two
-/// ticks in a row with nothing answered in between is cut off (so after 1 to 2 request
-/// timeouts), and a connection with nothing answered for `idle_timeout` is closed at the
-/// tick after.
-async fn connection(
-    shared: &Shared,
-    mut stream: TcpStream,
-    peer: SocketAddr,
-    mut conn: Conn,
-    mut close: bool,
-) -> io::Result<()> {
-    let config = &shared.config;
-    let tick = (config.request_timeout.min(config.idle_timeout)).max(Duration::from_millis(10));
-    let idle_ticks = config.idle_timeout.as_millis() / tick.as_millis().max(1);
-    let timer = tokio::time::sleep(tick);
-    tokio::pin!(timer);
-    let (mut answered, mut quiet_ticks, mut stuck_ticks) = (false, 0u128, 0u32);
-    loop {
-        if !conn.out.is_empty() {
-            stream.write_all(&conn.out).await?;
-            conn.out.clear();
-        }
-        if close {
-            if conn.filled > 0 {
-                linger(&mut stream, &mut conn.buf).await;
-            }
-            return Ok(()); // dropping the stream closes it after the queued reply
-        }
-        tokio::select! {
-            biased;
-            read = stream.read(&mut conn.buf[conn.filled..]) => match read {
-                Ok(0) => return Ok(()),
-                Ok(n) => conn.filled += n,
-                Err(e) => return Err(e),
-            },
-            () = &mut timer => {
-                if std::mem::take(&mut answered) {
-                    (quiet_ticks, stuck_ticks) = (0, 0);
-                } else {
-                    quiet_ticks += 1;
-                    stuck_ticks = if conn.filled > 0 { stuck_ticks + 1 } else { 0 };
-                }
-                if stuck_ticks >= 2 || quiet_ticks > idle_ticks {
-                    return Ok(()); // too slow, or idle too long
-                }
-                timer.as_mut().reset(tokio::time::Instant::now() + tick);
-                continue;
-            }
-        }
-        let (must_close, any) = answer_buffered(shared, &mut conn, peer);
-        close = must_close;
-        answered |= any;
-    }
-}
-
-fn header<'r>(req: &'r httparse::Request<'_, '_>, name: &str) -> Option<&'r [u8]> {
-    req.headers
-        .iter()
-        .find(|h| h.name.eq_ignore_ascii_case(name))
-        .map(|h| h.value)
-}
-
-/// HTTP/1.1 keeps the connection unless told otherwise; HTTP/1.0 closes unless told to keep.
-fn wants_close(req: &httparse::Request<'_, '_>) -> bool {
-    let says = |token: &[u8]| {
-        header(req, "connection").is_some_and(|v| {
-            v.windows(token.len())
-                .any(|w| w.eq_ignore_ascii_case(token))
-        })
-    };
-    match req.version {
-        Some(1) => says(b"close"),
-        _ => !says(b"keep-alive"),
-    }
-}
-
-fn has_body(req: &httparse::Request<'_, '_>) -> bool {
-    header(req, "transfer-encoding").is_some()
-        || header(req, "content-length").is_some_and(|v| v.iter().any(|&b| b != b'0' && b != b' '))
-}
-
-/// The client's address: the connection's, or with `--trust-proxy` the last
-/// `X-Forwarded-For` entry. IPv4-mapped IPv6 addresses count as IPv4.
-fn client_ip(config: &ServerConfig, req: &httparse::Request<'_, '_>, peer: SocketAddr) -> IpAddr {
-    let forwarded = config
-        .trust_proxy
-        .then(|| header(req, "x-forwarded-for"))
-        .flatten()
-        .and_then(|v| std::str::from_utf8(v).ok())
-        .and_then(|v| v.rsplit(',').next())
-        .and_then(|last| last.trim().parse::<IpAddr>().ok());
-    forwarded.unwrap_or(peer.ip()).to_canonical()
-}
-
-fn failure(shared: &Shared, body: &mut Vec<u8>, status: u16, reason: &str) -> Reply {
+pub(super) fn failure(shared: &Shared, body: &mut Vec<u8>, status: u16, reason: &str) -> Reply {
     shared.counters.bad_requests.fetch_add(1, Ordering::Relaxed);
     write_failure(body, reason);
     Reply {
@@ -618,7 +407,7 @@ fn ok(content_type: &'static str) -> Reply {
     }
 }
 
-fn route(
+pub(super) fn route(
     shared: &Shared,
     req: &httparse::Request<'_, '_>,
     ip: IpAddr,
@@ -679,142 +468,5 @@ fn route(
             ok("text/plain; version=0.0.4")
         }
         _ => failure(shared, body, 404, "unknown path: use /announce or /scrape"),
-    }
-}
-
-fn write_response(out: &mut Vec<u8>, reply: &Reply, body: &[u8], close: bool) {
-    let reason = match reply.status {
-        200 => "OK",
-        400 => "Bad Request",
-        404 => "Not Found",
-        405 => "Method Not Allowed",
-        431 => "Request Header Fields Too Large",
-        _ => "Error",
-    };
-    let mut number = itoa::Buffer::new();
-    out.extend_from_slice(b"HTTP/1.1 ");
-    out.extend_from_slice(number.format(reply.status).as_bytes());
-    out.push(b' ');
-    out.extend_from_slice(reason.as_bytes());
-    out.extend_from_slice(b"\r\nContent-Type: ");
-    out.extend_from_slice(reply.content_type.as_bytes());
-    out.extend_from_slice(b"\r\nContent-Length: ");
-    out.extend_from_slice(number.format(body.len()).as_bytes());
-    if close {
-        out.extend_from_slice(b"\r\nConnection: close");
-    }
-    out.extend_from_slice(b"\r\n\r\n");
-    out.extend_from_slice(body);
-}
-
-fn counter(c: &AtomicU64) -> u64 {
-    c.load(Ordering::Relaxed)
-}
-
-fn stats_json(shared: &Shared) -> String {
-    let totals = shared.tracker().totals();
-    let c = &shared.counters;
-    serde_json::json!({
-        "uptime_seconds": shared.now(),
-        "torrents": totals.torrents,
-        "peers": totals.peers,
-        "seeders": totals.seeders,
-        "leechers": totals.peers - totals.seeders,
-        "requests": {
-            "announce": counter(&c.announces),
-            "scrape": counter(&c.scrapes),
-            "other": counter(&c.other),
-        },
-        "errors": {
-            "bad_request": counter(&c.bad_requests),
-            "refused": counter(&c.refused),
-        },
-        "connections": {
-            "accepted": counter(&c.connections),
-            "dropped_over_limit": counter(&c.connections_dropped),
-        },
-    })
-    .to_string()
-}
-
-fn metrics_text(shared: &Shared) -> String {
-    let totals = shared.tracker().totals();
-    let c = &shared.counters;
-    let mut s = String::new();
-    let mut metric = |name: &str, kind: &str, help: &str, samples: &[(&str, u64)]| {
-        s += &format!(
-            "# HELP battorrent_tracker_{name} {help}\n# TYPE battorrent_tracker_{name} {kind}\n"
-        );
-        for (labels, value) in samples {
-            s += &format!("battorrent_tracker_{name}{labels} {value}\n");
-        }
-    };
-    metric(
-        "torrents",
-        "gauge",
-        "Torrents with at least one peer.",
-        &[("", totals.torrents as u64)],
-    );
-    metric(
-        "peers",
-        "gauge",
-        "Peers by state.",
-        &[
-            ("{state=\"seeder\"}", totals.seeders as u64),
-            (
-                "{state=\"leecher\"}",
-                (totals.peers - totals.seeders) as u64,
-            ),
-        ],
-    );
-    metric(
-        "requests_total",
-        "counter",
-        "HTTP requests by kind.",
-        &[
-            ("{kind=\"announce\"}", counter(&c.announces)),
-            ("{kind=\"scrape\"}", counter(&c.scrapes)),
-            ("{kind=\"other\"}", counter(&c.other)),
-        ],
-    );
-    metric(
-        "errors_total",
-        "counter",
-        "Requests answered with a failure reason.",
-        &[
-            ("{kind=\"bad_request\"}", counter(&c.bad_requests)),
-            ("{kind=\"refused\"}", counter(&c.refused)),
-        ],
-    );
-    metric(
-        "connections_total",
-        "counter",
-        "Connections accepted.",
-        &[("", counter(&c.connections))],
-    );
-    s
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn closes(request: &[u8]) -> bool {
-        let mut headers = [httparse::EMPTY_HEADER; 8];
-        let mut req = httparse::Request::new(&mut headers);
-        assert!(req.parse(request).unwrap().is_complete());
-        wants_close(&req)
-    }
-
-    #[test]
-    fn connection_header_and_version_decide_keep_alive() {
-        assert!(!closes(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"));
-        assert!(closes(b"GET / HTTP/1.1\r\nConnection: Close\r\n\r\n"));
-        assert!(closes(
-            b"GET / HTTP/1.1\r\nconnection: upgrade, CLOSE\r\n\r\n"
-        ));
-        assert!(closes(b"GET / HTTP/1.0\r\n\r\n"));
-        assert!(!closes(b"GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n"));
-        assert!(closes(b"GET / HTTP/1.0\r\nConnection: clo\r\n\r\n"));
     }
 }

@@ -1,17 +1,26 @@
 //! Tracker state: who is in which swarm. No sockets, no clock: time is passed in.
 //!
-//! Memory policy: at most [`TrackerConfig::max_torrents`] swarms; a new torrent past that is
-//! refused. At most [`TrackerConfig::max_peers_per_torrent`] peers per swarm; past that a
-//! new peer still gets a peer list but is not stored. Peers silent for longer than
-//! [`TrackerConfig::peer_ttl`] are dropped by [`Tracker::expire`], and empty swarms with them.
+//! Memory policy: see `swarm/budget.rs` (an overall budget, one per address prefix, and eviction
+//! of swarms of little value, never a refusal of newcomers). At most
+//! [`TrackerConfig::max_peers_per_torrent`] peers per swarm; past that a new peer still gets
+//! a peer list but is not stored. Peers silent for longer than [`TrackerConfig::peer_ttl`]
+//! are dropped a bounded number of swarms at a time (see `swarm/expiry.rs`), and empty swarms with
+//! them.
 
+mod budget;
+mod expiry;
+mod peer_list;
+
+use super::peers::{Change, CompactKey, Peers};
 use super::query::{Announce, Event};
 use crate::core::InfoHash;
-use std::collections::hash_map::{self, Entry};
+pub(crate) use budget::Prefix;
+use budget::{default_per_prefix, Usage};
+pub use budget::{PEER_BYTES, TORRENT_BYTES};
+pub use expiry::Expired;
+pub(super) use peer_list::PeerList;
 use std::collections::{HashMap, HashSet};
-use std::hash::Hash;
 use std::net::IpAddr;
-use std::ops::Range;
 
 /// Tunables of the tracker.
 #[derive(Debug, Clone)]
@@ -26,15 +35,19 @@ pub struct TrackerConfig {
     pub default_numwant: u32,
     /// Most peers returned, whatever the client asks.
     pub max_numwant: u32,
-    pub max_torrents: usize,
+    /// Bytes all peers and torrents may take, as [`PEER_BYTES`] and [`TORRENT_BYTES`]
+    /// count them.
+    pub max_memory: usize,
+    /// Bytes the peers and new torrents of one address prefix (/24, /48) may take.
+    pub max_memory_per_prefix: usize,
     pub max_peers_per_torrent: usize,
     /// Most info hashes in one scrape.
     pub max_scrape_hashes: usize,
 }
 
 impl Default for TrackerConfig {
-    /// 30-minute interval, 50 peers by default and at most 200, one million torrents of up to
-    /// 100,000 peers each (bounded overall by `max_peers`-style deployment limits).
+    /// 30-minute interval, 50 peers by default and at most 200, 1 GiB of peers and torrents
+    /// (a 64th of it per address prefix), up to 100,000 peers per torrent.
     fn default() -> Self {
         TrackerConfig {
             interval: 1800,
@@ -42,7 +55,8 @@ impl Default for TrackerConfig {
             peer_ttl: 3600 + 300,
             default_numwant: 50,
             max_numwant: 200,
-            max_torrents: 1_000_000,
+            max_memory: 1 << 30,
+            max_memory_per_prefix: default_per_prefix(1 << 30),
             max_peers_per_torrent: 100_000,
             max_scrape_hashes: 64,
         }
@@ -95,303 +109,29 @@ impl AccessList {
     }
 }
 
-/// One role's peers (seeders or leechers) of one address family, as parallel arrays: a
-/// compact reply copies a run of `keys` and touches nothing else.
-struct PeerVec<K> {
-    /// Compact address+port (BEP 23: 4+2 bytes for IPv4, 16+2 for IPv6), also the key.
-    keys: Vec<K>,
-    ids: Vec<[u8; 20]>,
-    /// Tracker clock (seconds) of each peer's last announce.
-    seen: Vec<u32>,
-}
-
-impl<K> Default for PeerVec<K> {
-    fn default() -> Self {
-        PeerVec {
-            keys: Vec::new(),
-            ids: Vec::new(),
-            seen: Vec::new(),
-        }
-    }
-}
-
-impl<K: Copy> PeerVec<K> {
-    fn len(&self) -> usize {
-        self.keys.len()
-    }
-
-    fn push(&mut self, key: K, id: [u8; 20], now: u32) {
-        self.keys.push(key);
-        self.ids.push(id);
-        self.seen.push(now);
-    }
-
-    /// Removes entry `i` by moving the last one into its place; returns the key moved, if any.
-    fn swap_remove(&mut self, i: usize) -> Option<K> {
-        self.keys.swap_remove(i);
-        self.ids.swap_remove(i);
-        self.seen.swap_remove(i);
-        self.keys.get(i).copied()
-    }
-}
-
-/// Where a peer sits: its role (top bit set for a seeder) and its index in that role's
-/// [`PeerVec`].
-#[derive(Debug, Clone, Copy)]
-struct Slot(u32);
-
-/// Most peers one role of one family can hold (the index has 31 bits).
-const MAX_SLOT: usize = (1 << 31) - 1;
-
-impl Slot {
-    const SEEDER: u32 = 1 << 31;
-
-    fn new(seeder: bool, index: usize) -> Slot {
-        debug_assert!(index <= MAX_SLOT);
-        Slot(index as u32 | if seeder { Slot::SEEDER } else { 0 })
-    }
-
-    fn seeder(self) -> bool {
-        self.0 & Slot::SEEDER != 0
-    }
-
-    fn index(self) -> usize {
-        (self.0 & !Slot::SEEDER) as usize
-    }
-}
-
-/// Seeders and leechers of one address family, with one index over both so an announce
-/// costs a single hash lookup.
-struct Peers<K> {
-    index: HashMap<K, Slot>,
-    seeders: PeerVec<K>,
-    leechers: PeerVec<K>,
-}
-
-impl<K> Default for Peers<K> {
-    fn default() -> Self {
-        Peers {
-            index: HashMap::new(),
-            seeders: PeerVec::default(),
-            leechers: PeerVec::default(),
-        }
-    }
-}
-
-/// A compact address+port key of one family, and how runs of them go into a reply.
-trait CompactKey: Hash + Eq + Copy {
-    /// Appends these peers to `list` in the form the client asked for.
-    fn add_to(list: &mut PeerList, keys: &[Self], ids: &[[u8; 20]]);
-}
-
-impl CompactKey for [u8; 6] {
-    fn add_to(list: &mut PeerList, keys: &[Self], ids: &[[u8; 20]]) {
-        list.add4(keys, ids);
-    }
-}
-
-impl CompactKey for [u8; 18] {
-    fn add_to(list: &mut PeerList, keys: &[Self], ids: &[[u8; 20]]) {
-        list.add6(keys, ids);
-    }
-}
-
-/// How one announce changed its peer: role before and after (`None` when absent,
-/// `Some(true)` as a seeder), and where it now sits in its role's arrays.
-struct Change {
-    before: Option<bool>,
-    after: Option<bool>,
-    at: Option<usize>,
-}
-
-impl<K: CompactKey> Peers<K> {
-    fn len(&self) -> usize {
-        self.index.len()
-    }
-
-    fn role(&mut self, seeder: bool) -> &mut PeerVec<K> {
-        if seeder {
-            &mut self.seeders
-        } else {
-            &mut self.leechers
-        }
-    }
-
-    /// Takes the entry at `slot` out of its arrays and re-points the index at the entry
-    /// moved into its place. The key itself must already be out of the index.
-    fn take_out(&mut self, slot: Slot) {
-        let seeder = slot.seeder();
-        if let Some(moved) = self.role(seeder).swap_remove(slot.index()) {
-            self.index.insert(moved, Slot::new(seeder, slot.index()));
-        }
-    }
-
-    /// Removes the peer; returns whether it was a seeder (`None` if unknown).
-    fn remove(&mut self, key: &K) -> Option<bool> {
-        let slot = self.index.remove(key)?;
-        self.take_out(slot);
-        Some(slot.seeder())
-    }
-
-    /// Records an announce from `key`: refreshes it, moves it between roles, or adds it if
-    /// `room` allows; a stopped peer is removed.
-    fn update(
-        &mut self,
-        key: K,
-        id: [u8; 20],
-        now: u32,
-        seeder: bool,
-        stopped: bool,
-        room: bool,
-    ) -> Change {
-        if stopped {
-            let before = self.remove(&key);
-            return Change {
-                before,
-                after: None,
-                at: None,
-            };
-        }
-        let target_len = self.role(seeder).len();
-        match self.index.entry(key) {
-            Entry::Occupied(mut e) => {
-                let old = *e.get();
-                if old.seeder() == seeder {
-                    let i = old.index();
-                    let set = self.role(seeder);
-                    set.ids[i] = id;
-                    set.seen[i] = now;
-                    return Change {
-                        before: Some(seeder),
-                        after: Some(seeder),
-                        at: Some(i),
-                    };
-                }
-                e.insert(Slot::new(seeder, target_len));
-                self.role(seeder).push(key, id, now);
-                self.take_out(old);
-                Change {
-                    before: Some(!seeder),
-                    after: Some(seeder),
-                    at: Some(target_len),
-                }
-            }
-            Entry::Vacant(e) => {
-                if !room || target_len >= MAX_SLOT {
-                    return Change {
-                        before: None,
-                        after: None,
-                        at: None,
-                    };
-                }
-                e.insert(Slot::new(seeder, target_len));
-                self.role(seeder).push(key, id, now);
-                Change {
-                    before: None,
-                    after: Some(seeder),
-                    at: Some(target_len),
-                }
-            }
-        }
-    }
-
-    /// Adds up to `want` peers to `list`, read as one circular run from a random start:
-    /// leechers only for a seeder, seeders then leechers for a leecher. `me` (its role and
-    /// index) is left out.
-    fn pick(
-        &self,
-        me: Option<(bool, usize)>,
-        seeder: bool,
-        want: usize,
-        rng: &mut fastrand::Rng,
-        list: &mut PeerList,
-    ) {
-        let pools: &[(bool, &PeerVec<K>)] = if seeder {
-            &[(false, &self.leechers)]
-        } else {
-            &[(true, &self.seeders), (false, &self.leechers)]
-        };
-        let lens = [pools[0].1.len(), pools.get(1).map_or(0, |p| p.1.len())];
-        let skip = me.and_then(|(role, i)| {
-            let p = pools.iter().position(|&(r, _)| r == role)?;
-            Some((p, i))
-        });
-        circular_runs(&lens, skip, want, rng, |p, run| {
-            let set = pools[p].1;
-            K::add_to(list, &set.keys[run.clone()], &set.ids[run]);
-        });
-    }
-
-    fn expire(&mut self, oldest: u32) -> usize {
-        let before = self.len();
-        for seeder in [true, false] {
-            let mut i = 0;
-            while i < self.role(seeder).len() {
-                let set = self.role(seeder);
-                if set.seen[i] >= oldest {
-                    i += 1;
-                    continue;
-                }
-                let key = set.keys[i];
-                self.remove(&key);
-            }
-        }
-        before - self.len()
-    }
-}
-
-/// Calls `take(pool, range)` for up to `want` entries of pools of lengths `lens`, read as
-/// one sequence from a random start and wrapping around, leaving out `skip` (pool, index).
-/// Each range lies within one pool.
-fn circular_runs(
-    lens: &[usize],
-    skip: Option<(usize, usize)>,
-    want: usize,
-    rng: &mut fastrand::Rng,
-    mut take: impl FnMut(usize, Range<usize>),
-) {
-    let total: usize = lens.iter().sum();
-    if total == 0 || want == 0 {
-        return;
-    }
-    let start = rng.usize(..total);
-    let mut left = want;
-    for (lo, hi) in [(start, total), (0, start)] {
-        let mut base = 0;
-        for (p, &len) in lens.iter().enumerate() {
-            let (a, b) = (lo.max(base) - base, hi.min(base + len).saturating_sub(base));
-            base += len;
-            if a >= b {
-                continue;
-            }
-            let pieces = match skip {
-                Some((sp, si)) if sp == p && (a..b).contains(&si) => [a..si, si + 1..b],
-                _ => [a..b, b..b],
-            };
-            for run in pieces {
-                let n = run.len().min(left);
-                if n > 0 {
-                    take(p, run.start..run.start + n);
-                    left -= n;
-                    if left == 0 {
-                        return;
-                    }
-                }
-            }
-        }
-    }
-}
-
 /// One torrent's swarm.
-#[derive(Default)]
 struct Swarm {
     v4: Peers<[u8; 6]>,
     v6: Peers<[u8; 18]>,
     /// Completed downloads seen (`event=completed` from a peer that was not a seeder).
     downloaded: u64,
+    /// Where this torrent sits in [`Tracker::order`].
+    pos: u32,
+    /// The prefix charged for the torrent: its first peer's.
+    creator: Prefix,
 }
 
 impl Swarm {
+    fn new(pos: u32, creator: Prefix) -> Swarm {
+        Swarm {
+            v4: Peers::default(),
+            v6: Peers::default(),
+            downloaded: 0,
+            pos,
+            creator,
+        }
+    }
+
     fn len(&self) -> usize {
         self.v4.len() + self.v6.len()
     }
@@ -428,8 +168,6 @@ pub struct ScrapeEntry {
 pub enum Refusal {
     #[error("this tracker does not serve that info_hash")]
     NotAllowed,
-    #[error("this tracker is full: it tracks {0} torrents already")]
-    Full(usize),
 }
 
 /// Totals for /stats and /metrics.
@@ -445,7 +183,18 @@ pub struct Tracker {
     pub config: TrackerConfig,
     /// Which info hashes may be tracked; every swarm held is permitted by it.
     access: AccessList,
-    torrents: HashMap<InfoHash, Swarm>,
+    /// Boxed: the table doubles as it grows, and buckets of whole swarms (about 400 bytes
+    /// each) made half-empty tables cost most of a torrent's memory.
+    torrents: HashMap<InfoHash, Box<Swarm>>,
+    /// Every torrent once, in no particular order: the expiry cursor walks it and
+    /// eviction samples it.
+    order: Vec<InfoHash>,
+    /// The next swarm expiry visits (see `swarm/expiry.rs`).
+    cursor: usize,
+    /// Memory charged to each address prefix.
+    usage: Usage,
+    /// Swarms evicted to make room.
+    evicted: u64,
     peers: usize,
     seeders: usize,
     rng: fastrand::Rng,
@@ -475,6 +224,10 @@ impl Tracker {
             config,
             access,
             torrents: HashMap::new(),
+            order: Vec::new(),
+            cursor: 0,
+            usage: Usage::default(),
+            evicted: 0,
             peers: 0,
             seeders: 0,
             rng: fastrand::Rng::new(),
@@ -497,6 +250,94 @@ impl Tracker {
             keep
         });
         (self.peers, self.seeders) = (peers, seeders);
+        self.reindex();
+    }
+
+    /// Rebuilds the torrent list and the prefix charges from the swarms.
+    fn reindex(&mut self) {
+        self.order.clear();
+        self.usage.clear();
+        self.cursor = 0;
+        for (hash, swarm) in &mut self.torrents {
+            swarm.pos = self.order.len() as u32;
+            self.order.push(*hash);
+            self.usage.charge(swarm.creator, TORRENT_BYTES);
+            for prefix in swarm.v4.prefixes().chain(swarm.v6.prefixes()) {
+                self.usage.charge(prefix, PEER_BYTES);
+            }
+        }
+    }
+
+    /// Adds a swarm for `hash`, charged to `creator`.
+    fn add_swarm(&mut self, hash: InfoHash, creator: Prefix) {
+        let pos = self.order.len() as u32;
+        self.order.push(hash);
+        self.torrents
+            .insert(hash, Box::new(Swarm::new(pos, creator)));
+        self.usage.charge(creator, TORRENT_BYTES);
+    }
+
+    /// Forgets a swarm and its peers, releasing what they were charged. Keeps the expiry
+    /// cursor's promise: the swarms before it stay the visited ones.
+    fn remove_swarm(&mut self, hash: &InfoHash) {
+        let Some(swarm) = self.torrents.remove(hash) else {
+            return;
+        };
+        self.peers -= swarm.len();
+        self.seeders -= swarm.counts().0;
+        self.usage.release(swarm.creator, TORRENT_BYTES);
+        for prefix in swarm.v4.prefixes().chain(swarm.v6.prefixes()) {
+            self.usage.release(prefix, PEER_BYTES);
+        }
+        let mut pos = swarm.pos as usize;
+        if pos < self.cursor {
+            // Swap it with the last visited swarm, which stays before the cursor.
+            self.cursor -= 1;
+            self.order.swap(pos, self.cursor);
+            self.set_pos(pos);
+            pos = self.cursor;
+        }
+        self.order.swap_remove(pos);
+        self.set_pos(pos);
+    }
+
+    /// Points the swarm now at `order[pos]` (if any) back at `pos`.
+    fn set_pos(&mut self, pos: usize) {
+        if let Some(hash) = self.order.get(pos) {
+            if let Some(swarm) = self.torrents.get_mut(hash) {
+                swarm.pos = pos as u32;
+            }
+        }
+    }
+
+    /// Swarms evicted to make room so far, and prefixes charged for something now.
+    pub fn evictions(&self) -> (u64, usize) {
+        (self.evicted, self.usage.prefixes())
+    }
+
+    /// Whether a new torrent from `prefix` may be stored, evicting to make room if needed.
+    fn admit_torrent(&mut self, prefix: Prefix, hash: &InfoHash) -> bool {
+        let cost = TORRENT_BYTES + PEER_BYTES;
+        self.usage.of(prefix) + cost <= self.config.max_memory_per_prefix
+            && self.make_room(cost, hash)
+    }
+
+    /// Whether `key` is a stored peer of the swarm of `hash`.
+    fn knows(&self, hash: &InfoHash, ip: IpAddr, port: u16) -> bool {
+        self.torrents.get(hash).is_some_and(|s| match ip {
+            IpAddr::V4(v4) => s.v4.index.contains_key(&compact4(v4, port)),
+            IpAddr::V6(v6) => s.v6.index.contains_key(&compact6(v6, port)),
+        })
+    }
+
+    /// An answer with no peers, for an announce that stored nothing.
+    fn empty_answer(&mut self, req: &Announce) -> Announced<'_> {
+        self.scratch.reset(req.compact, req.no_peer_id);
+        Announced {
+            config: &self.config,
+            counts: (0, 0),
+            peers: &self.scratch,
+        }
     }
 
     /// Torrent, peer and seeder counts.
@@ -519,48 +360,73 @@ impl Tracker {
         now: u32,
     ) -> Result<Announced<'_>, Refusal> {
         let stopped = req.event == Event::Stopped;
-        let tracked = self.torrents.len();
+        let hash = req.info_hash;
+        let prefix = Prefix::of(ip);
         // A swarm held is permitted (set_access drops the others), so only a new
         // torrent costs an access-list lookup.
-        let swarm = match self.torrents.entry(req.info_hash) {
-            hash_map::Entry::Occupied(e) => e.into_mut(),
-            hash_map::Entry::Vacant(_) if !self.access.permits(&req.info_hash) => {
+        if !self.torrents.contains_key(&hash) {
+            if !self.access.permits(&hash) {
                 return Err(Refusal::NotAllowed);
             }
-            hash_map::Entry::Vacant(_) if stopped => {
-                self.scratch.reset(true, false);
-                return Ok(Announced {
-                    config: &self.config,
-                    counts: (0, 0),
-                    peers: &self.scratch,
-                });
+            if stopped || !self.admit_torrent(prefix, &hash) {
+                // Nothing to store, or no room: answered, not stored.
+                return Ok(self.empty_answer(req));
             }
-            hash_map::Entry::Vacant(_) if tracked >= self.config.max_torrents => {
-                return Err(Refusal::Full(tracked));
-            }
-            hash_map::Entry::Vacant(e) => e.insert(Swarm::default()),
+            self.add_swarm(hash, prefix);
+        } else if !stopped && !self.fits(PEER_BYTES) && !self.knows(&hash, ip, req.port) {
+            self.make_room(PEER_BYTES, &hash);
+        }
+        let global_room = self.fits(PEER_BYTES);
+        let Tracker {
+            config,
+            torrents,
+            usage,
+            rng,
+            scratch: list,
+            ..
+        } = self;
+        let Some(swarm) = torrents.get_mut(&hash) else {
+            return Ok(self.empty_answer(req)); // never: it was there or just added
         };
         let want = req
             .numwant
-            .unwrap_or(self.config.default_numwant)
-            .min(self.config.max_numwant) as usize;
+            .unwrap_or(config.default_numwant)
+            .min(config.max_numwant) as usize;
         let seeder = req.left == Some(0);
-        let list = &mut self.scratch;
         list.reset(req.compact, req.no_peer_id);
         let join = Join {
             id: req.peer_id,
             now,
             seeder,
             stopped,
-            room: swarm.len() < self.config.max_peers_per_torrent,
             want,
         };
-        let rng = &mut self.rng;
+        // Asked only for a peer not stored yet; charges its prefix when it says yes.
+        let swarm_room = swarm.len() < config.max_peers_per_torrent;
+        let per_prefix = config.max_memory_per_prefix;
+        let room = || global_room && swarm_room && usage.try_charge(prefix, PEER_BYTES, per_prefix);
         let change = match ip {
-            IpAddr::V4(v4) => join.run(&mut swarm.v4, &swarm.v6, compact4(v4, req.port), rng, list),
-            IpAddr::V6(v6) => join.run(&mut swarm.v6, &swarm.v4, compact6(v6, req.port), rng, list),
+            IpAddr::V4(v4) => join.run(
+                &mut swarm.v4,
+                &swarm.v6,
+                compact4(v4, req.port),
+                room,
+                rng,
+                list,
+            ),
+            IpAddr::V6(v6) => join.run(
+                &mut swarm.v6,
+                &swarm.v4,
+                compact6(v6, req.port),
+                room,
+                rng,
+                list,
+            ),
         };
         let (before, after) = (change.before, change.after);
+        if before.is_some() && after.is_none() {
+            usage.release(prefix, PEER_BYTES);
+        }
         if req.event == Event::Completed && seeder && before != Some(true) {
             swarm.downloaded += 1;
         }
@@ -569,7 +435,7 @@ impl Tracker {
             self.seeders + usize::from(after == Some(true)) - usize::from(before == Some(true));
         let counts = swarm.counts();
         if swarm.len() == 0 && swarm.downloaded == 0 {
-            self.torrents.remove(&req.info_hash);
+            self.remove_swarm(&hash);
         }
         Ok(Announced {
             config: &self.config,
@@ -591,20 +457,6 @@ impl Tracker {
                 }
             })
     }
-
-    /// Forgets peers not seen since `now - peer_ttl`, and swarms left empty.
-    /// Returns how many peers were dropped.
-    pub fn expire(&mut self, now: u32) -> usize {
-        let oldest = now.saturating_sub(self.config.peer_ttl);
-        let mut dropped = 0;
-        self.torrents.retain(|_, swarm| {
-            dropped += swarm.v4.expire(oldest) + swarm.v6.expire(oldest);
-            swarm.len() > 0
-        });
-        self.peers -= dropped;
-        self.seeders = self.torrents.values().map(|s| s.counts().0).sum();
-        dropped
-    }
 }
 
 /// One announce's change to a swarm: who the requester is now, and how many peers it wants.
@@ -613,8 +465,6 @@ struct Join {
     now: u32,
     seeder: bool,
     stopped: bool,
-    /// Whether the swarm may take a new peer.
-    room: bool,
     want: usize,
 }
 
@@ -626,10 +476,11 @@ impl Join {
         own: &mut Peers<K>,
         other: &Peers<O>,
         me: K,
+        room: impl FnOnce() -> bool,
         rng: &mut fastrand::Rng,
         list: &mut PeerList,
     ) -> Change {
-        let change = own.update(me, self.id, self.now, self.seeder, self.stopped, self.room);
+        let change = own.update(me, self.id, self.now, self.seeder, self.stopped, room);
         if !self.stopped {
             let at = change.at.map(|i| (self.seeder, i));
             own.pick(at, self.seeder, self.want, rng, list);
@@ -637,181 +488,5 @@ impl Join {
             other.pick(None, self.seeder, rest, rng, list);
         }
         change
-    }
-}
-
-/// The peers chosen for one response, in the form the client asked for.
-pub(super) struct PeerList {
-    pub compact: bool,
-    /// Leave peer ids out of the dictionary form (`no_peer_id=1`).
-    pub no_peer_id: bool,
-    /// Compact IPv4 entries (6 bytes each) for `peers`.
-    pub v4: Vec<u8>,
-    /// Compact IPv6 entries (18 bytes each) for `peers6`.
-    pub v6: Vec<u8>,
-    /// Dictionary-form entries when not compact.
-    pub dicts: Vec<(IpAddr, u16, [u8; 20])>,
-    pub len: usize,
-}
-
-impl PeerList {
-    pub(super) fn new(compact: bool) -> PeerList {
-        PeerList {
-            compact,
-            no_peer_id: false,
-            v4: Vec::new(),
-            v6: Vec::new(),
-            dicts: Vec::new(),
-            len: 0,
-        }
-    }
-
-    fn reset(&mut self, compact: bool, no_peer_id: bool) {
-        self.compact = compact;
-        self.no_peer_id = no_peer_id;
-        self.v4.clear();
-        self.v6.clear();
-        self.dicts.clear();
-        self.len = 0;
-    }
-
-    fn add4(&mut self, keys: &[[u8; 6]], ids: &[[u8; 20]]) {
-        self.len += keys.len();
-        if self.compact {
-            self.v4.extend_from_slice(keys.as_flattened());
-            return;
-        }
-        for (k, id) in keys.iter().zip(ids) {
-            let ip = std::net::Ipv4Addr::new(k[0], k[1], k[2], k[3]);
-            self.dicts
-                .push((ip.into(), u16::from_be_bytes([k[4], k[5]]), *id));
-        }
-    }
-
-    fn add6(&mut self, keys: &[[u8; 18]], ids: &[[u8; 20]]) {
-        self.len += keys.len();
-        if self.compact {
-            self.v6.extend_from_slice(keys.as_flattened());
-            return;
-        }
-        for (k, id) in keys.iter().zip(ids) {
-            let octets: [u8; 16] = k[..16].try_into().expect("16 bytes");
-            let ip = std::net::Ipv6Addr::from(octets);
-            self.dicts
-                .push((ip.into(), u16::from_be_bytes([k[16], k[17]]), *id));
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Checks that the index and the arrays describe the same peers.
-    fn consistent(peers: &Peers<[u8; 6]>) {
-        assert_eq!(
-            peers.index.len(),
-            peers.seeders.len() + peers.leechers.len()
-        );
-        for (seeder, set) in [(true, &peers.seeders), (false, &peers.leechers)] {
-            assert_eq!(set.keys.len(), set.ids.len());
-            assert_eq!(set.keys.len(), set.seen.len());
-            for (i, key) in set.keys.iter().enumerate() {
-                let slot = peers.index[key];
-                assert_eq!((slot.seeder(), slot.index()), (seeder, i));
-            }
-        }
-    }
-
-    #[test]
-    fn random_updates_keep_index_and_arrays_in_step() {
-        let mut rng = fastrand::Rng::with_seed(7);
-        let mut peers = Peers::<[u8; 6]>::default();
-        // The model: key -> (seeder, last seen).
-        let mut model = HashMap::new();
-        for now in 0..5_000u32 {
-            let key = [0, 0, 0, 0, 0, rng.u8(..40)];
-            let seeder = rng.bool();
-            let stopped = rng.u8(..8) == 0;
-            let change = peers.update(key, [key[5]; 20], now, seeder, stopped, true);
-            let before = model.get(&key).map(|&(s, _)| s);
-            assert_eq!(change.before, before);
-            if stopped {
-                model.remove(&key);
-                assert_eq!(change.after, None);
-            } else {
-                model.insert(key, (seeder, now));
-                assert_eq!(change.after, Some(seeder));
-                let at = change.at.expect("stored");
-                assert_eq!(peers.role(seeder).keys[at], key);
-            }
-            if now % 500 == 499 {
-                let oldest = now - 100;
-                let expired = model.values().filter(|&&(_, seen)| seen < oldest).count();
-                assert_eq!(peers.expire(oldest), expired);
-                model.retain(|_, &mut (_, seen)| seen >= oldest);
-            }
-            consistent(&peers);
-            assert_eq!(peers.len(), model.len());
-        }
-    }
-
-    #[test]
-    fn a_full_swarm_answers_but_does_not_store() {
-        let mut peers = Peers::<[u8; 6]>::default();
-        let change = peers.update([1; 6], [1; 20], 0, false, false, false);
-        assert_eq!((change.before, change.after, change.at), (None, None, None));
-        assert_eq!(peers.len(), 0);
-        // A peer already stored is refreshed even without room.
-        peers.update([2; 6], [2; 20], 0, false, false, true);
-        let change = peers.update([2; 6], [2; 20], 5, true, false, false);
-        assert_eq!((change.before, change.after), (Some(false), Some(true)));
-        assert_eq!(peers.seeders.seen, [5]);
-    }
-
-    /// Every run `circular_runs` reports, as (pool, index) pairs.
-    fn runs(
-        lens: &[usize],
-        skip: Option<(usize, usize)>,
-        want: usize,
-        seed: u64,
-    ) -> Vec<(usize, usize)> {
-        let mut rng = fastrand::Rng::with_seed(seed);
-        let mut out = Vec::new();
-        circular_runs(lens, skip, want, &mut rng, |p, run| {
-            assert!(run.end <= lens[p] && !run.is_empty());
-            out.extend(run.map(|i| (p, i)));
-        });
-        out
-    }
-
-    #[test]
-    fn circular_runs_take_distinct_entries_and_skip_the_requester() {
-        for seed in 0..200 {
-            let mut rng = fastrand::Rng::with_seed(seed);
-            let lens = [rng.usize(..6), rng.usize(..6)];
-            let total = lens[0] + lens[1];
-            let skip = (total > 0 && rng.bool()).then(|| {
-                let p = if rng.usize(..total) < lens[0] { 0 } else { 1 };
-                (p, rng.usize(..lens[p]))
-            });
-            let want = rng.usize(..12);
-            let got = runs(&lens, skip, want, seed);
-            let available = total - usize::from(skip.is_some());
-            assert_eq!(got.len(), want.min(available), "{lens:?} {skip:?} {want}");
-            let mut unique = got.clone();
-            unique.sort();
-            unique.dedup();
-            assert_eq!(unique.len(), got.len(), "repeated entries: {got:?}");
-            assert!(skip.is_none_or(|s| !got.contains(&s)));
-        }
-    }
-
-    #[test]
-    fn circular_runs_start_at_random_places() {
-        let starts: HashSet<_> = (0..50)
-            .map(|seed| runs(&[10, 10], None, 1, seed)[0])
-            .collect();
-        assert!(starts.len() > 10, "starts: {starts:?}");
     }
 }

@@ -1,5 +1,6 @@
 //! Scripted announces against the tracker logic: no sockets, a hand-driven clock.
 
+use super::swarm::{PEER_BYTES, TORRENT_BYTES};
 use super::*;
 use crate::bencode::{decode, Limits, Value};
 use crate::core::InfoHash;
@@ -194,20 +195,13 @@ fn silent_peers_expire_and_empty_swarms_go() {
 }
 
 #[test]
-fn caps_bound_memory() {
+fn a_full_swarm_answers_but_does_not_store() {
     let config = TrackerConfig {
-        max_torrents: 1,
         max_peers_per_torrent: 2,
         ..TrackerConfig::default()
     };
     let mut t = Tracker::new(config, AccessList::Open);
     announce(&mut t, &req(T1, 1, 5, Event::Started), "10.0.0.1", 0);
-    let mut out = Vec::new();
-    assert_eq!(
-        t.announce(&req(T2, 1, 5, Event::Started), ip("10.0.0.1"), 0)
-            .map(|a| a.write(&mut out)),
-        Err(Refusal::Full(1))
-    );
     announce(&mut t, &req(T1, 2, 5, Event::Started), "10.0.0.2", 0);
     // The third peer is answered but not stored.
     let third = announce(&mut t, &req(T1, 3, 5, Event::Started), "10.0.0.3", 0);
@@ -215,6 +209,160 @@ fn caps_bound_memory() {
     assert_eq!(t.totals().peers, 2);
     let first = announce(&mut t, &req(T1, 1, 5, Event::None), "10.0.0.1", 1);
     assert_eq!(ports(&first), [2]);
+}
+
+/// A made-up info hash: `n` in its first bytes, `tag` in the last.
+fn fake_hash(n: u32, tag: u8) -> InfoHash {
+    let mut hash = [tag; 20];
+    hash[..4].copy_from_slice(&n.to_be_bytes());
+    InfoHash(hash)
+}
+
+/// The tracker's charges add up to what it holds, and stay within its budget.
+fn within_budget(t: &Tracker) {
+    let totals = t.totals();
+    let used = totals.peers * PEER_BYTES + totals.torrents * TORRENT_BYTES;
+    assert_eq!(t.memory_used(), used);
+    assert!(
+        used <= t.config.max_memory,
+        "{used} > {}",
+        t.config.max_memory
+    );
+}
+
+/// 1 MiB overall, 64 KiB per prefix: room for about 1,200 single-peer torrents overall and
+/// about 80 per prefix.
+fn small_budget() -> TrackerConfig {
+    TrackerConfig {
+        max_memory: 1 << 20,
+        max_memory_per_prefix: 64 << 10,
+        ..TrackerConfig::default()
+    }
+}
+
+#[test]
+fn a_flood_from_one_prefix_is_held_to_its_share() {
+    let mut t = Tracker::new(small_budget(), AccessList::Open);
+    // An honest swarm of two, before the flood.
+    announce(&mut t, &req(T1, 1, 5, Event::Started), "192.0.2.1", 0);
+    announce(&mut t, &req(T1, 2, 5, Event::Started), "198.51.100.2", 0);
+    // 100,000 invented info hashes from one /24, every one answered.
+    for n in 0..100_000 {
+        let host = format!("203.0.113.{}", n % 250);
+        announce(
+            &mut t,
+            &req(fake_hash(n, 9), 6881, 5, Event::Started),
+            &host,
+            1,
+        );
+    }
+    within_budget(&t);
+    let flood = t.totals().torrents - 1;
+    let share = (64 << 10) / (TORRENT_BYTES + PEER_BYTES);
+    assert!(
+        flood <= share && flood + 2 >= share,
+        "{flood} flood torrents kept"
+    );
+    // Newcomers from elsewhere still get a swarm, and find each other.
+    announce(&mut t, &req(T2, 3, 5, Event::Started), "192.0.2.7", 2);
+    let second = announce(&mut t, &req(T2, 4, 5, Event::Started), "198.51.100.9", 2);
+    assert_eq!(ports(&second), [3]);
+    assert_eq!(t.scrape(&T1).incomplete, 2);
+}
+
+#[test]
+fn a_flood_from_many_prefixes_evicts_its_own_swarms_not_honest_ones() {
+    let mut t = Tracker::new(small_budget(), AccessList::Open);
+    announce(&mut t, &req(T1, 1, 5, Event::Started), "192.0.2.1", 0);
+    announce(&mut t, &req(T1, 2, 5, Event::Started), "198.51.100.2", 0);
+    // 100,000 invented info hashes from 10.0.0.0/8, each /24 within its share, two peers
+    // of one address each: together far over the overall budget.
+    for n in 0..100_000u32 {
+        let host = format!("10.{}.{}.1", (n >> 8) & 0xff, n & 0xff);
+        for port in [6881, 6882] {
+            announce(
+                &mut t,
+                &req(fake_hash(n, 7), port, 5, Event::Started),
+                &host,
+                1,
+            );
+        }
+        if n % 1000 == 0 {
+            within_budget(&t);
+        }
+        // Honest newcomers keep arriving during the flood, and are stored.
+        if n % 10_000 == 5_000 {
+            let hash = fake_hash(n, 1);
+            announce(&mut t, &req(hash, 7, 5, Event::Started), "192.0.2.50", 1);
+            assert_eq!(
+                t.scrape(&hash).incomplete,
+                1,
+                "honest newcomer {n} not stored"
+            );
+        }
+    }
+    within_budget(&t);
+    let (evicted, _) = t.evictions();
+    assert!(evicted > 90_000, "{evicted} evicted");
+    // The honest swarm of two addresses survived the whole flood.
+    assert_eq!(t.scrape(&T1).incomplete, 2);
+    let third = announce(&mut t, &req(T1, 3, 5, Event::Started), "203.0.113.3", 2);
+    assert_eq!(ports(&third), [1, 2]);
+}
+
+#[test]
+fn expiry_visits_a_bounded_number_of_swarms_and_eventually_all() {
+    let config = TrackerConfig {
+        peer_ttl: 100,
+        ..TrackerConfig::default()
+    };
+    let mut t = Tracker::new(config, AccessList::Open);
+    for n in 0..20_000u32 {
+        let host = format!("10.{}.{}.1", n >> 8 & 0xff, n & 0xff);
+        // Every third torrent also has a peer that keeps announcing.
+        announce(
+            &mut t,
+            &req(fake_hash(n, 3), 1, 5, Event::Started),
+            &host,
+            0,
+        );
+        if n % 3 == 0 {
+            announce(
+                &mut t,
+                &req(fake_hash(n, 3), 2, 5, Event::Started),
+                &host,
+                150,
+            );
+        }
+    }
+    assert_eq!(t.totals().peers, 20_000 + 6_667);
+    // At time 200, the peers last seen at 0 are stale. Steps of 500 swarms, while
+    // honest announces keep coming between them (adding and removing swarms).
+    let (mut dropped, mut steps, mut rounds) = (0, 0, 0);
+    while rounds < 2 {
+        let done = t.expire_step(200, 500);
+        assert!(done.visited <= 500);
+        dropped += done.peers;
+        steps += 1;
+        rounds += usize::from(done.round_done);
+        let extra = fake_hash(steps, 4);
+        announce(&mut t, &req(extra, 9, 5, Event::Started), "192.0.2.9", 200);
+        if steps % 2 == 0 {
+            announce(&mut t, &req(extra, 9, 5, Event::Stopped), "192.0.2.9", 200);
+        }
+    }
+    assert_eq!(dropped, 20_000);
+    assert!(steps >= 20_000 / 500 / 3, "{steps} steps");
+    // What is left: the torrents with a fresh peer, and the extra ones still announced.
+    let extras = steps.div_ceil(2) as usize;
+    assert_eq!(t.totals().torrents, 6_667 + extras);
+    assert_eq!(t.totals().peers, 6_667 + extras);
+    within_budget(&t);
+    // Much later, one full pass of steps empties the tracker.
+    while !t.expire_step(10_000, 500).round_done {}
+    assert_eq!(t.totals(), Totals::default());
+    assert_eq!(t.memory_used(), 0);
+    assert_eq!(t.evictions().1, 0, "no prefix is charged for anything");
 }
 
 #[test]
