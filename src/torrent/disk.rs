@@ -24,7 +24,7 @@ pub const MAX_WRITE_ERRORS: u32 = 8;
 
 impl Engine {
     /// A piece that verified could not be written ([`Action::Verify`]): it goes back to the
-    /// picker and is downloaded again; `data` returns for reuse. [`MAX_WRITE_ERRORS`] in a
+    /// picker and is downloaded again; `data` returns for reuse. `MAX_WRITE_ERRORS` (8) in a
     /// row fail the torrent.
     pub fn handle_write_failed(
         &mut self,
