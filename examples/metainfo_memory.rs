@@ -9,31 +9,12 @@
 //! - `deep-files 300 1500`: that many files, each as deep, differing in the last element.
 
 use battorrent::metainfo::Metainfo;
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicUsize, Ordering};
+#[path = "support/peak_heap.rs"]
+mod peak_heap;
 use std::time::Instant;
 
-/// Counts live heap bytes and remembers the highest count.
-struct Counting;
-
-static LIVE: AtomicUsize = AtomicUsize::new(0);
-static PEAK: AtomicUsize = AtomicUsize::new(0);
-
-// SAFETY: forwards to the system allocator unchanged; only counts.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let live = LIVE.fetch_add(layout.size(), Ordering::Relaxed) + layout.size();
-        PEAK.fetch_max(live, Ordering::Relaxed);
-        System.alloc(layout)
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
-        System.dealloc(ptr, layout)
-    }
-}
-
 #[global_allocator]
-static ALLOCATOR: Counting = Counting;
+static ALLOCATOR: peak_heap::Counting = peak_heap::Counting;
 
 /// A multi-file torrent over `paths` (each a list of elements), one byte per file.
 fn torrent(paths: impl Iterator<Item = Vec<String>>) -> Vec<u8> {
@@ -85,12 +66,11 @@ fn main() {
         }
         other => panic!("unknown mode {other}"),
     };
-    let before = LIVE.load(Ordering::Relaxed);
-    PEAK.store(before, Ordering::Relaxed);
+    let before = peak_heap::reset_peak();
     let started = Instant::now();
     let result = Metainfo::from_bytes(&bytes);
     let elapsed = started.elapsed();
-    let peak = PEAK.load(Ordering::Relaxed) - before;
+    let peak = peak_heap::peak() - before;
     let outcome = match &result {
         Ok(meta) => format!("loaded {} files", meta.info.files.len()),
         Err(e) => format!(

@@ -118,23 +118,25 @@ fn stat(summary: &Value, field: &str) -> u64 {
 /// Starts our seeder of `dir/seed` on a free port of 127.0.0.2, uploading at most `limit`
 /// bytes a second, and waits until it listens. Returns it and its address.
 fn start_seeder(dir: &Path, torrent: &Path, limit: &str) -> (Proc, String) {
+    start_seeder_with(dir, torrent, &["--upload-limit", limit])
+}
+
+/// [`start_seeder`] with other options.
+fn start_seeder_with(dir: &Path, torrent: &Path, options: &[&str]) -> (Proc, String) {
     let port = free_port("127.0.0.2").to_string();
     let seed_dir = dir.join("seed");
-    let seeder = start(
-        &[
-            "seed",
-            torrent.to_str().unwrap(),
-            "--dir",
-            seed_dir.to_str().unwrap(),
-            "--bind",
-            "127.0.0.2",
-            "--port",
-            &port,
-            "--upload-limit",
-            limit,
-        ],
-        &dir.join("seed.log"),
-    );
+    let mut args = vec![
+        "seed",
+        torrent.to_str().unwrap(),
+        "--dir",
+        seed_dir.to_str().unwrap(),
+        "--bind",
+        "127.0.0.2",
+        "--port",
+        &port,
+    ];
+    args.extend_from_slice(options);
+    let seeder = start(&args, &dir.join("seed.log"));
     let addr = format!("127.0.0.2:{port}");
     wait_listening(&addr);
     (seeder, addr)
@@ -444,25 +446,7 @@ fn connections_that_only_idle_cannot_lock_an_honest_peer_out() {
     let dir = scratch("idle");
     let (data, torrent) = make_torrent(&dir, 4 << 20, None);
     let meta = battorrent::metainfo::Metainfo::load(&torrent).unwrap();
-    let port = free_port("127.0.0.2").to_string();
-    let seed_dir = dir.join("seed");
-    let _seeder = start(
-        &[
-            "seed",
-            torrent.to_str().unwrap(),
-            "--dir",
-            seed_dir.to_str().unwrap(),
-            "--bind",
-            "127.0.0.2",
-            "--port",
-            &port,
-            "--max-peers",
-            "8",
-        ],
-        &dir.join("seed.log"),
-    );
-    let seed_addr = format!("127.0.0.2:{port}");
-    wait_listening(&seed_addr);
+    let (_seeder, seed_addr) = start_seeder_with(&dir, &torrent, &["--max-peers", "8"]);
     let idle: Vec<TcpStream> = (0..8u8)
         .map(|i| {
             let mut s = TcpStream::connect(&seed_addr).unwrap();

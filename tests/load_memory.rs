@@ -3,29 +3,11 @@
 //! keeping a value tree beside the result, this was 21 times the file.
 
 use battorrent::metainfo::Metainfo;
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicUsize, Ordering};
-
-struct Counting;
-
-static LIVE: AtomicUsize = AtomicUsize::new(0);
-static PEAK: AtomicUsize = AtomicUsize::new(0);
-
-// SAFETY: forwards to the system allocator unchanged; only counts.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let live = LIVE.fetch_add(layout.size(), Ordering::Relaxed) + layout.size();
-        PEAK.fetch_max(live, Ordering::Relaxed);
-        System.alloc(layout)
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
-        System.dealloc(ptr, layout)
-    }
-}
+#[path = "../examples/support/peak_heap.rs"]
+mod peak_heap;
 
 #[global_allocator]
-static ALLOCATOR: Counting = Counting;
+static ALLOCATOR: peak_heap::Counting = peak_heap::Counting;
 
 #[test]
 fn a_hundred_thousand_files_load_in_under_five_times_the_file() {
@@ -38,10 +20,9 @@ fn a_hundred_thousand_files_load_in_under_five_times_the_file() {
     bytes.extend_from_slice(&[b'x'; 20]);
     bytes.extend_from_slice(b"ee");
 
-    let before = LIVE.load(Ordering::Relaxed);
-    PEAK.store(before, Ordering::Relaxed);
+    let before = peak_heap::reset_peak();
     let meta = Metainfo::from_bytes(&bytes).unwrap();
-    let peak = PEAK.load(Ordering::Relaxed) - before;
+    let peak = peak_heap::peak() - before;
     assert_eq!(meta.info.files.len(), 100_000);
     let multiple = peak as f64 / bytes.len() as f64;
     assert!(

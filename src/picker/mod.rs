@@ -607,15 +607,7 @@ impl Picker {
             return;
         }
         self.drop_partial(piece);
-        let blocks = self.block_count(piece);
-        self.partial.insert(
-            piece,
-            Partial {
-                slots: Vec::new(),
-                unassigned: 0,
-                received: blocks,
-            },
-        );
+        self.hold(piece);
     }
 
     /// Live requests, all peers together.
@@ -632,15 +624,7 @@ impl Picker {
         }
         self.have.set(piece as usize, false);
         self.have_count -= 1;
-        let blocks = self.block_count(piece);
-        self.partial.insert(
-            piece,
-            Partial {
-                slots: Vec::new(),
-                unassigned: 0,
-                received: blocks,
-            },
-        );
+        self.hold(piece);
     }
 
     /// Whether every block still needed is already requested from someone, so
@@ -667,6 +651,19 @@ impl Picker {
         self.drop_partial(piece);
         self.have.set(piece as usize, true);
         self.have_count += 1;
+    }
+
+    /// Lists `piece` as complete and awaiting its hash: neither picked nor had.
+    fn hold(&mut self, piece: u32) {
+        let blocks = self.block_count(piece);
+        self.partial.insert(
+            piece,
+            Partial {
+                slots: Vec::new(),
+                unassigned: 0,
+                received: blocks,
+            },
+        );
     }
 
     /// Forgets a piece in progress and every live request for its blocks.
