@@ -17,6 +17,7 @@ pub mod server;
 mod socket;
 mod stats;
 pub mod swarm;
+pub mod udp;
 
 pub use client::{AnnounceParams, AnnounceResponse, ClientError, ScrapeStats, TrackerClient};
 pub use query::{parse_announce, parse_scrape, Announce, Event, QueryError};
