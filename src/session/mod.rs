@@ -35,6 +35,7 @@ use crate::metainfo::Metainfo;
 use crate::storage::{hash_pieces, Access, HashError, HashOptions, OpenFiles, PieceHash, Storage};
 use crate::torrent::{Engine, PeerSource, TorrentConfig, TorrentError};
 use crate::tracker::client::{http_client, TrackerClient};
+use crate::tracker::udp::endpoint::UdpEndpoint;
 use crate::wire::Bitfield;
 use driver::{lock, Driven, Shared, TorrentHandle};
 use limit::Limiter;
@@ -99,6 +100,8 @@ pub(crate) struct Inner {
     http: reqwest::Client,
     /// Open files of every torrent, bounded.
     open_files: Arc<OpenFiles>,
+    /// The session's UDP socket (UDP trackers), if it could be bound.
+    udp: Option<Arc<UdpEndpoint>>,
     /// Connections accepted and not yet closed, all torrents together.
     max_connections: usize,
 }
@@ -130,6 +133,22 @@ impl Session {
         crate::storage::raise_open_file_limit();
         let listener = TcpListener::bind(config.bind).await.map_err(listen_error)?;
         let local_addr = listener.local_addr().map_err(listen_error)?;
+        // One UDP socket on the same port, for UDP trackers now (and the DHT and uTP
+        // later). Without it, udp:// trackers are skipped.
+        let udp = if config.use_trackers {
+            match UdpEndpoint::bind(SocketAddr::new(config.bind.ip(), local_addr.port())).await {
+                Ok(endpoint) => Some(endpoint),
+                Err(e) => {
+                    tracing::warn!(
+                        "no UDP socket on port {}: {e}; UDP trackers will be skipped",
+                        local_addr.port()
+                    );
+                    None
+                }
+            }
+        } else {
+            None
+        };
         let threads = match config.verify_threads {
             0 => std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).clamp(1, 4)),
             n => n,
@@ -150,6 +169,7 @@ impl Session {
         let inner = Arc::new(Inner {
             max_connections: config.max_peers.saturating_mul(4).max(64) + 32,
             open_files: OpenFiles::new(config.open_files),
+            udp: udp.clone(),
             config,
             local_addr,
             shared,
@@ -157,7 +177,7 @@ impl Session {
             shutdown: CancellationToken::new(),
             http: http_client(),
         });
-        let tasks = vec![
+        let mut tasks = vec![
             tokio::spawn(listener::listen(inner.clone(), listener)),
             tokio::spawn(driver::timers(inner.shared.clone(), inner.shutdown.clone())),
             tokio::spawn(announce::service(
@@ -167,6 +187,9 @@ impl Session {
                 local_addr.port(),
             )),
         ];
+        if let Some(udp) = udp {
+            tasks.push(tokio::spawn(udp.run(inner.shutdown.clone())));
+        }
         Ok(Session { inner, tasks })
     }
 
@@ -216,7 +239,8 @@ impl Session {
             config,
         );
         engine.handle_peers(now, PeerSource::Manual, &add.peers);
-        let client = TrackerClient::with_http(&meta.trackers, inner.http.clone());
+        let client =
+            TrackerClient::with_sockets(&meta.trackers, inner.http.clone(), inner.udp.clone());
         let mut reg = lock(&inner.registry);
         if reg.by_hash.contains_key(&meta.info_hash) {
             return Err(SessionError::Duplicate(meta.info_hash));

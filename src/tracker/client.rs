@@ -1,4 +1,5 @@
-//! The HTTP tracker client: announce and scrape, with BEP 12 tiers.
+//! The tracker client: announce and scrape, with BEP 12 tiers, over HTTP and (when given
+//! the session's UDP socket) over UDP (BEP 15, see [`super::udp`]).
 //!
 //! URL building and response parsing are plain functions (tested without a network);
 //! [`TrackerClient`] adds reqwest, timeouts, a response size cap and tier order.
@@ -6,9 +7,11 @@
 
 use super::guard;
 use super::query::Event;
+use super::udp::endpoint::UdpEndpoint;
 use crate::bencode::{decode, Limits, Value};
 use crate::core::InfoHash;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::Arc;
 use std::time::Duration;
 use thiserror::Error;
 use url::Url;
@@ -67,7 +70,7 @@ pub enum ClientError {
     Malformed { url: String, reason: String },
     #[error("tracker {url} sent more than {MAX_RESPONSE_BYTES} bytes")]
     TooLarge { url: String },
-    #[error("no usable HTTP tracker (UDP trackers are not supported yet)")]
+    #[error("no usable tracker (HTTP, HTTPS, or UDP when the session has its UDP socket)")]
     NoTrackers,
     #[error("{0} has no scrape URL (its path does not end in 'announce')")]
     NoScrape(String),
@@ -224,10 +227,12 @@ pub fn http_client() -> reqwest::Client {
         .expect("static client configuration")
 }
 
-/// Talks to a torrent's HTTP trackers in BEP 12 tier order.
+/// Talks to a torrent's trackers in BEP 12 tier order.
 #[derive(Clone)]
 pub struct TrackerClient {
     http: reqwest::Client,
+    /// The session's UDP socket, for `udp://` trackers (without it they are skipped).
+    udp: Option<Arc<UdpEndpoint>>,
     tiers: Vec<Vec<Url>>,
 }
 
@@ -240,17 +245,32 @@ impl TrackerClient {
     /// Like [`TrackerClient::new`], sharing `http` (one connection pool and TLS setup for
     /// every torrent of a session; see [`http_client`]).
     pub fn with_http(tiers: &[Vec<String>], http: reqwest::Client) -> TrackerClient {
+        TrackerClient::with_sockets(tiers, http, None)
+    }
+
+    /// Like [`TrackerClient::with_http`], with the session's UDP socket for `udp://`
+    /// trackers.
+    pub fn with_sockets(
+        tiers: &[Vec<String>],
+        http: reqwest::Client,
+        udp: Option<Arc<UdpEndpoint>>,
+    ) -> TrackerClient {
+        let usable = |u: &Url| match u.scheme() {
+            "http" | "https" => true,
+            "udp" => udp.is_some() && u.host().is_some() && u.port().is_some(),
+            _ => false,
+        };
         let tiers = tiers
             .iter()
             .map(|tier| {
                 tier.iter()
                     .filter_map(|u| Url::parse(u).ok())
-                    .filter(|u| matches!(u.scheme(), "http" | "https"))
+                    .filter(usable)
                     .collect::<Vec<_>>()
             })
             .filter(|t| !t.is_empty())
             .collect();
-        TrackerClient { http, tiers }
+        TrackerClient { http, udp, tiers }
     }
 
     /// Whether any tracker URL is usable.
@@ -297,6 +317,12 @@ impl TrackerClient {
         url: &Url,
         params: &AnnounceParams,
     ) -> Result<AnnounceResponse, ClientError> {
+        if url.scheme() == "udp" {
+            return match &self.udp {
+                Some(udp) => udp.announce(url, params).await,
+                None => Err(ClientError::NoTrackers),
+            };
+        }
         let body = self.fetch(&announce_url(url, params)).await?;
         let malformed = |reason| ClientError::Malformed {
             url: url.to_string(),

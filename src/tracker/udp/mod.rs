@@ -2,6 +2,7 @@
 //! client use, and the tracker's stateless connection ids. No I/O here.
 
 pub mod connection_id;
+pub mod endpoint;
 pub mod exchange;
 pub mod packet;
 
