@@ -132,17 +132,18 @@ async fn a_session_finds_its_seed_through_a_udp_tracker() {
         std::fs::read(get_dir.join("file.bin")).unwrap()
             == std::fs::read(dir.join("file.bin")).unwrap()
     );
-    let seen = seen.lock().unwrap();
-    assert!(seen.connects >= 1);
-    let getter_port = getter.local_addr().port();
-    let started = seen
-        .announces
-        .iter()
-        .find(|(_, port, _)| *port == getter_port)
-        .expect("the getter announced");
-    assert_eq!(started.0, Event::Started);
-    assert_eq!(started.2, b"/announce?key=abc", "BEP 41 URL data");
-    drop(seen);
+    {
+        let seen = seen.lock().unwrap();
+        assert!(seen.connects >= 1);
+        let getter_port = getter.local_addr().port();
+        let started = seen
+            .announces
+            .iter()
+            .find(|(_, port, _)| *port == getter_port)
+            .expect("the getter announced");
+        assert_eq!(started.0, Event::Started);
+        assert_eq!(started.2, b"/announce?key=abc", "BEP 41 URL data");
+    }
     getter.shutdown().await;
     seeder.shutdown().await;
     let _ = std::fs::remove_dir_all(&dir);
