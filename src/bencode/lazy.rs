@@ -30,6 +30,17 @@ pub fn decode_lazy(input: &[u8], limits: Limits) -> Result<LazyDocument<'_>, Dec
     })
 }
 
+/// Checks the bencoded value at the start of `input` (anything may follow it: BEP 9 puts
+/// raw bytes after a dictionary) and returns it with the length it takes.
+pub fn decode_lazy_prefix(
+    input: &[u8],
+    limits: Limits,
+) -> Result<(LazyDocument<'_>, usize), DecodeError> {
+    let end = skip(input, 0);
+    let doc = decode_lazy(&input[..end], limits)?;
+    Ok((doc, end))
+}
+
 /// One value of a checked input, read in place. Cheap to copy around (a slice and a span).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Lazy<'a> {

@@ -17,7 +17,7 @@ mod lazy;
 
 pub use decode::{decode, DecodeError, DecodeErrorKind, Document, Limits, Warning, WarningKind};
 pub use encode::{encode, EncodeError, Writer};
-pub use lazy::{decode_lazy, Entries, Items, Lazy, LazyDocument};
+pub use lazy::{decode_lazy, decode_lazy_prefix, Entries, Items, Lazy, LazyDocument};
 
 use std::ops::Range;
 

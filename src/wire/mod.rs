@@ -1,12 +1,17 @@
-//! The peer wire protocol (BEP 3): handshake and length-prefixed messages.
+//! The peer wire protocol (BEP 3): handshake and length-prefixed messages, and the
+//! payloads of the extension protocol (BEP 10: metadata exchange, BEP 9; peer exchange,
+//! BEP 11).
 //!
 //! Owns framing ([`decode`], [`Message::encode`]) and the per-connection protocol rules
 //! ([`Rules`]), kept free of sockets so they can be tested with scripted peers and fuzzed.
 //! It never touches storage or the picker, and never allocates more than a frame's checked
 //! length.
 
+pub mod extension;
 mod handshake;
 mod message;
+pub mod metadata;
+pub mod pex;
 mod rules;
 
 pub use handshake::{Handshake, HandshakeError, HANDSHAKE_LEN, PROTOCOL};
