@@ -228,6 +228,7 @@ impl Session {
             max_peers: inner.config.max_peers,
             upload_slots: inner.config.upload_slots,
             listen: Some(inner.local_addr),
+            metadata: (!meta.info.private).then(|| meta.info_bytes.as_slice().into()),
             ..TorrentConfig::default()
         };
         let geometry = meta.info.geometry();

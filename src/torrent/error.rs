@@ -28,6 +28,9 @@ pub enum DisconnectReason {
     /// No room for another peer.
     #[error("connection limit reached")]
     TooManyPeers,
+    /// A malformed extension message (BEP 10 handshake, BEP 9 metadata).
+    #[error("bad extension message: {0}")]
+    BadExtension(String),
     /// Every slot was taken and this peer was the least useful (see `slots.rs`).
     #[error("dropped to make room for another peer")]
     MadeRoom,

@@ -112,7 +112,11 @@ impl Engine {
         if let Some(bits) = bitfield {
             peer.send(&mut self.dirty, Message::Bitfield(bits.as_raw_slice()));
         }
+        peer.speaks_extensions = crate::wire::extension::supports_extensions(&theirs.reserved);
         tracing::debug!("{}: connected ({:?})", peer.addr, peer.direction);
+        if peer.speaks_extensions {
+            self.send_extension_handshake(key);
+        }
         Ok(())
     }
 
@@ -218,6 +222,7 @@ impl Engine {
                 },
                 data,
             ),
+            Message::Extended { id, payload } => self.on_extended(now, key, id, payload),
             Message::KeepAlive | Message::Port(_) | Message::Unknown { .. } => {}
         }
     }

@@ -37,6 +37,7 @@ mod book;
 mod connections;
 mod disk;
 mod error;
+mod extension;
 mod flow;
 mod lifecycle;
 mod messages;
@@ -103,6 +104,9 @@ pub struct TorrentConfig {
     pub listen: Option<SocketAddr>,
     /// Seed for the choker's and picker's random draws (tests fix it).
     pub seed: u64,
+    /// The info dictionary's bytes, served to peers that ask (BEP 9); `None` for a
+    /// private torrent (BEP 27), which never hands out its metadata.
+    pub metadata: Option<std::sync::Arc<[u8]>>,
 }
 
 impl Default for TorrentConfig {
@@ -113,6 +117,7 @@ impl Default for TorrentConfig {
             upload_slots: 4,
             listen: None,
             seed: fastrand::u64(..),
+            metadata: None,
         }
     }
 }

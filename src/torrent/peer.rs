@@ -65,6 +65,10 @@ pub(super) struct Peer {
     pub queued: HashSet<Block>,
     /// Encoded messages not yet handed to the driver.
     pub out: Vec<u8>,
+    /// It set the extension protocol bit (BEP 10) in its handshake.
+    pub speaks_extensions: bool,
+    /// What its extension handshake said, once received.
+    pub extensions: Option<super::extension::PeerExtensions>,
     /// Listed in the engine's dirty list (has bytes in `out`).
     pub dirty: bool,
 }
@@ -102,6 +106,8 @@ impl Peer {
             serves: VecDeque::new(),
             queued: HashSet::new(),
             out: Vec::new(),
+            speaks_extensions: false,
+            extensions: None,
             dirty: false,
         }
     }

@@ -11,7 +11,7 @@ pub const HANDSHAKE_LEN: usize = 1 + 19 + 8 + 20 + 20;
 /// The opening message of a connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Handshake {
-    /// Extension bits. We set none: we implement no extension yet.
+    /// Extension bits: ours announce the extension protocol (BEP 10).
     pub reserved: [u8; 8],
     pub info_hash: InfoHash,
     pub peer_id: [u8; 20],
@@ -29,10 +29,12 @@ pub enum HandshakeError {
 }
 
 impl Handshake {
-    /// Our handshake: no extension bits.
+    /// Our handshake: the extension protocol bit (BEP 10) set.
     pub fn new(info_hash: InfoHash, peer_id: [u8; 20]) -> Handshake {
+        let mut reserved = [0; 8];
+        reserved[super::extension::RESERVED_BYTE] |= super::extension::RESERVED_BIT;
         Handshake {
-            reserved: [0; 8],
+            reserved,
             info_hash,
             peer_id,
         }

@@ -32,6 +32,11 @@ pub enum Message<'a> {
     },
     /// DHT port (BEP 5); accepted and ignored until we speak DHT.
     Port(u16),
+    /// An extension message (BEP 10, id 20): the extended id and its payload.
+    Extended {
+        id: u8,
+        payload: &'a [u8],
+    },
     /// A message id we do not implement (extensions we did not advertise): skipped.
     Unknown {
         id: u8,
@@ -48,10 +53,15 @@ pub enum WireError {
     BadLength { id: u8, len: usize, expected: usize },
 }
 
+/// Room beyond a block for an extension message carrying a 16 KiB metadata piece (BEP 9)
+/// and its bencoded header.
+pub const EXTENSION_SLACK: usize = 1024;
+
 /// The largest frame (after the 4-byte length) worth accepting for a torrent of
-/// `piece_count` pieces: a bitfield, or a piece message carrying one block.
+/// `piece_count` pieces: a bitfield, a piece message carrying one block, or an extension
+/// message carrying one metadata piece.
 pub fn max_message_len(piece_count: usize) -> usize {
-    (1 + piece_count.div_ceil(8)).max(9 + BLOCK_LEN as usize)
+    (1 + piece_count.div_ceil(8)).max(9 + BLOCK_LEN as usize + EXTENSION_SLACK)
 }
 
 fn u32_at(b: &[u8], at: usize) -> u32 {
@@ -122,6 +132,16 @@ pub fn decode(buf: &[u8], max_len: usize) -> Result<Option<(Message<'_>, usize)>
             Message::Cancel { piece, offset, len }
         }
         9 => exact(2).map(|_| Message::Port(u16::from_be_bytes([body[0], body[1]])))?,
+        20 => match body.split_first() {
+            Some((&id, payload)) => Message::Extended { id, payload },
+            None => {
+                return Err(WireError::BadLength {
+                    id,
+                    len: 0,
+                    expected: 1,
+                })
+            }
+        },
         _ => Message::Unknown {
             id,
             len: body.len(),
@@ -174,6 +194,12 @@ impl Message<'_> {
                 out.extend_from_slice(&3u32.to_be_bytes());
                 out.push(9);
                 out.extend_from_slice(&port.to_be_bytes());
+            }
+            Message::Extended { id, payload } => {
+                out.extend_from_slice(&(2 + payload.len() as u32).to_be_bytes());
+                out.push(20);
+                out.push(id);
+                out.extend_from_slice(payload);
             }
             // Never sent: we only skip these.
             Message::Unknown { .. } => {}
@@ -289,9 +315,15 @@ mod tests {
     fn unknown_ids_are_skipped_and_limit_follows_piece_count() {
         assert_eq!(
             decode(&[0, 0, 0, 3, 20, 1, 2], 100),
-            Ok(Some((Message::Unknown { id: 20, len: 2 }, 7)))
+            Ok(Some((
+                Message::Extended {
+                    id: 1,
+                    payload: &[2]
+                },
+                7
+            )))
         );
-        assert_eq!(max_message_len(10), 9 + 16384);
+        assert_eq!(max_message_len(10), 9 + 16384 + 1024);
         assert_eq!(max_message_len(8 * 20_000), 20_001);
     }
 }

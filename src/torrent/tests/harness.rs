@@ -73,6 +73,8 @@ pub enum Got {
     Request(Block),
     Piece(Block),
     Cancel(Block),
+    /// An extension message: extended id and payload.
+    Extended(u8, Vec<u8>),
     Other,
 }
 
@@ -89,6 +91,7 @@ pub fn parse(mut bytes: &[u8], handshake: &mut bool) -> Vec<Got> {
             Message::KeepAlive => Got::KeepAlive,
             Message::Choke => Got::Choke,
             Message::Unchoke => Got::Unchoke,
+            Message::Extended { id, payload } => Got::Extended(id, payload.to_vec()),
             Message::Interested => Got::Interested,
             Message::NotInterested => Got::NotInterested,
             Message::Have(p) => Got::Have(p),

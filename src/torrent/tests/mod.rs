@@ -1,6 +1,7 @@
 //! The engine's behaviour, as specifications: no sockets, a fake clock.
 
 mod disk;
+mod extension;
 mod hardening;
 mod harness;
 

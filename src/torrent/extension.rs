@@ -1,0 +1,122 @@
+//! The extension protocol (BEP 10) on a connection: our extension handshake after the
+//! BitTorrent one, theirs read and kept, and metadata served (BEP 9) from the info
+//! dictionary of a torrent that is not private (BEP 27). Unknown extensions are ignored.
+
+use super::{DisconnectReason, Engine};
+use crate::core::PeerKey;
+use crate::wire::extension::{ExtHandshake, HANDSHAKE_ID};
+use crate::wire::metadata::{self, MetadataMessage};
+use crate::wire::Message;
+use std::time::Instant;
+
+/// Our extended message id for `ut_metadata` (what peers send us metadata messages under).
+pub const OUR_UT_METADATA: u8 = 1;
+/// Requests we queue (`reqq`), as we tell peers.
+const REQQ: u32 = 2048;
+/// Our client name in the extension handshake.
+const CLIENT: &str = concat!("BatTorrent ", env!("CARGO_PKG_VERSION"));
+/// A metadata request is refused while this many bytes wait to go to the peer.
+const MAX_UNSENT_FOR_METADATA: usize = 256 * 1024;
+
+/// What a peer told us in its extension handshake.
+#[derive(Debug, Clone, Default)]
+pub struct PeerExtensions {
+    /// Its id for `ut_metadata`.
+    pub ut_metadata: Option<u8>,
+}
+
+impl Engine {
+    /// Sends our extension handshake to a peer that announced BEP 10.
+    pub(super) fn send_extension_handshake(&mut self, key: PeerKey) {
+        let serving = self.config.metadata.as_ref();
+        let ours = ExtHandshake {
+            ut_metadata: serving.map(|_| OUR_UT_METADATA),
+            ut_pex: None,
+            port: self.config.listen.map(|a| a.port()),
+            client: Some(CLIENT.to_string()),
+            yourip: self.peers.get(&key).map(|p| p.addr.ip().to_canonical()),
+            reqq: Some(REQQ),
+            metadata_size: serving.map(|m| m.len() as u64),
+            upload_only: false,
+        };
+        let mut payload = Vec::new();
+        ours.encode(&mut payload);
+        if let Some(peer) = self.peers.get_mut(&key) {
+            peer.send(
+                &mut self.dirty,
+                Message::Extended {
+                    id: HANDSHAKE_ID,
+                    payload: &payload,
+                },
+            );
+        }
+    }
+
+    /// An extension message from `key`.
+    pub(super) fn on_extended(&mut self, now: Instant, key: PeerKey, id: u8, payload: &[u8]) {
+        match id {
+            HANDSHAKE_ID => match ExtHandshake::parse(payload) {
+                Ok(theirs) => {
+                    if let Some(peer) = self.peers.get_mut(&key) {
+                        peer.extensions = Some(PeerExtensions {
+                            ut_metadata: theirs.ut_metadata,
+                        });
+                    }
+                }
+                Err(e) => self.close(
+                    now,
+                    key,
+                    DisconnectReason::BadExtension(e.to_string()),
+                    None,
+                ),
+            },
+            OUR_UT_METADATA => match MetadataMessage::parse(payload) {
+                Ok(MetadataMessage::Request { piece }) => self.serve_metadata(key, piece),
+                // We fetch no metadata yet: data and rejects are not ours to take.
+                Ok(_) => {}
+                Err(e) => self.close(
+                    now,
+                    key,
+                    DisconnectReason::BadExtension(e.to_string()),
+                    None,
+                ),
+            },
+            _ => {}
+        }
+    }
+
+    /// Answers a metadata request: the piece, or a reject when we do not serve metadata
+    /// (private torrent), the piece does not exist, or the peer has too much unsent.
+    fn serve_metadata(&mut self, key: PeerKey, piece: u32) {
+        let Some(peer) = self.peers.get_mut(&key) else {
+            return;
+        };
+        let Some(their_id) = peer.extensions.as_ref().and_then(|e| e.ut_metadata) else {
+            // It never said under which id it takes metadata messages.
+            return;
+        };
+        let mut payload = Vec::new();
+        let data = self.config.metadata.as_ref().and_then(|info| {
+            let len = metadata::piece_len(info.len() as u64, piece);
+            let start = piece as usize * metadata::METADATA_PIECE;
+            (len > 0 && peer.out.len() < MAX_UNSENT_FOR_METADATA)
+                .then(|| (info.len() as u64, &info[start..start + len]))
+        });
+        match data {
+            Some((total_size, data)) => MetadataMessage::Data {
+                piece,
+                total_size,
+                data,
+            }
+            .encode(&mut payload),
+            None => MetadataMessage::Reject { piece }.encode(&mut payload),
+        }
+        peer.send(
+            &mut self.dirty,
+            Message::Extended {
+                id: their_id,
+                payload: &payload,
+            },
+        );
+    }
+}
