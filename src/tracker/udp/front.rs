@@ -102,6 +102,12 @@ impl UdpFront {
         self.ids.issue(canonical(from), u64::from(now))
     }
 
+    /// Whether `id` is a connection id issued to `from` within the last two to three
+    /// minutes before `now`.
+    pub fn is_valid(&self, id: u64, from: SocketAddr, now: u32) -> bool {
+        self.ids.check(id, canonical(from), u64::from(now))
+    }
+
     /// Answers one datagram from `from` at tracker time `now` (seconds): writes the reply
     /// into `out` (cleared first) and returns whether there is one to send. A reply is at
     /// most [`MAX_REPLY_V4`] or [`MAX_REPLY_V6`] bytes, and never longer than the request
@@ -121,7 +127,7 @@ impl UdpFront {
             bump(&c.bad_packets);
             return false;
         }
-        let valid = |id: u64| self.ids.check(id, from, u64::from(now));
+        let valid = |id: u64| self.is_valid(id, from, now);
         let request = match Request::parse(datagram) {
             Ok(r) => r,
             Err(e) => {
