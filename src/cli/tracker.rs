@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 #[derive(Debug, Args)]
 pub struct TrackerArgs {
-    /// Address to listen on (IPv4 or IPv6); may be repeated.
+    /// Address to listen on for HTTP (IPv4 or IPv6); may be repeated.
     #[arg(short, long, value_name = "ADDR", default_value = "0.0.0.0:6969")]
     bind: Vec<SocketAddr>,
     /// Also serve the UDP tracker protocol (BEP 15) on ADDR (IPv4 or IPv6; may share the

@@ -8,7 +8,8 @@
 //! once). The listener defers accepting a connection until its first bytes arrive
 //! (TCP_DEFER_ACCEPT, a few seconds at most), and the accept loop answers what has already
 //! arrived before a connection gets a task of its own. Tracker state sits behind one mutex
-//! that is held only for the in-memory update.
+//! that is held only for the in-memory update. UDP sockets (BEP 15, `udp/listener.rs`) are
+//! served beside it on the same [`Shared`] state: one swarm store behind both.
 
 use super::admission::{source, Admission, Ticket};
 use super::connection::{answer_buffered, connection, is_transient, Conn};
