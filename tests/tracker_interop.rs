@@ -1,5 +1,7 @@
 //! Standard clients find each other through our tracker on a private namespace network:
-//! aria2c seeds; Transmission and libtorrent download; the bytes must match.
+//! aria2c seeds; Transmission and libtorrent download; the bytes must match. Once over
+//! HTTP, once over UDP (BEP 15): the torrent names only that tracker, and DHT, LSD and PEX
+//! have no one else to ask there, so a transfer means the tracker introduced the peers.
 //! Needs root, iproute2, aria2, transmission-cli and python3-libtorrent (see .ci/run);
 //! BATTORRENT_SKIP_INTEROP=1 skips it where those are missing.
 
@@ -50,6 +52,21 @@ fn wait_for_file(path: &Path, expected: &[u8], deadline: Instant) -> bool {
 
 #[test]
 fn aria2_seeds_to_transmission_and_libtorrent_through_our_tracker() {
+    through_our_tracker(Scheme::Http);
+}
+
+#[test]
+fn aria2_seeds_to_transmission_and_libtorrent_through_our_udp_tracker() {
+    through_our_tracker(Scheme::Udp);
+}
+
+#[derive(PartialEq)]
+enum Scheme {
+    Http,
+    Udp,
+}
+
+fn through_our_tracker(scheme: Scheme) {
     for tool in ["aria2c", "transmission-cli", "ip"] {
         if Command::new("which")
             .arg(tool)
@@ -79,7 +96,10 @@ fn aria2_seeds_to_transmission_and_libtorrent_through_our_tracker() {
         .collect();
     std::fs::write(seed_dir.join("payload.bin"), &data).unwrap();
     let torrent = dir.join("payload.torrent");
-    let tracker_url = format!("http://{}:6969/announce", net.addr(1));
+    let tracker_url = match scheme {
+        Scheme::Http => format!("http://{}:6969/announce", net.addr(1)),
+        Scheme::Udp => format!("udp://{}:6969/announce", net.addr(1)),
+    };
     let created = Command::new(env!("CARGO_BIN_EXE_battorrent"))
         .args(["create", "-l", "256K", "-a", &tracker_url, "-o"])
         .arg(&torrent)
@@ -102,6 +122,10 @@ fn aria2_seeds_to_transmission_and_libtorrent_through_our_tracker() {
                 "--interval",
                 "5",
             ])
+            .args(match scheme {
+                Scheme::Http => vec![],
+                Scheme::Udp => vec!["--udp".to_string(), format!("{}:6969", net.addr(1))],
+            })
             .stderr(Stdio::null())
             .spawn()
             .unwrap(),
@@ -112,7 +136,13 @@ fn aria2_seeds_to_transmission_and_libtorrent_through_our_tracker() {
                 "--seed-ratio=0.0",
                 "--check-integrity=true",
                 "--listen-port=6881",
-                "--enable-dht=false",
+                // aria2 asks UDP trackers only with its DHT on (there is no one to find
+                // through it here).
+                if scheme == Scheme::Udp {
+                    "--enable-dht=true"
+                } else {
+                    "--enable-dht=false"
+                },
                 "--enable-dht6=false",
                 "--bt-enable-lpd=false",
                 "--enable-peer-exchange=false",
@@ -171,10 +201,10 @@ fn aria2_seeds_to_transmission_and_libtorrent_through_our_tracker() {
     std::fs::remove_dir_all(&dir).unwrap();
     assert!(
         transmission_ok,
-        "Transmission did not download the right bytes through our tracker"
+        "Transmission did not download the right bytes through our tracker ({tracker_url})"
     );
     assert!(
         libtorrent_ok,
-        "libtorrent did not download the right bytes through our tracker"
+        "libtorrent did not download the right bytes through our tracker ({tracker_url})"
     );
 }

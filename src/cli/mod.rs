@@ -43,7 +43,7 @@ pub enum Command {
         /// The .torrent file.
         torrent: PathBuf,
     },
-    /// Run an HTTP tracker (announce, scrape, /stats, /metrics).
+    /// Run a tracker: HTTP (announce, scrape, /stats, /metrics) and, with --udp, UDP (BEP 15).
     Tracker(tracker::TrackerArgs),
     /// Check the data, then share it with peers until stopped.
     Seed(peer::PeerArgs),

@@ -1,8 +1,8 @@
-//! `battorrent tracker`: the HTTP tracker server.
+//! `battorrent tracker`: the tracker server, HTTP and UDP (BEP 15).
 
 use anyhow::{bail, Context};
 use battorrent::tracker::server::default_per_address;
-use battorrent::tracker::{serve, AccessList, ServerConfig, Shared};
+use battorrent::tracker::{serve_with_udp, AccessList, ServerConfig, Shared};
 use clap::Args;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -11,9 +11,13 @@ use std::sync::Arc;
 
 #[derive(Debug, Args)]
 pub struct TrackerArgs {
-    /// Address to listen on (IPv4 or IPv6); may be repeated.
+    /// Address to listen on for HTTP (IPv4 or IPv6); may be repeated.
     #[arg(short, long, value_name = "ADDR", default_value = "0.0.0.0:6969")]
     bind: Vec<SocketAddr>,
+    /// Also serve the UDP tracker protocol (BEP 15) on ADDR (IPv4 or IPv6; may share the
+    /// HTTP port number); may be repeated.
+    #[arg(long, value_name = "ADDR")]
+    udp: Vec<SocketAddr>,
     /// Seconds clients should wait between announces.
     #[arg(long, default_value_t = 1800)]
     interval: u32,
@@ -115,8 +119,19 @@ pub fn run(args: TrackerArgs) -> anyhow::Result<ExitCode> {
             );
             listeners.push(listener);
         }
+        let mut udp = Vec::new();
+        for addr in &args.udp {
+            let socket = tokio::net::UdpSocket::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen on UDP {addr}"))?;
+            eprintln!(
+                "tracker listening on udp://{}/announce",
+                socket.local_addr()?
+            );
+            udp.push(socket);
+        }
         tokio::spawn(reload_on_sighup(shared.clone(), args));
-        serve(shared, listeners, shutdown_signal()).await?;
+        serve_with_udp(shared, listeners, udp, shutdown_signal()).await?;
         eprintln!("tracker stopped");
         anyhow::Ok(())
     })?;

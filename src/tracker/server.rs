@@ -8,7 +8,8 @@
 //! once). The listener defers accepting a connection until its first bytes arrive
 //! (TCP_DEFER_ACCEPT, a few seconds at most), and the accept loop answers what has already
 //! arrived before a connection gets a task of its own. Tracker state sits behind one mutex
-//! that is held only for the in-memory update.
+//! that is held only for the in-memory update. UDP sockets (BEP 15, `udp/listener.rs`) are
+//! served beside it on the same [`Shared`] state: one swarm store behind both.
 
 use super::admission::{source, Admission, Ticket};
 use super::connection::{answer_buffered, connection, is_transient, Conn};
@@ -18,13 +19,14 @@ use super::response::{write_failure, write_scrape};
 use super::socket::{accept_nonblocking, cap_socket_buffers, defer_accept, send_more};
 use super::stats::{metrics_text, stats_json, Counters};
 use super::swarm::{AccessList, Tracker, TrackerConfig};
+use super::udp::{listener::udp_loop, UdpFront};
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::io::unix::AsyncFd;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio_util::sync::CancellationToken;
 
 /// Settings of the HTTP server around the tracker logic.
@@ -72,6 +74,8 @@ pub struct Shared {
     pub(super) config: ServerConfig,
     tracker: Mutex<Tracker>,
     pub(super) counters: Counters,
+    /// The UDP front end: connection-id key and counters.
+    pub(super) udp: UdpFront,
     /// Connection slots (see [`super::admission`]).
     slots: Mutex<Admission<CancellationToken>>,
     /// Reply bytes written by the tracker but not yet taken by the kernel, all connections
@@ -95,6 +99,7 @@ impl Shared {
             tracker: Mutex::new(Tracker::new(config.tracker.clone(), access)),
             config,
             counters: Counters::default(),
+            udp: UdpFront::default(),
             slots: Mutex::new(slots),
             unsent: AtomicUsize::new(0),
             started: Instant::now(),
@@ -117,6 +122,13 @@ impl Shared {
         // A panic while holding the lock cannot leave the maps half-updated in a way that
         // matters more than stopping service would, so keep serving.
         self.tracker.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Answers one UDP datagram (see [`UdpFront::handle`]); returns whether `out` holds a
+    /// reply to send.
+    pub(super) fn answer_udp(&self, datagram: &[u8], from: SocketAddr, out: &mut Vec<u8>) -> bool {
+        self.udp
+            .handle(&self.tracker, datagram, from, self.now(), out)
     }
 
     fn slots(&self) -> std::sync::MutexGuard<'_, Admission<CancellationToken>> {
@@ -185,11 +197,23 @@ impl Drop for Slot {
     }
 }
 
-/// Listens on every address of `binds` and serves until `shutdown` completes.
+/// Serves HTTP on every listener until `shutdown` completes.
 /// Returns once the listeners are closed; open connections are dropped.
 pub async fn serve(
     shared: Arc<Shared>,
     listeners: Vec<TcpListener>,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> io::Result<()> {
+    serve_with_udp(shared, listeners, Vec::new(), shutdown).await
+}
+
+/// Serves HTTP on every listener and BEP 15 on every UDP socket, one swarm store behind
+/// both, until `shutdown` completes. Returns once the sockets are closed; open connections
+/// are dropped.
+pub async fn serve_with_udp(
+    shared: Arc<Shared>,
+    listeners: Vec<TcpListener>,
+    udp: Vec<UdpSocket>,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> io::Result<()> {
     for listener in &listeners {
@@ -198,6 +222,9 @@ pub async fn serve(
     let mut tasks = tokio::task::JoinSet::new();
     for listener in listeners {
         tasks.spawn(accept_loop(shared.clone(), listener));
+    }
+    for socket in udp {
+        tasks.spawn(udp_loop(shared.clone(), socket));
     }
     let expiry = {
         let shared = shared.clone();

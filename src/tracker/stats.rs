@@ -1,4 +1,4 @@
-//! `/stats` (JSON) and `/metrics` (Prometheus text) of the tracker server.
+//! `/stats` (JSON) and `/metrics` (Prometheus text) of the tracker server, HTTP and UDP.
 
 use super::server::Shared;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -26,6 +26,7 @@ pub(super) fn stats_json(shared: &Shared) -> String {
         (tracker.totals(), tracker.memory_used(), tracker.evictions())
     };
     let c = &shared.counters;
+    let udp = shared.udp.counts();
     serde_json::json!({
         "uptime_seconds": shared.now(),
         "torrents": totals.torrents,
@@ -55,6 +56,18 @@ pub(super) fn stats_json(shared: &Shared) -> String {
             "open": shared.open_connections(),
         },
         "unsent_bytes": shared.unsent.load(Ordering::Relaxed),
+        "udp": {
+            "requests": {
+                "connect": udp.connects,
+                "announce": udp.announces,
+                "scrape": udp.scrapes,
+            },
+            "errors": {
+                "bad_packet": udp.bad_packets,
+                "bad_connection_id": udp.bad_connection_ids,
+                "refused": udp.refused,
+            },
+        },
     })
     .to_string()
 }
@@ -65,6 +78,7 @@ pub(super) fn metrics_text(shared: &Shared) -> String {
         (tracker.totals(), tracker.memory_used(), tracker.evictions())
     };
     let c = &shared.counters;
+    let udp = shared.udp.counts();
     let mut s = String::new();
     let mut metric = |name: &str, kind: &str, help: &str, samples: &[(&str, u64)]| {
         s += &format!(
@@ -109,6 +123,26 @@ pub(super) fn metrics_text(shared: &Shared) -> String {
         &[
             ("{kind=\"bad_request\"}", counter(&c.bad_requests)),
             ("{kind=\"refused\"}", counter(&c.refused)),
+        ],
+    );
+    metric(
+        "udp_requests_total",
+        "counter",
+        "UDP requests answered, by kind (announces and scrapes with a valid connection id).",
+        &[
+            ("{kind=\"connect\"}", udp.connects),
+            ("{kind=\"announce\"}", udp.announces),
+            ("{kind=\"scrape\"}", udp.scrapes),
+        ],
+    );
+    metric(
+        "udp_errors_total",
+        "counter",
+        "UDP datagrams dropped (not a request; forged or expired connection id) or refused.",
+        &[
+            ("{kind=\"bad_packet\"}", udp.bad_packets),
+            ("{kind=\"bad_connection_id\"}", udp.bad_connection_ids),
+            ("{kind=\"refused\"}", udp.refused),
         ],
     );
     metric(
