@@ -38,7 +38,9 @@ fn main() {
         .filter_map(InfoHash::from_hex)
         .collect();
     assert!(!hashes.is_empty(), "no hashes in {}", args[3]);
-    let sockets: usize = args.get(4).map_or(8, |s| s.parse().expect("SOCKETS is a number"));
+    let sockets: usize = args
+        .get(4)
+        .map_or(8, |s| s.parse().expect("SOCKETS is a number"));
     let now = Instant::now();
     let mut clients: Vec<Client> = (0..sockets)
         .map(|i| {
@@ -83,7 +85,8 @@ fn main() {
                 }
             }
             let stale = now.duration_since(c.connected_at) > Duration::from_secs(60);
-            let stuck = c.in_flight > 0 && now.duration_since(c.last_reply) > Duration::from_secs(1);
+            let stuck =
+                c.in_flight > 0 && now.duration_since(c.last_reply) > Duration::from_secs(1);
             let Some(connection) = c.connection.filter(|_| !stale && !stuck) else {
                 if now.duration_since(c.last_reply) > Duration::from_millis(500) || stale {
                     out.clear();

@@ -4,6 +4,7 @@
 //! do I/O: the tracker's socket loop lives in `listener`, and the client's shared socket
 //! in `endpoint`.
 
+pub(super) mod batch;
 pub mod connection_id;
 pub mod endpoint;
 pub mod exchange;
