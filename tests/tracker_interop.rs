@@ -24,9 +24,12 @@ impl Drop for Procs {
     }
 }
 
-fn scratch() -> PathBuf {
-    let dir =
-        std::env::temp_dir().join(format!("battorrent-tracker-interop-{}", std::process::id()));
+/// A fresh folder for one test (`tag` tells apart the tests that run at once).
+fn scratch(tag: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "battorrent-tracker-interop-{tag}-{}",
+        std::process::id()
+    ));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     dir
@@ -88,7 +91,10 @@ fn through_our_tracker(scheme: Scheme) {
             unreachable!()
         }
     };
-    let dir = scratch();
+    let dir = scratch(match scheme {
+        Scheme::Http => "http",
+        Scheme::Udp => "udp",
+    });
     let seed_dir = dir.join("seed");
     std::fs::create_dir_all(&seed_dir).unwrap();
     let data: Vec<u8> = (0..5_000_000u32)
