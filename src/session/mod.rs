@@ -229,6 +229,7 @@ impl Session {
             upload_slots: inner.config.upload_slots,
             listen: Some(inner.local_addr),
             metadata: (!meta.info.private).then(|| meta.info_bytes.as_slice().into()),
+            private: meta.info.private,
             ..TorrentConfig::default()
         };
         let geometry = meta.info.geometry();

@@ -31,7 +31,7 @@ impl Engine {
         let serving = self.config.metadata.as_ref();
         let ours = ExtHandshake {
             ut_metadata: serving.map(|_| OUR_UT_METADATA),
-            ut_pex: None,
+            ut_pex: self.pex_enabled().then_some(super::pex::OUR_UT_PEX),
             port: self.config.listen.map(|a| a.port()),
             client: Some(CLIENT.to_string()),
             yourip: self.peers.get(&key).map(|p| p.addr.ip().to_canonical()),
@@ -61,6 +61,8 @@ impl Engine {
                         peer.extensions = Some(PeerExtensions {
                             ut_metadata: theirs.ut_metadata,
                         });
+                        peer.listen_port = theirs.port;
+                        peer.pex.id = theirs.ut_pex;
                     }
                 }
                 Err(e) => self.close(
@@ -81,6 +83,7 @@ impl Engine {
                     None,
                 ),
             },
+            super::pex::OUR_UT_PEX => self.on_pex(now, key, payload),
             _ => {}
         }
     }

@@ -258,6 +258,7 @@ impl Engine {
         if self.ticks % super::slots::EVICT_FOR_DIAL_TICKS == 0 {
             self.make_room_to_dial(now);
         }
+        self.send_pex(now);
         self.refill_all(now);
         self.dial_more(now);
         if self.peers.is_empty() && self.dialing.is_empty() && !self.book.has_candidates() {

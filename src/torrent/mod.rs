@@ -42,6 +42,7 @@ mod flow;
 mod lifecycle;
 mod messages;
 mod peer;
+mod pex;
 mod rate;
 mod slots;
 mod spill;
@@ -107,6 +108,8 @@ pub struct TorrentConfig {
     /// The info dictionary's bytes, served to peers that ask (BEP 9); `None` for a
     /// private torrent (BEP 27), which never hands out its metadata.
     pub metadata: Option<std::sync::Arc<[u8]>>,
+    /// A private torrent (BEP 27): peers come from its trackers only (no PEX).
+    pub private: bool,
 }
 
 impl Default for TorrentConfig {
@@ -118,6 +121,7 @@ impl Default for TorrentConfig {
             listen: None,
             seed: fastrand::u64(..),
             metadata: None,
+            private: false,
         }
     }
 }

@@ -69,6 +69,11 @@ pub(super) struct Peer {
     pub speaks_extensions: bool,
     /// What its extension handshake said, once received.
     pub extensions: Option<super::extension::PeerExtensions>,
+    /// Its listen port, from its extension handshake (for an incoming connection, the
+    /// address it can be dialled at).
+    pub listen_port: Option<u16>,
+    /// Peer exchange with it (BEP 11).
+    pub pex: super::pex::PeerPex,
     /// Listed in the engine's dirty list (has bytes in `out`).
     pub dirty: bool,
 }
@@ -108,6 +113,8 @@ impl Peer {
             out: Vec::new(),
             speaks_extensions: false,
             extensions: None,
+            listen_port: None,
+            pex: Default::default(),
             dirty: false,
         }
     }

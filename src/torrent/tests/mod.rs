@@ -4,6 +4,7 @@ mod disk;
 mod extension;
 mod hardening;
 mod harness;
+mod pex;
 
 use super::*;
 use crate::picker::Block;
