@@ -1,9 +1,12 @@
 //! Types every layer shares: a torrent's identity, peer ids and handles, and the piece
 //! geometry computed once.
 //!
-//! This module owns plain values only. It never parses outside bytes, never touches I/O, and
+//! This module owns plain values (and the fixed-size compact address form, `compact`). It
+//! never parses variable outside input, never touches I/O, and
 //! depends on no other module of the crate, so wire, picker, tracker, storage and the torrent
 //! engine can all use it without importing each other.
+
+pub mod compact;
 
 use std::fmt;
 

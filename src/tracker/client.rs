@@ -9,8 +9,8 @@ use super::guard;
 use super::query::Event;
 use super::udp::endpoint::UdpEndpoint;
 use crate::bencode::{decode, Limits, Value};
-use crate::core::InfoHash;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use crate::core::{compact, InfoHash};
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 use thiserror::Error;
@@ -166,10 +166,7 @@ pub fn parse_announce_response(body: &[u8]) -> Result<Result<AnnounceResponse, S
                     bytes.len()
                 ));
             }
-            peers.extend(bytes.chunks_exact(6).map(|c| {
-                let ip = Ipv4Addr::new(c[0], c[1], c[2], c[3]);
-                SocketAddr::new(ip.into(), u16::from_be_bytes([c[4], c[5]]))
-            }));
+            peers.extend(compact::addrs(bytes, false));
         }
         Some(v) if v.as_list().is_some() => {
             for entry in v.as_list().unwrap_or_default() {
@@ -193,13 +190,7 @@ pub fn parse_announce_response(body: &[u8]) -> Result<Result<AnnounceResponse, S
                 bytes.len()
             ));
         }
-        peers.extend(bytes.chunks_exact(18).map(|c| {
-            let octets: [u8; 16] = c[..16].try_into().expect("16 bytes");
-            SocketAddr::new(
-                Ipv6Addr::from(octets).into(),
-                u16::from_be_bytes([c[16], c[17]]),
-            )
-        }));
+        peers.extend(compact::addrs(bytes, true));
     }
     peers.retain(|p| p.port() != 0);
     Ok(Ok(AnnounceResponse {

@@ -202,21 +202,6 @@ pub struct Tracker {
     scratch: PeerList,
 }
 
-/// Compact form of an address and port (BEP 23 / BEP 7).
-fn compact4(ip: std::net::Ipv4Addr, port: u16) -> [u8; 6] {
-    let mut k = [0; 6];
-    k[..4].copy_from_slice(&ip.octets());
-    k[4..].copy_from_slice(&port.to_be_bytes());
-    k
-}
-
-fn compact6(ip: std::net::Ipv6Addr, port: u16) -> [u8; 18] {
-    let mut k = [0; 18];
-    k[..16].copy_from_slice(&ip.octets());
-    k[16..].copy_from_slice(&port.to_be_bytes());
-    k
-}
-
 impl Tracker {
     /// An empty tracker.
     pub fn new(config: TrackerConfig, access: AccessList) -> Tracker {
@@ -325,8 +310,8 @@ impl Tracker {
     /// Whether `key` is a stored peer of the swarm of `hash`.
     fn knows(&self, hash: &InfoHash, ip: IpAddr, port: u16) -> bool {
         self.torrents.get(hash).is_some_and(|s| match ip {
-            IpAddr::V4(v4) => s.v4.index.contains_key(&compact4(v4, port)),
-            IpAddr::V6(v6) => s.v6.index.contains_key(&compact6(v6, port)),
+            IpAddr::V4(v4) => s.v4.index.contains_key(&crate::core::compact::v4(v4, port)),
+            IpAddr::V6(v6) => s.v6.index.contains_key(&crate::core::compact::v6(v6, port)),
         })
     }
 
@@ -409,7 +394,7 @@ impl Tracker {
             IpAddr::V4(v4) => join.run(
                 &mut swarm.v4,
                 &swarm.v6,
-                compact4(v4, req.port),
+                crate::core::compact::v4(v4, req.port),
                 room,
                 rng,
                 list,
@@ -417,7 +402,7 @@ impl Tracker {
             IpAddr::V6(v6) => join.run(
                 &mut swarm.v6,
                 &swarm.v4,
-                compact6(v6, req.port),
+                crate::core::compact::v6(v6, req.port),
                 room,
                 rng,
                 list,

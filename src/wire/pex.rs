@@ -7,7 +7,8 @@
 
 use super::extension::LIMITS;
 use crate::bencode::{decode_lazy, Writer};
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use crate::core::compact;
+use std::net::SocketAddr;
 use thiserror::Error;
 
 /// Most addresses accepted per key in one message.
@@ -47,25 +48,11 @@ pub struct Pex {
 }
 
 fn compact(list: &[u8], v6: bool) -> Result<Vec<SocketAddr>, PexError> {
-    let size = if v6 { 18 } else { 6 };
-    let count = list.len() / size;
+    let count = list.len() / compact::entry_len(v6);
     if count > MAX_PEX_PEERS {
         return Err(PexError::Flood(count));
     }
-    Ok(list
-        .chunks_exact(size)
-        .map(|e| {
-            let port = u16::from_be_bytes([e[size - 2], e[size - 1]]);
-            let ip = if v6 {
-                IpAddr::V6(Ipv6Addr::from(
-                    <[u8; 16]>::try_from(&e[..16]).expect("sized"),
-                ))
-            } else {
-                IpAddr::V4(Ipv4Addr::new(e[0], e[1], e[2], e[3]))
-            };
-            SocketAddr::new(ip, port)
-        })
-        .collect())
+    Ok(compact::addrs(list, v6).collect())
 }
 
 impl Pex {
@@ -103,11 +90,11 @@ impl Pex {
         let mut lists: [(Vec<u8>, Vec<u8>, Vec<u8>); 2] = Default::default();
         for (addr, f) in self.added.iter().take(MAX_PEX_SENT) {
             let family = &mut lists[usize::from(addr.is_ipv6())];
-            push(&mut family.0, addr);
+            compact::push(&mut family.0, *addr);
             family.1.push(*f);
         }
         for addr in self.dropped.iter().take(MAX_PEX_SENT) {
-            push(&mut lists[usize::from(addr.is_ipv6())].2, addr);
+            compact::push(&mut lists[usize::from(addr.is_ipv6())].2, *addr);
         }
         let mut w = Writer(out);
         w.begin_dict();
@@ -120,14 +107,6 @@ impl Pex {
         w.key_bytes("dropped6", &lists[1].2);
         w.end();
     }
-}
-
-fn push(out: &mut Vec<u8>, addr: &SocketAddr) {
-    match addr.ip() {
-        IpAddr::V4(v4) => out.extend_from_slice(&v4.octets()),
-        IpAddr::V6(v6) => out.extend_from_slice(&v6.octets()),
-    }
-    out.extend_from_slice(&addr.port().to_be_bytes());
 }
 
 #[cfg(test)]

@@ -6,7 +6,6 @@
 
 use super::super::query::{Announce, Event};
 use crate::core::InfoHash;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use thiserror::Error;
 
 /// The magic number that opens a connect request.
@@ -365,22 +364,8 @@ impl Reply<'_> {
     }
 }
 
-/// The addresses in a compact peer list: 6 bytes each if `v6` is false, 18 if true
-/// (a trailing partial entry is ignored).
-pub fn peers(list: &[u8], v6: bool) -> impl Iterator<Item = SocketAddr> + '_ {
-    let size = if v6 { 18 } else { 6 };
-    list.chunks_exact(size).map(move |e| {
-        let port = u16::from_be_bytes([e[size - 2], e[size - 1]]);
-        let ip = if v6 {
-            IpAddr::V6(Ipv6Addr::from(
-                <[u8; 16]>::try_from(&e[..16]).expect("sized"),
-            ))
-        } else {
-            IpAddr::V4(Ipv4Addr::new(e[0], e[1], e[2], e[3]))
-        };
-        SocketAddr::new(ip, port)
-    })
-}
+/// The addresses in a compact peer list: 6 bytes each over IPv4, 18 over IPv6.
+pub use crate::core::compact::addrs as peers;
 
 #[cfg(test)]
 mod tests {
@@ -460,7 +445,7 @@ mod tests {
         };
         assert_eq!(
             peers(list, false).collect::<Vec<_>>(),
-            ["10.0.0.1:6881".parse::<SocketAddr>().unwrap()]
+            ["10.0.0.1:6881".parse::<std::net::SocketAddr>().unwrap()]
         );
         b.clear();
         error_reply(&mut b, 3, &"x".repeat(1000));
