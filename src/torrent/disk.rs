@@ -37,15 +37,30 @@ impl Engine {
         if self.verifying.remove(&piece).is_none() {
             return;
         }
+        self.picker.piece_failed(piece);
+        if self.disk_failed(now, piece, "cannot save", message) {
+            self.refill_all(now);
+        }
+    }
+
+    /// An attempt at `piece` ended on a disk error (`what` says which, for the log): it is
+    /// counted, and [`MAX_WRITE_ERRORS`] in a row fail the torrent. Returns whether the
+    /// torrent goes on.
+    pub(super) fn disk_failed(
+        &mut self,
+        now: Instant,
+        piece: u32,
+        what: &str,
+        message: String,
+    ) -> bool {
         self.counters.disk_errors += 1;
         self.write_errors += 1;
-        tracing::warn!("cannot save piece {piece}: {message}");
-        self.picker.piece_failed(piece);
+        tracing::warn!("{what} piece {piece}: {message}");
         if self.write_errors >= MAX_WRITE_ERRORS {
             self.fail(now, TorrentError::Write { piece, message });
-            return;
+            return false;
         }
-        self.refill_all(now);
+        true
     }
 
     /// Reading piece `piece` to serve a peer failed: the request is dropped, the piece is no
@@ -79,15 +94,10 @@ impl Engine {
                     // Nobody is blamed: the piece starts again, and a disk that keeps
                     // failing stops the torrent as failed writes do.
                     self.verifying.remove(&piece);
-                    self.counters.disk_errors += 1;
-                    self.write_errors += 1;
-                    tracing::warn!("cannot read back piece {piece}: {message}");
                     self.picker.piece_failed(piece);
-                    if self.write_errors >= MAX_WRITE_ERRORS {
-                        self.fail(now, TorrentError::Write { piece, message });
-                        return;
+                    if self.disk_failed(now, piece, "cannot read back", message) {
+                        self.refill_all(now);
                     }
-                    self.refill_all(now);
                 }
             }
         } else if self.rechecking.remove(&piece) {

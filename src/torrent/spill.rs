@@ -7,7 +7,7 @@
 //! after the hash of what the disk holds matched. A failed hash means the piece is
 //! downloaded again over the same bytes; a restart checks the disk anyway.
 
-use super::{Action, Engine, PieceBuf, TorrentError};
+use super::{Action, Engine, PieceBuf};
 use crate::core::BLOCK_LEN;
 use crate::storage::AlignedBuf;
 use std::time::Instant;
@@ -90,11 +90,7 @@ impl Engine {
                 let active =
                     self.partial.remove(&piece).is_some() | self.verifying.remove(&piece).is_some();
                 if active {
-                    self.counters.disk_errors += 1;
-                    self.write_errors += 1;
-                    tracing::warn!("cannot save a block of piece {piece}: {message}");
-                    if self.write_errors >= super::disk::MAX_WRITE_ERRORS {
-                        self.fail(now, TorrentError::Write { piece, message });
+                    if !self.disk_failed(now, piece, "cannot save a block of", message) {
                         return;
                     }
                     self.restart_piece(piece);

@@ -166,11 +166,7 @@ fn spilling() -> Scripted {
 /// Carries out `writes` on the scripted disk and reports them done.
 fn land(p: &mut Scripted, writes: Vec<(u32, u32, Vec<u8>)>) {
     for (piece, offset, data) in writes {
-        if !p.disk.is_empty() {
-            let at = (p.engine.geometry().piece_offset(piece) + u64::from(offset)) as usize;
-            p.disk[at..at + data.len()].copy_from_slice(&data);
-        }
-        p.engine.handle_written(p.now, piece, data, Ok(()));
+        harness::write_block(&mut p.engine, &mut p.disk, p.now, piece, offset, data);
     }
 }
 

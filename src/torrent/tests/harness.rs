@@ -55,6 +55,22 @@ pub fn hash_on_disk(
     }
 }
 
+/// Carries out an [`Action::Write`] on `disk` (none if empty) and reports it done.
+pub fn write_block(
+    engine: &mut Engine,
+    disk: &mut [u8],
+    now: Instant,
+    piece: u32,
+    offset: u32,
+    data: Vec<u8>,
+) {
+    if !disk.is_empty() {
+        let at = (engine.geometry().piece_offset(piece) + u64::from(offset)) as usize;
+        disk[at..at + data.len()].copy_from_slice(&data);
+    }
+    engine.handle_written(now, piece, data, Ok(()));
+}
+
 fn verifies(data: &[u8], expected: &[u8; 20]) -> bool {
     Sha1::digest(data)[..] == expected[..]
 }
@@ -364,12 +380,9 @@ impl Swarm {
                 data,
                 ..
             } => {
-                let at = (self.geometry.piece_offset(piece) + u64::from(offset)) as usize;
-                self.nodes[i].disk[at..at + data.len()].copy_from_slice(&data);
                 let now = self.now;
-                self.nodes[i]
-                    .engine
-                    .handle_written(now, piece, data, Ok(()));
+                let node = &mut self.nodes[i];
+                write_block(&mut node.engine, &mut node.disk, now, piece, offset, data);
             }
             Action::HashOnDisk {
                 piece,
@@ -592,10 +605,14 @@ impl Scripted {
                         data,
                         ..
                     } if !self.defer_writes => {
-                        let geometry = self.engine.geometry();
-                        let at = (geometry.piece_offset(piece) + u64::from(offset)) as usize;
-                        self.disk[at..at + data.len()].copy_from_slice(&data);
-                        self.engine.handle_written(self.now, piece, data, Ok(()));
+                        write_block(
+                            &mut self.engine,
+                            &mut self.disk,
+                            self.now,
+                            piece,
+                            offset,
+                            data,
+                        );
                     }
                     Action::HashOnDisk {
                         piece,
