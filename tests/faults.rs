@@ -59,8 +59,28 @@ fn make_torrent(dir: &Path, size: usize, tracker: Option<&str>) -> (Vec<u8>, Pat
     (data, torrent)
 }
 
+/// `battorrent download TORRENT --dir DL` on 127.0.0.1, any port, JSON summary, with
+/// `extra` options (peers, verbosity).
+fn download_args(torrent: &Path, dl: &Path, extra: &[&str]) -> Vec<String> {
+    let mut args: Vec<String> = [
+        "download",
+        torrent.to_str().unwrap(),
+        "--dir",
+        dl.to_str().unwrap(),
+        "--bind",
+        "127.0.0.1",
+        "--port",
+        "0",
+        "--json",
+    ]
+    .map(String::from)
+    .to_vec();
+    args.extend(extra.iter().map(|s| s.to_string()));
+    args
+}
+
 /// Starts `battorrent ARGS...` with stderr to `log`.
-fn start(args: &[&str], log: &Path) -> Proc {
+fn start<S: AsRef<std::ffi::OsStr>>(args: &[S], log: &Path) -> Proc {
     let log = std::fs::File::create(log).unwrap();
     Proc(
         Command::new(BIN)
@@ -228,30 +248,13 @@ fn a_corrupt_peer_is_banned_and_the_download_still_completes() {
     let (data, torrent) = make_torrent(&dir, 4 << 20, None);
     let meta = battorrent::metainfo::Metainfo::load(&torrent).unwrap();
     let (bad, served, stop) = corrupt_peer(meta.info_hash, meta.info.piece_count());
-    let t = torrent.to_str().unwrap();
     // The honest seeder is slower than the corrupt peer, so the corrupt one gets blocks.
     let (_seeder, seed_addr) = start_seeder(&dir, &torrent, "2M");
     let dl = dir.join("dl");
     let log = dir.join("dl.log");
-    let leecher = start(
-        &[
-            "download",
-            t,
-            "--dir",
-            dl.to_str().unwrap(),
-            "--bind",
-            "127.0.0.1",
-            "--port",
-            "0",
-            "--peer",
-            &bad.to_string(),
-            "--peer",
-            &seed_addr,
-            "--json",
-            "-v",
-        ],
-        &log,
-    );
+    let bad = bad.to_string();
+    let args = download_args(&torrent, &dl, &["--peer", &bad, "--peer", &seed_addr, "-v"]);
+    let leecher = start(&args, &log);
     let summary = finish(leecher, Duration::from_secs(60), &log);
     stop.store(true, Ordering::Relaxed);
     assert_eq!(std::fs::read(dl.join("payload.bin")).unwrap(), data);
@@ -275,22 +278,9 @@ fn a_download_killed_half_way_resumes_without_fetching_verified_pieces_again() {
     let dir = scratch("resume");
     let size = 8 << 20;
     let (data, torrent) = make_torrent(&dir, size, None);
-    let t = torrent.to_str().unwrap();
     let (_seeder, seed_addr) = start_seeder(&dir, &torrent, "4M");
     let dl = dir.join("dl");
-    let args = [
-        "download",
-        t,
-        "--dir",
-        dl.to_str().unwrap(),
-        "--bind",
-        "127.0.0.1",
-        "--port",
-        "0",
-        "--peer",
-        &seed_addr,
-        "--json",
-    ];
+    let args = download_args(&torrent, &dl, &["--peer", &seed_addr]);
     let first = start(&args, &dir.join("first.log"));
     // Let about half arrive (4 MiB/s for 8 MiB), then kill -9.
     let file = dl.join("payload.bin");
@@ -353,21 +343,7 @@ fn the_only_seeder_leaves_and_a_later_one_finishes_the_download() {
     );
     let dl = dir.join("dl");
     let log = dir.join("dl.log");
-    let leecher = start(
-        &[
-            "download",
-            t,
-            "--dir",
-            dl.to_str().unwrap(),
-            "--bind",
-            "127.0.0.1",
-            "--port",
-            "0",
-            "--json",
-            "-v",
-        ],
-        &log,
-    );
+    let leecher = start(&download_args(&torrent, &dl, &["-v"]), &log);
     let file = dl.join("payload.bin");
     wait_for_size(&file, size / 4, "no progress from the first seeder");
     drop(first_seeder);
@@ -408,17 +384,7 @@ fn a_longer_file_already_in_place_is_cut_so_download_and_verify_agree() {
     let t = torrent.to_str().unwrap();
     let d = dl.to_str().unwrap();
     let log = dir.join("download.log");
-    let args = [
-        "download",
-        t,
-        "--dir",
-        d,
-        "--bind",
-        "127.0.0.1",
-        "--port",
-        "0",
-        "--json",
-    ];
+    let args = download_args(&torrent, &dl, &[]);
     let summary = finish(start(&args, &log), Duration::from_secs(30), &log);
     assert_eq!(summary["complete"], true, "{summary}");
     let on_disk = std::fs::read(dl.join("payload.bin")).unwrap();
@@ -464,22 +430,7 @@ fn connections_that_only_idle_cannot_lock_an_honest_peer_out() {
     let dl = dir.join("dl");
     let log = dir.join("dl.log");
     let started = Instant::now();
-    let leecher = start(
-        &[
-            "download",
-            torrent.to_str().unwrap(),
-            "--dir",
-            dl.to_str().unwrap(),
-            "--bind",
-            "127.0.0.1",
-            "--port",
-            "0",
-            "--peer",
-            &seed_addr,
-            "--json",
-        ],
-        &log,
-    );
+    let leecher = start(&download_args(&torrent, &dl, &["--peer", &seed_addr]), &log);
     let summary = finish(leecher, Duration::from_secs(30), &log);
     eprintln!(
         "honest download with every slot idle-held: {:.2} s",
