@@ -2,9 +2,10 @@
 
 use super::{format, show};
 use anyhow::{bail, Context};
-use battorrent::metainfo::Metainfo;
+use battorrent::metainfo::{Magnet, Metainfo};
 use battorrent::session::{
-    self, AddTorrent, Session, SessionConfig, SessionStats, TorrentId, TorrentStats,
+    self, AddMagnet, AddTorrent, Session, SessionConfig, SessionEvent, SessionStats, TorrentId,
+    TorrentState, TorrentStats, TorrentSummary,
 };
 use battorrent::storage::{Access, Storage};
 use battorrent::wire::Bitfield;
@@ -19,7 +20,8 @@ use std::time::{Duration, Instant};
 /// Options shared by `seed` and `download`.
 #[derive(Debug, Args)]
 pub struct PeerArgs {
-    /// The .torrent files (all run in one process on one port).
+    /// The .torrent files (all run in one process on one port); `download` also takes
+    /// magnet links ('magnet:?xt=urn:btih:...': quote them for the shell).
     #[arg(required = true, value_name = "TORRENT")]
     torrents: Vec<PathBuf>,
     /// Folder that holds (or will hold) the data: each torrent's files go under it as the
@@ -62,6 +64,10 @@ pub struct DownloadArgs {
     /// Keep seeding after the downloads complete (until Ctrl-C).
     #[arg(long)]
     seed: bool,
+    /// Where to save the .torrent of a magnet link's metadata (default: DIR/NAME.torrent).
+    /// Only with one magnet link.
+    #[arg(long, value_name = "PATH")]
+    save_torrent: Option<PathBuf>,
 }
 
 /// How a run ended.
@@ -71,15 +77,29 @@ enum End {
     Failed(String),
 }
 
-/// A loaded torrent with the pieces found on disk.
-struct Loaded {
-    meta: Metainfo,
-    have: Bitfield,
+/// A torrent to run: a loaded .torrent with the pieces found on disk, or a magnet link.
+enum Loaded {
+    Torrent { meta: Metainfo, have: Bitfield },
+    Magnet(Magnet),
+}
+
+/// The magnet link an argument holds, if it is one.
+fn as_magnet(arg: &Path) -> Option<&str> {
+    arg.to_str().filter(|s| {
+        s.get(..7)
+            .is_some_and(|p| p.eq_ignore_ascii_case("magnet:"))
+    })
 }
 
 pub fn seed(args: PeerArgs) -> anyhow::Result<ExitCode> {
     let mut loaded = Vec::new();
     for path in &args.torrents {
+        if as_magnet(path).is_some() {
+            bail!(
+                "`seed` needs the .torrent file, not a magnet link \
+                 (run `battorrent download LINK --seed` to fetch and then seed it)"
+            );
+        }
         let meta = show::load(path)?;
         let have = check(&meta, &args.dir)?;
         let missing = have.count_zeros();
@@ -97,9 +117,9 @@ pub fn seed(args: PeerArgs) -> anyhow::Result<ExitCode> {
             format::escape(&meta.info.name),
             args.dir.display()
         );
-        loaded.push(Loaded { meta, have });
+        loaded.push(Loaded::Torrent { meta, have });
     }
-    run(loaded, &args, true)
+    run(loaded, &args, true, None)
 }
 
 pub fn download(args: DownloadArgs) -> anyhow::Result<ExitCode> {
@@ -107,6 +127,13 @@ pub fn download(args: DownloadArgs) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("cannot create {}", args.peer.dir.display()))?;
     let mut loaded = Vec::new();
     for path in &args.peer.torrents {
+        if let Some(link) = as_magnet(path) {
+            let magnet: Magnet = link
+                .parse()
+                .with_context(|| format!("cannot read the magnet link {}", format::escape(link)))?;
+            loaded.push(Loaded::Magnet(magnet));
+            continue;
+        }
         let meta = show::load(path)?;
         let have = check(&meta, &args.peer.dir)?;
         if have.all() {
@@ -127,9 +154,16 @@ pub fn download(args: DownloadArgs) -> anyhow::Result<ExitCode> {
                 have.len()
             );
         }
-        loaded.push(Loaded { meta, have });
+        loaded.push(Loaded::Torrent { meta, have });
     }
-    run(loaded, &args.peer, args.seed)
+    let magnets = loaded
+        .iter()
+        .filter(|l| matches!(l, Loaded::Magnet(_)))
+        .count();
+    if args.save_torrent.is_some() && magnets != 1 {
+        bail!("--save-torrent takes one magnet link; {magnets} were given");
+    }
+    run(loaded, &args.peer, args.seed, args.save_torrent.as_deref())
 }
 
 /// Checks existing data with a progress bar.
@@ -140,7 +174,12 @@ fn check(meta: &Metainfo, dir: &Path) -> anyhow::Result<Bitfield> {
     Ok(have)
 }
 
-fn run(loaded: Vec<Loaded>, args: &PeerArgs, keep_seeding: bool) -> anyhow::Result<ExitCode> {
+fn run(
+    loaded: Vec<Loaded>,
+    args: &PeerArgs,
+    keep_seeding: bool,
+    save_torrent: Option<&Path>,
+) -> anyhow::Result<ExitCode> {
     let config = SessionConfig {
         bind: SocketAddr::new(args.bind, args.port),
         max_peers: args.max_peers.max(1),
@@ -151,10 +190,20 @@ fn run(loaded: Vec<Loaded>, args: &PeerArgs, keep_seeding: bool) -> anyhow::Resu
         ..SessionConfig::default()
     };
     for l in &loaded {
-        if l.meta.trackers.is_empty() && args.peers.is_empty() {
+        let (name, no_peers) = match l {
+            Loaded::Torrent { meta, .. } => (meta.info.name.clone(), meta.trackers.is_empty()),
+            Loaded::Magnet(m) => (
+                m.display_name
+                    .clone()
+                    .unwrap_or_else(|| m.info_hash.to_hex()),
+                m.trackers.is_empty() && m.peer_addrs().is_empty(),
+            ),
+        };
+        if no_peers && args.peers.is_empty() {
             eprintln!(
-                "note: {} lists no tracker and no --peer was given: waiting for peers to connect",
-                format::escape(&l.meta.info.name)
+                "note: {} lists no tracker and no peer, and no --peer was given: waiting for \
+                 peers to connect",
+                format::escape(&name)
             );
         }
     }
@@ -170,16 +219,28 @@ fn run(loaded: Vec<Loaded>, args: &PeerArgs, keep_seeding: bool) -> anyhow::Resu
         eprintln!("listening on {}", session.local_addr());
         let mut ids = Vec::new();
         for l in loaded {
-            ids.push(session.add(AddTorrent {
-                meta: l.meta,
-                dir: args.dir.clone(),
-                have: Some(l.have),
-                peers: args.peers.clone(),
-                paused: false,
-            })?);
+            ids.push(match l {
+                Loaded::Torrent { meta, have } => session.add(AddTorrent {
+                    meta,
+                    dir: args.dir.clone(),
+                    have: Some(have),
+                    peers: args.peers.clone(),
+                    paused: false,
+                })?,
+                Loaded::Magnet(magnet) => session.add_magnet(AddMagnet {
+                    magnet,
+                    dir: args.dir.clone(),
+                    peers: args.peers.clone(),
+                    paused: false,
+                })?,
+            });
         }
         release_freed_memory();
-        let end = watch(&session, &ids, keep_seeding).await;
+        let saving = Saving {
+            dir: &args.dir,
+            path: save_torrent,
+        };
+        let end = watch(&session, &ids, keep_seeding, &saving).await;
         let summaries = session.torrents();
         session.shutdown().await;
         anyhow::Ok((end, summaries))
@@ -226,7 +287,12 @@ fn run(loaded: Vec<Loaded>, args: &PeerArgs, keep_seeding: bool) -> anyhow::Resu
 
 /// Shows progress until every download completes (unless seeding on), a signal arrives,
 /// or a torrent fails.
-async fn watch(session: &Session, ids: &[TorrentId], keep_seeding: bool) -> End {
+async fn watch(
+    session: &Session,
+    ids: &[TorrentId],
+    keep_seeding: bool,
+    saving: &Saving<'_>,
+) -> End {
     let names: Vec<String> = session.torrents().into_iter().map(|t| t.name).collect();
     let bars = Progress::new(&names);
     drop(names);
@@ -238,7 +304,13 @@ async fn watch(session: &Session, ids: &[TorrentId], keep_seeding: bool) -> End 
         tokio::select! {
             _ = every.tick() => {}
             // Completion ends a plain download at once, not at the next progress tick.
-            _ = events.recv() => {}
+            event = events.recv() => {
+                if let Ok(SessionEvent::Metadata(id)) = event {
+                    if let Some(meta) = session.metainfo(id) {
+                        bars.println(&saving.save(&meta));
+                    }
+                }
+            }
             _ = &mut signal => {
                 bars.done();
                 return End::Interrupted;
@@ -326,9 +398,15 @@ impl Progress {
             Vec::new()
         };
         for (bar, t) in self.bars.iter().zip(&all) {
-            bar.set_length(t.stats.total_bytes.max(1));
-            bar.set_position(t.stats.verified_bytes);
-            bar.set_message(status_line(&t.stats));
+            if t.state == TorrentState::FetchingMetadata {
+                bar.set_length(t.stats.metadata_size.max(1));
+                bar.set_position(t.stats.metadata_bytes);
+            } else {
+                bar.set_length(t.stats.total_bytes.max(1));
+                bar.set_position(t.stats.verified_bytes);
+            }
+            bar.set_prefix(format::escape(&t.name).into_owned());
+            bar.set_message(summary_line(t));
         }
         if let Some(total) = &self.total {
             total.set_length(sum.total_bytes.max(1));
@@ -351,7 +429,7 @@ impl Progress {
                         "{:5.1}% {}: {}",
                         percent(s),
                         format::escape(&t.name),
-                        status_line(s)
+                        summary_line(t)
                     );
                 }
             } else {
@@ -393,6 +471,71 @@ fn release_freed_memory() {
     // SAFETY: malloc_trim only releases free heap pages; it has no preconditions.
     unsafe {
         libc::malloc_trim(0);
+    }
+}
+
+/// A torrent's progress line: "fetching metadata (48 KiB of 120 KiB), 3 peers" first for
+/// a magnet link, then [`status_line`].
+fn summary_line(t: &TorrentSummary) -> String {
+    let s = &t.stats;
+    if t.state != TorrentState::FetchingMetadata {
+        return status_line(s);
+    }
+    if s.metadata_size == 0 {
+        return format!("fetching metadata, {} peers", s.peers);
+    }
+    format!(
+        "fetching metadata ({} of {}), {} peers",
+        format::size(s.metadata_bytes),
+        format::size(s.metadata_size),
+        s.peers
+    )
+}
+
+/// Where the .torrent of a magnet link's metadata goes.
+struct Saving<'a> {
+    /// The download folder: `NAME.torrent` goes there by default.
+    dir: &'a Path,
+    /// `--save-torrent`.
+    path: Option<&'a Path>,
+}
+
+impl Saving<'_> {
+    /// Saves the .torrent; says what happened, in one line. An existing file with other
+    /// bytes is never replaced.
+    fn save(&self, meta: &Metainfo) -> String {
+        let name = &meta.info.name;
+        let bytes = meta.to_torrent_bytes();
+        let path = match self.path {
+            Some(p) => p.to_path_buf(),
+            // The name passed the same checks as any path element of a torrent (no
+            // separator, not "." or ".."), so it stays in the folder.
+            None => self.dir.join(format!("{name}.torrent")),
+        };
+        let shown = format::escape(&path.display().to_string()).into_owned();
+        match std::fs::read(&path) {
+            Ok(existing) if existing == bytes => {
+                return format!("metadata received: {shown} is already saved");
+            }
+            Ok(_) => {
+                return format!("metadata received; not saved: {shown} exists with other contents");
+            }
+            Err(_) => {}
+        }
+        let tmp = path.with_extension("torrent.part");
+        let written = std::fs::write(&tmp, &bytes).and_then(|()| std::fs::rename(&tmp, &path));
+        match written {
+            Ok(()) => format!(
+                "metadata received: {} ({}, {} files), saved to {shown}",
+                format::escape(name),
+                format::size(meta.info.total_length),
+                meta.info.files.iter().filter(|f| !f.padding).count()
+            ),
+            Err(e) => {
+                let _ = std::fs::remove_file(&tmp);
+                format!("metadata received; cannot save {shown}: {e}")
+            }
+        }
     }
 }
 

@@ -27,6 +27,8 @@ pub struct Magnet {
     pub web_seeds: Vec<String>,
     /// `xl`: total size in bytes.
     pub exact_length: Option<u64>,
+    /// `x.pe`: peers to connect to (`host:port`, as given), in order, duplicates removed.
+    pub peers: Vec<String>,
 }
 
 /// Why a magnet link could not be parsed.
@@ -67,6 +69,9 @@ impl fmt::Display for Magnet {
         for ws in &self.web_seeds {
             write!(f, "&ws={}", utf8_percent_encode(ws, VALUE))?;
         }
+        for pe in &self.peers {
+            write!(f, "&x.pe={}", utf8_percent_encode(pe, VALUE))?;
+        }
         Ok(())
     }
 }
@@ -87,9 +92,16 @@ impl std::str::FromStr for Magnet {
             trackers: Vec::new(),
             web_seeds: Vec::new(),
             exact_length: None,
+            peers: Vec::new(),
         };
         let mut hash = None;
         for (key, value) in url::form_urlencoded::parse(query.as_bytes()) {
+            if key == "x.pe" {
+                if !magnet.peers.iter().any(|p| *p == value) && magnet.peers.len() < MAX_PEERS {
+                    magnet.peers.push(value.into_owned());
+                }
+                continue;
+            }
             // Keys may carry an index suffix: `tr.1`, `xt.2`.
             let key = key.split('.').next().unwrap_or_default().to_owned();
             match key.as_str() {
@@ -116,6 +128,17 @@ impl std::str::FromStr for Magnet {
         }
         magnet.info_hash = hash.ok_or(MagnetError::NoInfoHash)?;
         Ok(magnet)
+    }
+}
+
+/// Most `x.pe` peers kept from one link.
+const MAX_PEERS: usize = 200;
+
+impl Magnet {
+    /// The `x.pe` peers given as IP addresses (`1.2.3.4:6881`, `[::1]:6881`); host names
+    /// are left out (nothing here resolves names).
+    pub fn peer_addrs(&self) -> Vec<std::net::SocketAddr> {
+        self.peers.iter().filter_map(|p| p.parse().ok()).collect()
     }
 }
 
@@ -166,14 +189,24 @@ mod tests {
             ],
             web_seeds: vec![],
             exact_length: Some(1234),
+            peers: vec!["10.0.0.2:6881".into(), "[::1]:51413".into()],
         };
         let link = magnet.to_string();
         let expected = format!(
             "magnet:?xt=urn:btih:{HEX}&dn=My%20File%20%26%20more.iso&xl=1234\
-             &tr=http://t.example:6969/announce%3Fk%3D1&tr=udp://u.example:80"
+             &tr=http://t.example:6969/announce%3Fk%3D1&tr=udp://u.example:80\
+             &x.pe=10.0.0.2:6881&x.pe=%5B::1%5D:51413"
         );
         assert_eq!(link, expected);
-        assert_eq!(link.parse::<Magnet>().unwrap(), magnet);
+        let back = link.parse::<Magnet>().unwrap();
+        assert_eq!(back, magnet);
+        assert_eq!(
+            back.peer_addrs(),
+            vec![
+                "10.0.0.2:6881".parse::<std::net::SocketAddr>().unwrap(),
+                "[::1]:51413".parse().unwrap()
+            ]
+        );
     }
 
     #[test]

@@ -155,6 +155,61 @@ impl Metainfo {
         parse::load(path)
     }
 
+    /// A torrent from a bare info dictionary (metadata fetched from peers) and the
+    /// trackers it should use (a magnet link's). Refuses what a .torrent would be refused
+    /// for.
+    pub fn from_info_bytes(
+        info: &[u8],
+        trackers: Vec<Vec<String>>,
+    ) -> Result<Metainfo, MetainfoError> {
+        parse::parse_info_bytes(info, trackers)
+    }
+
+    /// The .torrent file for this torrent: its info dictionary byte for byte (so the info
+    /// hash is unchanged), its trackers, comment and creator.
+    pub fn to_torrent_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.info_bytes.len() + 256);
+        let mut w = crate::bencode::Writer(&mut out);
+        // Keys in byte order.
+        w.begin_dict();
+        if let Some(first) = self.trackers.first().and_then(|t| t.first()) {
+            w.key_bytes("announce", first.as_bytes());
+        }
+        if self.trackers.iter().map(Vec::len).sum::<usize>() > 1 {
+            w.bytes(b"announce-list");
+            w.begin_list();
+            for tier in &self.trackers {
+                w.begin_list();
+                for url in tier {
+                    w.bytes(url.as_bytes());
+                }
+                w.end();
+            }
+            w.end();
+        }
+        if let Some(c) = &self.comment {
+            w.key_bytes("comment", c.as_bytes());
+        }
+        if let Some(c) = &self.created_by {
+            w.key_bytes("created by", c.as_bytes());
+        }
+        if let Some(d) = self.creation_date {
+            w.key_int("creation date", d);
+        }
+        w.bytes(b"info");
+        w.0.extend_from_slice(&self.info_bytes);
+        if !self.web_seeds.is_empty() {
+            w.bytes(b"url-list");
+            w.begin_list();
+            for url in &self.web_seeds {
+                w.bytes(url.as_bytes());
+            }
+            w.end();
+        }
+        w.end();
+        out
+    }
+
     /// The magnet link for this torrent: info hash, name, and every tracker.
     pub fn magnet(&self) -> Magnet {
         Magnet {
@@ -163,6 +218,7 @@ impl Metainfo {
             trackers: self.trackers.iter().flatten().cloned().collect(),
             web_seeds: self.web_seeds.clone(),
             exact_length: Some(self.info.total_length),
+            peers: Vec::new(),
         }
     }
 }

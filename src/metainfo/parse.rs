@@ -207,6 +207,31 @@ pub(super) fn parse(input: &[u8]) -> Result<Metainfo, MetainfoError> {
     })
 }
 
+/// Parses a bare info dictionary (metadata fetched from peers, BEP 9) into a
+/// [`Metainfo`] with the given trackers, with the same checks as a .torrent's. The info
+/// hash is the SHA-1 of `input`.
+pub(super) fn parse_info_bytes(
+    input: &[u8],
+    trackers: Vec<Vec<String>>,
+) -> Result<Metainfo, MetainfoError> {
+    let doc = bencode::decode_lazy(input, Limits::default())?;
+    let mut warnings: Vec<String> = doc.warnings.iter().map(|w| w.to_string()).collect();
+    let info = Dict::new("info", &doc.root)?;
+    let (info, version) = parse_info(&info, &mut warnings)?;
+    Ok(Metainfo {
+        info_hash: InfoHash(Sha1::digest(input).into()),
+        info,
+        info_bytes: input.to_vec(),
+        trackers,
+        web_seeds: Vec::new(),
+        comment: None,
+        created_by: None,
+        creation_date: None,
+        version,
+        warnings,
+    })
+}
+
 /// The non-empty UTF-8 strings of a list (nothing if `v` is not a list).
 fn url_list(v: &Lazy<'_>) -> Vec<String> {
     v.list()

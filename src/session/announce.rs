@@ -189,14 +189,17 @@ fn start(
     let mut client = s.client.clone();
     let key = s.key;
     drop(s);
-    let stats = torrent.lock().engine.stats();
+    let (stats, left) = {
+        let d = torrent.lock();
+        (d.engine.stats(), d.engine.left())
+    };
     let params = AnnounceParams {
         info_hash: torrent.info_hash,
         peer_id,
         port,
         uploaded: stats.uploaded,
         downloaded: stats.downloaded,
-        left: stats.total_bytes - stats.verified_bytes,
+        left,
         event,
         numwant: Some(50),
         key,
@@ -243,11 +246,11 @@ fn finished(shared: &Shared, done: Done) -> Option<Weak<TorrentHandle>> {
         let wait = match done.result {
             Some(Ok(response)) => {
                 if let Some(w) = &response.warning {
-                    tracing::warn!("{}: tracker warns: {}", escape(&torrent.name), escape(w));
+                    tracing::warn!("{}: tracker warns: {}", escape(&torrent.name()), escape(w));
                 }
                 tracing::info!(
                     "{}: tracker gave {} peers",
-                    escape(&torrent.name),
+                    escape(&torrent.name()),
                     response.peers.len()
                 );
                 peers = response.peers;
@@ -257,7 +260,11 @@ fn finished(shared: &Shared, done: Done) -> Option<Weak<TorrentHandle>> {
             other => {
                 if let Some(Err(e)) = other {
                     let e = e.to_string();
-                    tracing::warn!("{}: announce failed: {}", escape(&torrent.name), escape(&e));
+                    tracing::warn!(
+                        "{}: announce failed: {}",
+                        escape(&torrent.name()),
+                        escape(&e)
+                    );
                 }
                 if done.event != Event::None {
                     s.unsent = done.event;

@@ -218,7 +218,7 @@ async fn write_loop(
             let messages = buf.len();
             // A block that cannot be read is left out (the engine checks its piece again).
             let read = tokio::task::spawn_blocking(move || {
-                let geometry = t.geometry;
+                let files = t.files();
                 let mut failed = Vec::new();
                 let mut payload = 0u64;
                 for b in &batch {
@@ -226,8 +226,13 @@ async fn write_loop(
                     buf.extend_from_slice(&piece_header(b.piece, b.offset, b.len));
                     let at = buf.len();
                     buf.resize(at + b.len as usize, 0);
-                    let offset = geometry.piece_offset(b.piece) + u64::from(b.offset);
-                    match t.storage.read(offset, &mut buf[at..]) {
+                    let read = files.clone().and_then(|f| {
+                        let offset = f.geometry.piece_offset(b.piece) + u64::from(b.offset);
+                        f.storage
+                            .read(offset, &mut buf[at..])
+                            .map_err(|e| e.to_string())
+                    });
+                    match read {
                         Ok(()) => payload += u64::from(b.len),
                         Err(e) => {
                             buf.truncate(header);

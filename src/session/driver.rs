@@ -39,6 +39,10 @@ pub struct Shared {
     pub runtime: tokio::runtime::Handle,
     pub pool: VerifyPool,
     pub limiter: Option<Limiter>,
+    /// Open files of every torrent, bounded.
+    pub open_files: Arc<crate::storage::OpenFiles>,
+    /// Write verified pieces with `O_DIRECT` where possible.
+    pub direct_writes: bool,
     pub events: broadcast::Sender<SessionEvent>,
     /// Every torrent's next timeout, served by one timer task ([`timers`]).
     pub timers: Mutex<BinaryHeap<Due>>,
@@ -105,15 +109,27 @@ pub struct Driven {
     pub links: HashMap<PeerKey, Arc<Link>>,
 }
 
+/// Where a torrent's data lives and how it is cut into pieces: fixed once known (at once
+/// for a .torrent, when the metadata arrives for a magnet link), read without the engine's
+/// lock.
+pub struct Files {
+    pub geometry: crate::core::Geometry,
+    pub storage: Storage,
+}
+
 /// One torrent of a session.
 pub struct TorrentHandle {
     pub id: TorrentId,
     pub info_hash: InfoHash,
-    pub name: String,
-    /// The piece geometry (fixed: read without the engine's lock).
-    pub geometry: crate::core::Geometry,
+    /// Its name (a magnet link's `dn` or its info hash until the metadata arrives).
+    pub name: Mutex<String>,
     pub core: Mutex<Driven>,
-    pub storage: Storage,
+    /// Set once, before any piece can be received or served.
+    pub files: std::sync::OnceLock<Files>,
+    /// The torrent's metainfo: from the start for a .torrent, once fetched for a magnet.
+    pub meta: std::sync::OnceLock<Arc<crate::metainfo::Metainfo>>,
+    /// A magnet torrent's plan for when its metadata arrives.
+    pub magnet: Option<super::magnet::Pending>,
     pub shared: Arc<Shared>,
     /// Cancelled when the torrent is removed or the session shuts down; connection
     /// tokens are its children.
@@ -140,6 +156,19 @@ pub struct TorrentHandle {
 impl TorrentHandle {
     pub fn lock(&self) -> MutexGuard<'_, Driven> {
         lock(&self.core)
+    }
+
+    /// The torrent's files. The engine asks for no disk work before they are set, so the
+    /// error is for a broken promise, reported as a disk error rather than a crash.
+    pub fn files(&self) -> Result<&Files, String> {
+        self.files
+            .get()
+            .ok_or_else(|| "the torrent's files are not known yet".to_string())
+    }
+
+    /// Its name now (escape it before it reaches a terminal).
+    pub fn name(&self) -> String {
+        lock(&self.name).clone()
     }
 
     /// Carries out every action the engine has, with its lock held (nothing here blocks).
@@ -231,6 +260,12 @@ impl TorrentHandle {
                         self.shared.announce_wake.notify_one();
                     }
                 }
+                Action::Metadata { meta } => {
+                    let torrent = self.clone();
+                    self.shared
+                        .runtime
+                        .spawn(super::magnet::metadata_arrived(torrent, *meta));
+                }
                 Action::Completed => {
                     let _ = self.shared.events.send(SessionEvent::Completed(self.id));
                 }
@@ -239,7 +274,7 @@ impl TorrentHandle {
                         let why = d.engine.error().map(|e| e.to_string());
                         tracing::error!(
                             "{}: {}",
-                            crate::text::escape(&self.name),
+                            crate::text::escape(&self.name()),
                             crate::text::escape(why.as_deref().unwrap_or("failed"))
                         );
                     }

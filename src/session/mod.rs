@@ -20,14 +20,15 @@ mod driver;
 mod inorder;
 mod limit;
 mod listener;
+mod magnet;
 mod types;
 mod verify;
 
 pub use crate::torrent::{TorrentState, TorrentStats};
 pub use conn::{Transport, CONNECT_TIMEOUT, WRITE_TIMEOUT};
 pub use types::{
-    new_peer_id, AddTorrent, SessionConfig, SessionError, SessionEvent, SessionStats, TorrentId,
-    TorrentSummary,
+    new_peer_id, AddMagnet, AddTorrent, SessionConfig, SessionError, SessionEvent, SessionStats,
+    TorrentId, TorrentSummary,
 };
 
 use crate::core::InfoHash;
@@ -37,7 +38,7 @@ use crate::torrent::{Engine, PeerSource, TorrentConfig, TorrentError};
 use crate::tracker::client::{http_client, TrackerClient};
 use crate::tracker::udp::endpoint::UdpEndpoint;
 use crate::wire::Bitfield;
-use driver::{lock, Driven, Shared, TorrentHandle};
+use driver::{lock, Driven, Files, Shared, TorrentHandle};
 use limit::Limiter;
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -98,8 +99,6 @@ pub(crate) struct Inner {
     registry: Mutex<Registry>,
     shutdown: CancellationToken,
     http: reqwest::Client,
-    /// Open files of every torrent, bounded.
-    open_files: Arc<OpenFiles>,
     /// The session's UDP socket (UDP trackers), if it could be bound.
     udp: Option<Arc<UdpEndpoint>>,
     /// Connections accepted and not yet closed, all torrents together.
@@ -158,6 +157,8 @@ impl Session {
             runtime: tokio::runtime::Handle::current(),
             pool: verify::VerifyPool::new(threads).map_err(SessionError::Threads)?,
             limiter: config.upload_limit.map(Limiter::new),
+            open_files: OpenFiles::new(config.open_files),
+            direct_writes: config.direct_writes,
             events: broadcast::channel(1024).0,
             timers: Mutex::new(std::collections::BinaryHeap::new()),
             timer_wake: tokio::sync::Notify::new(),
@@ -168,7 +169,6 @@ impl Session {
         });
         let inner = Arc::new(Inner {
             max_connections: config.max_peers.saturating_mul(4).max(64) + 32,
-            open_files: OpenFiles::new(config.open_files),
             udp: udp.clone(),
             config,
             local_addr,
@@ -210,61 +210,126 @@ impl Session {
             Some(have) if have.all() => Access::Read,
             _ => Access::ReadWrite,
         };
-        if access == Access::ReadWrite {
-            std::fs::create_dir_all(&add.dir).map_err(|error| {
-                crate::storage::StorageError::Io {
-                    action: "create",
-                    path: add.dir.clone(),
-                    error,
-                }
-            })?;
-        }
-        let mut storage = Storage::new(meta.info.layout(&add.dir), &add.dir, access)?;
-        storage.set_direct_writes(inner.config.direct_writes);
-        storage.set_open_files(inner.open_files.clone());
+        let files = open_files(&inner.shared, meta, &add.dir, access)?;
         let now = Instant::now();
-        let config = TorrentConfig {
-            peer_id: inner.config.peer_id,
-            max_peers: inner.config.max_peers,
-            upload_slots: inner.config.upload_slots,
-            listen: Some(inner.local_addr),
-            metadata: (!meta.info.private).then(|| meta.info_bytes.as_slice().into()),
-            private: meta.info.private,
-            ..TorrentConfig::default()
-        };
-        let geometry = meta.info.geometry();
-        let mut engine = Engine::new(
+        let engine = Engine::new(
             now,
             meta.info_hash,
-            geometry,
+            files.geometry,
             meta.info.pieces.clone(),
-            config,
+            torrent_config(inner, meta.info.private, Some(&meta.info_bytes)),
         );
-        engine.handle_peers(now, PeerSource::Manual, &add.peers);
-        let client =
-            TrackerClient::with_sockets(&meta.trackers, inner.http.clone(), inner.udp.clone());
+        let shared_meta = Arc::new(meta.clone());
+        let id = self.register(
+            now,
+            Registration {
+                info_hash: meta.info_hash,
+                name: meta.info.name.clone(),
+                engine,
+                files: Some(files),
+                meta: Some(shared_meta.clone()),
+                magnet: None,
+                trackers: &meta.trackers,
+                peers: &add.peers,
+                paused: add.paused,
+                have: add.have.as_ref(),
+            },
+        )?;
+        if add.have.is_none() {
+            let torrent = self.torrent(id)?;
+            let task = tokio::spawn(check_then_start(torrent, shared_meta, add.dir.clone()));
+            if let Some(tasks) = lock(&inner.registry).tasks.get_mut(&id) {
+                tasks.push(task);
+            }
+        }
+        Ok(id)
+    }
+
+    /// Adds a torrent known by its magnet link. It returns at once with the torrent
+    /// fetching its metadata (state [`TorrentState::FetchingMetadata`]) from the peers
+    /// given, the link's `x.pe` peers and those its trackers return, retrying until it has
+    /// it; then the torrent checks `dir` and downloads as any other, under the same id.
+    /// [`SessionEvent::Metadata`] says when the metadata arrived ([`Session::metainfo`]).
+    pub fn add_magnet(&self, add: AddMagnet) -> Result<TorrentId, SessionError> {
+        let inner = &self.inner;
+        let magnet = &add.magnet;
+        if lock(&inner.registry)
+            .by_hash
+            .contains_key(&magnet.info_hash)
+        {
+            return Err(SessionError::Duplicate(magnet.info_hash));
+        }
+        let now = Instant::now();
+        let engine = Engine::new_magnet(now, magnet.info_hash, torrent_config(inner, false, None));
+        // Each `tr` in a tier of its own, tried in the link's order.
+        let trackers: Vec<Vec<String>> = magnet.trackers.iter().map(|t| vec![t.clone()]).collect();
+        let mut peers = add.peers.clone();
+        peers.extend(magnet.peer_addrs());
+        self.register(
+            now,
+            Registration {
+                info_hash: magnet.info_hash,
+                name: magnet
+                    .display_name
+                    .clone()
+                    .unwrap_or_else(|| magnet.info_hash.to_hex()),
+                engine,
+                files: None,
+                meta: None,
+                magnet: Some(magnet::Pending {
+                    dir: add.dir.clone(),
+                    trackers: trackers.clone(),
+                }),
+                trackers: &trackers,
+                peers: &peers,
+                paused: add.paused,
+                have: None,
+            },
+        )
+    }
+
+    /// The torrent's metainfo: at once for a .torrent, once fetched for a magnet link.
+    pub fn metainfo(&self, id: TorrentId) -> Option<Arc<Metainfo>> {
+        self.torrent(id).ok()?.meta.get().cloned()
+    }
+
+    /// Puts a torrent in the registry with its handle and starts its engine.
+    fn register(&self, now: Instant, r: Registration<'_>) -> Result<TorrentId, SessionError> {
+        let inner = &self.inner;
+        let mut engine = r.engine;
+        engine.handle_peers(now, PeerSource::Manual, r.peers);
+        let client = TrackerClient::with_sockets(r.trackers, inner.http.clone(), inner.udp.clone());
         let mut reg = lock(&inner.registry);
-        if reg.by_hash.contains_key(&meta.info_hash) {
-            return Err(SessionError::Duplicate(meta.info_hash));
+        if reg.by_hash.contains_key(&r.info_hash) {
+            return Err(SessionError::Duplicate(r.info_hash));
         }
         let id = TorrentId(reg.next_id);
         reg.next_id += 1;
+        let files = std::sync::OnceLock::new();
+        if let Some(f) = r.files {
+            let _ = files.set(f);
+        }
+        let meta = std::sync::OnceLock::new();
+        if let Some(m) = r.meta {
+            let _ = meta.set(m);
+        }
         let torrent = Arc::new(TorrentHandle {
             id,
-            info_hash: meta.info_hash,
-            name: meta.info.name.clone(),
-            geometry,
+            info_hash: r.info_hash,
+            name: Mutex::new(r.name),
             core: Mutex::new(Driven {
                 engine,
                 links: HashMap::new(),
             }),
-            storage,
+            files,
+            meta,
+            magnet: r.magnet,
             shared: inner.shared.clone(),
             cancel: inner.shutdown.child_token(),
             timer_at: AtomicU64::new(u64::MAX),
             revoked: AtomicU64::new(0),
             written: Default::default(),
-            check_cancel: add
+            check_cancel: r
                 .have
                 .is_none()
                 .then(|| Arc::new(std::sync::atomic::AtomicBool::new(false))),
@@ -273,28 +338,20 @@ impl Session {
                 .then(|| Mutex::new(announce::TrackerSlot::new(client))),
             announce_idle: tokio::sync::Notify::new(),
         });
-        let mut tasks = Vec::new();
         {
             let mut d = torrent.lock();
-            if add.paused {
+            if r.paused {
                 // Paused while checking: it goes straight to paused when the check ends.
                 d.engine.pause(now);
             }
-            if let Some(have) = &add.have {
+            if let Some(have) = r.have {
                 d.engine.handle_checked(now, have);
             }
             torrent.dispatch(&mut d);
         }
-        if add.have.is_none() {
-            tasks.push(tokio::spawn(check_then_start(
-                torrent.clone(),
-                add.meta.clone(),
-                add.dir.clone(),
-            )));
-        }
-        reg.by_hash.insert(meta.info_hash, id);
+        reg.by_hash.insert(r.info_hash, id);
         reg.by_id.insert(id, torrent);
-        reg.tasks.insert(id, tasks);
+        reg.tasks.insert(id, Vec::new());
         Ok(id)
     }
 
@@ -366,7 +423,7 @@ impl Session {
                 let d = t.lock();
                 TorrentSummary {
                     id: t.id,
-                    name: t.name.clone(),
+                    name: t.name(),
                     info_hash: t.info_hash.to_hex(),
                     state: d.engine.state(),
                     error: d.engine.error().map(|e| e.to_string()),
@@ -510,6 +567,57 @@ async fn stop_torrent(torrent: &Arc<TorrentHandle>, tasks: Vec<JoinHandle<()>>) 
     }
 }
 
+/// A torrent to put in the registry (see [`Session::register`]).
+struct Registration<'a> {
+    info_hash: InfoHash,
+    name: String,
+    engine: Engine,
+    files: Option<Files>,
+    meta: Option<Arc<Metainfo>>,
+    magnet: Option<magnet::Pending>,
+    trackers: &'a [Vec<String>],
+    peers: &'a [SocketAddr],
+    paused: bool,
+    have: Option<&'a Bitfield>,
+}
+
+/// How the session's torrents behave, from its configuration: `info` is the info
+/// dictionary to serve to peers (none for a private torrent or before it is known).
+fn torrent_config(inner: &Inner, private: bool, info: Option<&[u8]>) -> TorrentConfig {
+    TorrentConfig {
+        peer_id: inner.config.peer_id,
+        max_peers: inner.config.max_peers,
+        upload_slots: inner.config.upload_slots,
+        listen: Some(inner.local_addr),
+        metadata: info.filter(|_| !private).map(Into::into),
+        private,
+        ..TorrentConfig::default()
+    }
+}
+
+/// Creates the download folder (when writing) and the storage of a torrent's files.
+pub(crate) fn open_files(
+    shared: &Shared,
+    meta: &Metainfo,
+    dir: &Path,
+    access: Access,
+) -> Result<Files, SessionError> {
+    if access == Access::ReadWrite {
+        std::fs::create_dir_all(dir).map_err(|error| crate::storage::StorageError::Io {
+            action: "create",
+            path: dir.to_path_buf(),
+            error,
+        })?;
+    }
+    let mut storage = Storage::new(meta.info.layout(dir), dir, access)?;
+    storage.set_direct_writes(shared.direct_writes);
+    storage.set_open_files(shared.open_files.clone());
+    Ok(Files {
+        geometry: meta.info.geometry(),
+        storage,
+    })
+}
+
 /// Awaits every future (a tiny `join_all`: the futures crate is not worth a dependency).
 async fn futures_join_all<F: std::future::Future<Output = ()> + Send + 'static>(
     futures: impl IntoIterator<Item = F>,
@@ -521,7 +629,7 @@ async fn futures_join_all<F: std::future::Future<Output = ()> + Send + 'static>(
 }
 
 /// Checks the data on disk on a blocking thread, then lets the torrent go live.
-async fn check_then_start(torrent: Arc<TorrentHandle>, meta: Metainfo, dir: PathBuf) {
+async fn check_then_start(torrent: Arc<TorrentHandle>, meta: Arc<Metainfo>, dir: PathBuf) {
     let cancel = torrent.check_cancel.clone();
     let checked =
         tokio::task::spawn_blocking(move || check_until(&meta, &dir, cancel, |_| {})).await;

@@ -70,6 +70,8 @@ pub enum SessionEvent {
     State(TorrentId, TorrentState),
     /// Every piece is verified.
     Completed(TorrentId),
+    /// A magnet torrent's metadata arrived (see [`super::Session::metainfo`]).
+    Metadata(TorrentId),
     /// It was removed.
     Removed(TorrentId),
 }
@@ -102,6 +104,18 @@ pub struct AddTorrent {
     /// (state [`TorrentState::Checking`]) before the torrent goes live.
     pub have: Option<Bitfield>,
     /// Peers to connect to besides those trackers give (retried while the torrent runs).
+    pub peers: Vec<SocketAddr>,
+    /// Start paused.
+    pub paused: bool,
+}
+
+/// A magnet link to add.
+#[derive(Debug, Clone)]
+pub struct AddMagnet {
+    pub magnet: crate::metainfo::Magnet,
+    /// The folder its data goes under, once its metadata names the files.
+    pub dir: PathBuf,
+    /// Peers to connect to besides the link's `x.pe` and those trackers give.
     pub peers: Vec<SocketAddr>,
     /// Start paused.
     pub paused: bool,

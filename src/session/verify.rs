@@ -117,8 +117,10 @@ fn run(job: Job, chunk: &mut Vec<u8>) {
             data,
             attempt,
         } => {
-            let at = torrent.geometry.piece_offset(piece) + u64::from(offset);
-            let result = torrent.storage.write(at, &data).map_err(|e| e.to_string());
+            let result = torrent.files().and_then(|f| {
+                let at = f.geometry.piece_offset(piece) + u64::from(offset);
+                f.storage.write(at, &data).map_err(|e| e.to_string())
+            });
             if result.is_ok() {
                 torrent
                     .written
@@ -154,8 +156,10 @@ fn verify_and_write(
 ) {
     let good = Sha1::digest(&data[..])[..] == expected[..];
     let written = if good {
-        let offset = torrent.geometry.piece_offset(piece);
-        torrent.storage.write(offset, &data)
+        torrent.files().and_then(|f| {
+            let offset = f.geometry.piece_offset(piece);
+            f.storage.write(offset, &data).map_err(|e| e.to_string())
+        })
     } else {
         Ok(())
     };
@@ -163,9 +167,7 @@ fn verify_and_write(
     let now = Instant::now();
     match written {
         Ok(()) => d.engine.handle_verified(now, piece, data, good),
-        Err(e) => d
-            .engine
-            .handle_write_failed(now, piece, data, e.to_string()),
+        Err(e) => d.engine.handle_write_failed(now, piece, data, e),
     }
     torrent.dispatch(&mut d);
 }
@@ -179,13 +181,14 @@ fn hash_on_disk(
     expected: &[u8; 20],
     chunk: &mut Vec<u8>,
 ) -> Result<bool, String> {
-    let start = torrent.geometry.piece_offset(piece);
-    let len = u64::from(torrent.geometry.piece_len(piece));
+    let files = torrent.files()?;
+    let start = files.geometry.piece_offset(piece);
+    let len = u64::from(files.geometry.piece_len(piece));
     let (mut at, mut sha) = torrent.written.take(piece, attempt);
     while at < len {
         let n = (len - at).min(READ_CHUNK as u64) as usize;
         chunk.resize(n, 0);
-        torrent
+        files
             .storage
             .read(start + at, &mut chunk[..n])
             .map_err(|e| e.to_string())?;
@@ -197,15 +200,18 @@ fn hash_on_disk(
 
 /// Each block's SHA-1 of piece `piece` as the disk holds it (empty if it cannot be read).
 fn hash_blocks_on_disk(torrent: &TorrentHandle, piece: u32, chunk: &mut Vec<u8>) -> Vec<[u8; 20]> {
-    let start = torrent.geometry.piece_offset(piece);
-    let len = u64::from(torrent.geometry.piece_len(piece));
+    let Ok(files) = torrent.files() else {
+        return Vec::new();
+    };
+    let start = files.geometry.piece_offset(piece);
+    let len = u64::from(files.geometry.piece_len(piece));
     let block = u64::from(crate::core::BLOCK_LEN);
     let mut hashes = Vec::with_capacity(len.div_ceil(block) as usize);
     let mut at = 0;
     while at < len {
         let n = (len - at).min(READ_CHUNK as u64) as usize;
         chunk.resize(n, 0);
-        if torrent.storage.read(start + at, &mut chunk[..n]).is_err() {
+        if files.storage.read(start + at, &mut chunk[..n]).is_err() {
             return Vec::new();
         }
         for b in chunk[..n].chunks(block as usize) {

@@ -151,6 +151,16 @@ impl PeerBook {
         }
     }
 
+    /// Every address not busy may be dialled now (a magnet torrent's metadata arrived:
+    /// the peers it dropped are wanted back at once).
+    pub fn retry_all_now(&mut self, now: Instant) {
+        for c in self.entries.values_mut() {
+            if !c.busy {
+                c.next_try = now;
+            }
+        }
+    }
+
     /// Whether some address could be dialled now or later.
     pub fn has_candidates(&self) -> bool {
         self.entries

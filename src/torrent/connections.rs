@@ -20,7 +20,7 @@ impl Engine {
                 self.book.add(now, source, addr);
             }
         }
-        if self.is_live() {
+        if self.takes_peers() {
             self.dial_more(now);
             self.arm(now);
         }
@@ -45,7 +45,7 @@ impl Engine {
         if direction == Direction::Outgoing {
             self.dialing.remove(&addr);
         }
-        let refusal = if !self.is_live() {
+        let refusal = if !self.takes_peers() {
             Some(match self.state {
                 TorrentState::Checking => DisconnectReason::NotReady,
                 TorrentState::Paused => DisconnectReason::Paused,
@@ -91,7 +91,7 @@ impl Engine {
     pub fn handle_closed(&mut self, now: Instant, peer: PeerKey) {
         if let Some(p) = self.peers.get(&peer) {
             // A peer that went away cleanly is worth trying again later.
-            let retry = if self.picker.is_complete() && p.is_seed() {
+            let retry = if !self.lacks_metadata() && self.picker.is_complete() && p.is_seed() {
                 None
             } else {
                 Some(REDIAL_AFTER)
@@ -131,6 +131,13 @@ impl Engine {
         }
         self.picker.release_peer(key);
         self.book.disconnected(now, peer.addr, retry);
+        if let Some(fetch) = self.fetch.as_mut() {
+            fetch.remove(key);
+        }
+        if self.is_fetching() {
+            self.request_metadata(now);
+            self.dial_more(now);
+        }
         if self.is_live() {
             if !peer.am_choking {
                 self.rechoke(now);
@@ -174,7 +181,7 @@ impl Engine {
 
     /// Starts the tick if the engine has something to time.
     pub(super) fn arm(&mut self, now: Instant) {
-        let busy = self.is_live()
+        let busy = self.takes_peers()
             && (!self.peers.is_empty() || !self.dialing.is_empty() || self.book.has_candidates());
         if busy {
             self.next_tick.get_or_insert(now + TICK);
@@ -198,7 +205,7 @@ impl Engine {
 
     /// Asks for connections to candidates within the peer limit.
     pub(super) fn dial_more(&mut self, now: Instant) {
-        if !self.is_live() {
+        if !self.takes_peers() {
             return;
         }
         // The book skips addresses being dialled or connected (they are busy there), and

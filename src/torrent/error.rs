@@ -55,6 +55,10 @@ pub enum DisconnectReason {
     /// The torrent failed (a disk error) and dropped every peer.
     #[error("the torrent failed")]
     TorrentFailed,
+    /// The metadata arrived: fetching connections close and their peers are dialled
+    /// again once the torrent is ready.
+    #[error("metadata received; reconnecting for the data")]
+    MetadataReceived,
 }
 
 /// Why a torrent cannot go on (it moves to the failed state).
@@ -66,4 +70,7 @@ pub enum TorrentError {
     /// The data on disk could not be checked.
     #[error("cannot check the data on disk: {message}")]
     Check { message: String },
+    /// The fetched metadata hashes to the info hash but is not a valid info dictionary.
+    #[error("the torrent's metadata is invalid: {message}")]
+    Metadata { message: String },
 }

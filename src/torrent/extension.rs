@@ -29,8 +29,11 @@ impl Engine {
     /// Sends our extension handshake to a peer that announced BEP 10.
     pub(super) fn send_extension_handshake(&mut self, key: PeerKey) {
         let serving = self.config.metadata.as_ref();
+        // Metadata messages are taken while fetching (data) and while serving (requests);
+        // a private torrent has neither.
+        let metadata = serving.is_some() || self.is_fetching();
         let ours = ExtHandshake {
-            ut_metadata: serving.map(|_| OUR_UT_METADATA),
+            ut_metadata: metadata.then_some(OUR_UT_METADATA),
             ut_pex: self.pex_enabled().then_some(super::pex::OUR_UT_PEX),
             port: self.config.listen.map(|a| a.port()),
             client: Some(CLIENT.to_string()),
@@ -64,6 +67,9 @@ impl Engine {
                         peer.listen_port = theirs.port;
                         peer.pex.id = theirs.ut_pex;
                     }
+                    if self.is_fetching() {
+                        self.fetch_offer(now, key, theirs.ut_metadata, theirs.metadata_size);
+                    }
                 }
                 Err(e) => self.close(
                     now,
@@ -74,8 +80,8 @@ impl Engine {
             },
             OUR_UT_METADATA => match MetadataMessage::parse(payload) {
                 Ok(MetadataMessage::Request { piece }) => self.serve_metadata(key, piece),
-                // We fetch no metadata yet: data and rejects are not ours to take.
-                Ok(_) => {}
+                // Data and rejects answer our requests while fetching (else ignored).
+                Ok(reply) => self.on_metadata_reply(now, key, reply),
                 Err(e) => self.close(
                     now,
                     key,

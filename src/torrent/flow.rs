@@ -230,6 +230,14 @@ impl Engine {
         for (key, reason) in expired {
             self.close(now, key, reason, Some(super::REDIAL_AFTER));
         }
+        if self.is_fetching() {
+            self.fetch_tick(now);
+            self.dial_more(now);
+            if self.peers.is_empty() && self.dialing.is_empty() && !self.book.has_candidates() {
+                self.next_tick = None;
+            }
+            return;
+        }
         for key in snubbed {
             if self.picker.requested_from(key) == 0 {
                 continue;

@@ -62,6 +62,10 @@ impl Engine {
     /// Pauses: every connection closes, trackers are told we left. While checking, the
     /// torrent pauses once the check ends. Ignored otherwise unless live.
     pub fn pause(&mut self, now: Instant) {
+        if self.is_fetching() {
+            self.pause_fetch(now);
+            return;
+        }
         if self.state == TorrentState::Checking {
             self.pause_after_check = true;
             return;
@@ -81,6 +85,7 @@ impl Engine {
     /// otherwise.
     pub fn resume(&mut self, now: Instant) {
         match self.state {
+            TorrentState::Paused if self.lacks_metadata() => self.resume_fetch(now),
             TorrentState::Paused => self.go_live(now),
             TorrentState::Checking => self.pause_after_check = false,
             _ => {}
@@ -89,7 +94,7 @@ impl Engine {
 
     /// Stops for good: every connection closes and, if it was live, trackers are told.
     pub fn stop(&mut self, now: Instant) {
-        let was_live = self.is_live();
+        let was_live = self.takes_peers();
         if !matches!(self.state, TorrentState::Failed) {
             self.set_state(TorrentState::Stopped);
         }
@@ -110,7 +115,7 @@ impl Engine {
         if self.state == TorrentState::Failed {
             return;
         }
-        let was_live = self.is_live();
+        let was_live = self.takes_peers();
         self.error = Some(error);
         self.set_state(TorrentState::Failed);
         self.drop_everyone(now, DisconnectReason::TorrentFailed);

@@ -14,6 +14,7 @@ impl Engine {
     /// ([`Action::Close`]) and all its bytes count as used; so do bytes for an unknown key.
     pub fn handle_bytes(&mut self, now: Instant, peer: PeerKey, bytes: &[u8]) -> usize {
         let max = self.max_frame_len();
+        let fetching = self.is_fetching();
         let mut used = 0;
         loop {
             let Some(p) = self.peers.get_mut(&peer) else {
@@ -48,6 +49,11 @@ impl Engine {
                 }
             };
             p.last_received = now;
+            if fetching {
+                used += n;
+                self.on_fetch_message(now, peer, &message);
+                continue;
+            }
             // A bitfield is checked by turning it into bits, which the message then uses.
             let checked = match message {
                 Message::Bitfield(raw) => p.rules.bitfield(raw).map(Some),

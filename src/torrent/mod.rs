@@ -38,8 +38,10 @@ mod connections;
 mod disk;
 mod error;
 mod extension;
+pub mod fetch;
 mod flow;
 mod lifecycle;
+mod magnet;
 mod messages;
 mod peer;
 mod pex;
@@ -51,6 +53,7 @@ pub use bans::{BanKey, Bans, MAX_STRIKES};
 pub use book::{PeerBook, PeerSource, MAX_CANDIDATES};
 pub use disk::DiskHash;
 pub use error::{DisconnectReason, TorrentError};
+pub use magnet::LEFT_UNKNOWN;
 pub use peer::Direction;
 pub use rate::Rate;
 
@@ -130,8 +133,10 @@ impl Default for TorrentConfig {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum TorrentState {
-    /// Checking the data on disk; no peers yet. (A "fetching metadata" state will come
-    /// before it for magnet links.)
+    /// Started from a magnet link: fetching the info dictionary from peers (BEP 9).
+    #[serde(rename = "fetching metadata")]
+    FetchingMetadata,
+    /// Checking the data on disk; no peers yet.
     Checking,
     /// Live, some pieces missing.
     Downloading,
@@ -195,6 +200,12 @@ pub enum Action {
     Completed,
     /// The lifecycle state changed.
     State(TorrentState),
+    /// A magnet torrent's metadata arrived, hashed right and parsed (the engine is now
+    /// checking): create the storage, check what is on disk, and call
+    /// [`Engine::handle_checked`]. `meta` has no trackers: add the magnet's.
+    Metadata {
+        meta: Box<crate::metainfo::Metainfo>,
+    },
 }
 
 /// A snapshot of one torrent's progress.
@@ -222,6 +233,10 @@ pub struct TorrentStats {
     pub seeds: usize,
     pub banned: usize,
     pub complete: bool,
+    /// While fetching metadata: bytes of the info dictionary received, and its size (0
+    /// until a peer offered it).
+    pub metadata_bytes: u64,
+    pub metadata_size: u64,
 }
 
 /// A piece being received: its bytes (none for a spilled piece) and who sent each block.
@@ -295,6 +310,8 @@ pub struct Engine {
     pause_after_check: bool,
     /// The last piece verified while paused: completion is reported on resume.
     completed_while_paused: bool,
+    /// A magnet torrent's metadata fetch (kept, done, once the metadata arrived).
+    fetch: Option<Box<fetch::MetadataFetch>>,
 }
 
 impl Engine {
@@ -307,16 +324,7 @@ impl Engine {
         hashes: Vec<[u8; 20]>,
         config: TorrentConfig,
     ) -> Engine {
-        let mut picker = Picker::with_seed(
-            geometry.piece_length as u32,
-            geometry.total_length,
-            config.seed,
-        );
-        // Partial pieces are held in memory until verified: keep them within about
-        // PARTIAL_BYTES (a piece buffer is reused, never freed, while the torrent runs).
-        // Pieces too large for that go to disk block by block (`spill.rs`).
-        picker
-            .set_max_partial((PARTIAL_BYTES / geometry.piece_length.max(1)).clamp(4, 256) as usize);
+        let picker = picker_for(geometry, config.seed);
         Engine {
             info_hash,
             choker: Choker::new(config.upload_slots, config.seed),
@@ -354,7 +362,16 @@ impl Engine {
             scratch_blocks: Vec::new(),
             pause_after_check: false,
             completed_while_paused: false,
+            fetch: None,
         }
+    }
+
+    /// Takes the shape of the torrent `info` describes (a magnet torrent whose metadata
+    /// just arrived; no piece is had or in flight yet).
+    fn take_shape(&mut self, info: &crate::metainfo::Info) {
+        self.geometry = info.geometry();
+        self.hashes = info.pieces.clone();
+        self.picker = picker_for(self.geometry, self.config.seed);
     }
 
     /// The torrent's info hash.
@@ -382,22 +399,33 @@ impl Engine {
         self.picker.have()
     }
 
-    /// Bytes still missing.
+    /// Bytes still missing ([`LEFT_UNKNOWN`] before the metadata is known).
     pub fn left(&self) -> u64 {
+        if self.lacks_metadata() {
+            return LEFT_UNKNOWN;
+        }
         self.geometry.total_length - self.verified_bytes
     }
 
     /// The largest frame a peer may send (size receive buffers by it, plus 4 bytes).
     pub fn max_frame_len(&self) -> usize {
+        if self.is_fetching() {
+            return Self::fetch_frame_len();
+        }
         max_message_len(self.geometry.pieces as usize)
     }
 
-    /// Whether the torrent takes peers now.
+    /// Whether the torrent exchanges pieces now.
     pub(super) fn is_live(&self) -> bool {
         matches!(
             self.state,
             TorrentState::Downloading | TorrentState::Seeding
         )
+    }
+
+    /// Whether the torrent takes peers now (live, or fetching its metadata).
+    pub(super) fn takes_peers(&self) -> bool {
+        self.is_live() || self.is_fetching()
     }
 
     pub(super) fn set_state(&mut self, state: TorrentState) {
@@ -463,7 +491,18 @@ impl Engine {
             peers: live().count(),
             seeds: live().filter(|p| p.bits.all()).count(),
             banned: self.bans.banned_count(),
-            complete: self.picker.is_complete(),
+            complete: !self.lacks_metadata() && self.picker.is_complete(),
+            metadata_bytes: self.metadata_progress().0,
+            metadata_size: self.metadata_progress().1,
         }
     }
+}
+
+/// A picker for `geometry`. Partial pieces are held in memory until verified: keep them
+/// within about PARTIAL_BYTES (a piece buffer is reused, never freed, while the torrent
+/// runs). Pieces too large for that go to disk block by block (`spill.rs`).
+fn picker_for(geometry: Geometry, seed: u64) -> Picker {
+    let mut picker = Picker::with_seed(geometry.piece_length as u32, geometry.total_length, seed);
+    picker.set_max_partial((PARTIAL_BYTES / geometry.piece_length.max(1)).clamp(4, 256) as usize);
+    picker
 }

@@ -404,7 +404,7 @@ impl Swarm {
             }
             Action::Announce { event } => self.nodes[i].announces.push(event),
             Action::Completed => self.nodes[i].completed += 1,
-            Action::State(_) => {}
+            Action::State(_) | Action::Metadata { .. } => {}
         }
     }
 

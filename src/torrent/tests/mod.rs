@@ -4,6 +4,7 @@ mod disk;
 mod extension;
 mod hardening;
 mod harness;
+mod magnet;
 mod pex;
 
 use super::*;
