@@ -3,7 +3,9 @@
 
 use battorrent::metainfo::create::{build, scan, CreateOptions};
 use battorrent::metainfo::Metainfo;
-use battorrent::session::{AddTorrent, Session, SessionConfig, SessionEvent, TorrentState};
+use battorrent::session::{
+    AddMagnet, AddTorrent, Session, SessionConfig, SessionEvent, TorrentState,
+};
 use battorrent::wire::Bitfield;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -333,5 +335,86 @@ async fn large_pieces_go_to_disk_block_by_block_and_verify() {
     let _ = seed_id;
     getter.shutdown().await;
     seeder.shutdown().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_magnet_waits_for_peers_then_fetches_its_metadata_and_downloads_under_one_id() {
+    let _serial = SERIAL.lock().await;
+    let dir = scratch("magnet");
+    let seed_dir = dir.join("seed");
+    let get_dir = dir.join("get");
+    std::fs::create_dir_all(&seed_dir).unwrap();
+    let meta = torrent(&seed_dir, "m.bin", 700_000, 5);
+    let metrics = tokio::runtime::Handle::current().metrics();
+    let tasks_before = metrics.num_alive_tasks();
+
+    let getter = Session::start(config()).await.unwrap();
+    let mut events = getter.subscribe();
+    let magnet = battorrent::metainfo::Magnet {
+        display_name: Some("shown until the metadata comes".into()),
+        trackers: Vec::new(),
+        ..meta.magnet()
+    };
+    let id = getter
+        .add_magnet(AddMagnet {
+            magnet,
+            dir: get_dir.clone(),
+            peers: Vec::new(),
+            paused: false,
+        })
+        .unwrap();
+    // It returns at once, fetching, with the link's name; nobody to ask yet.
+    let listed = getter.torrents();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].id, id);
+    assert_eq!(listed[0].state, TorrentState::FetchingMetadata);
+    assert_eq!(listed[0].name, "shown until the metadata comes");
+    assert!(getter.metainfo(id).is_none());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(getter.torrents()[0].state, TorrentState::FetchingMetadata);
+    // The same info hash cannot be added twice, as a magnet or as a .torrent.
+    assert!(getter
+        .add(add(&meta, &get_dir, Some(false), vec![]))
+        .is_err());
+
+    // A seed appears: the torrent fetches the metadata from it, then the data.
+    let seeder = Session::start(config()).await.unwrap();
+    seeder
+        .add(add(&meta, &seed_dir, Some(true), vec![]))
+        .unwrap();
+    getter.add_peers(id, &[seeder.local_addr()]).unwrap();
+    tokio::time::timeout(Duration::from_secs(30), getter.completed(id))
+        .await
+        .expect("the magnet completes");
+    assert_eq!(
+        std::fs::read(get_dir.join("m.bin")).unwrap(),
+        std::fs::read(seed_dir.join("m.bin")).unwrap()
+    );
+    let fetched = getter.metainfo(id).expect("metainfo once fetched");
+    assert_eq!(fetched.info_bytes, meta.info_bytes, "byte for byte");
+    assert_eq!(fetched.info_hash, meta.info_hash);
+    let listed = getter.torrents();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].id, id, "the id never changes");
+    assert_eq!(listed[0].name, "m.bin");
+    assert_eq!(listed[0].state, TorrentState::Seeding);
+    let mut saw = Vec::new();
+    while let Ok(e) = events.try_recv() {
+        saw.push(e);
+    }
+    assert!(saw.contains(&SessionEvent::State(id, TorrentState::Checking)));
+    assert!(saw.contains(&SessionEvent::Metadata(id)));
+    assert!(saw.contains(&SessionEvent::Completed(id)));
+
+    // Removing it leaves nothing behind.
+    getter.remove(id).await.unwrap();
+    getter.shutdown().await;
+    seeder.shutdown().await;
+    let left = tasks_settle_to(tasks_before).await;
+    assert!(
+        left <= tasks_before,
+        "{left} tasks alive, {tasks_before} before"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }

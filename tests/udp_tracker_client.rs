@@ -162,7 +162,7 @@ impl Drop for Proc {
 const BIN: &str = env!("CARGO_BIN_EXE_battorrent");
 
 #[test]
-fn ours_complete_a_transfer_through_opentracker_over_udp() {
+fn ours_complete_transfers_through_opentracker_over_udp_from_a_torrent_and_a_magnet() {
     if Command::new("opentracker").arg("-h").output().is_err() {
         if std::env::var_os("BATTORRENT_SKIP_INTEROP").is_some() {
             eprintln!("skipped: opentracker is not installed");
@@ -254,5 +254,37 @@ fn ours_complete_a_transfer_through_opentracker_over_udp() {
         std::fs::read(get_dir.join("payload.bin")).unwrap()
             == std::fs::read(seed_dir.join("payload.bin")).unwrap()
     );
+    // A magnet link whose only source of peers is the udp:// tracker: the metadata and
+    // the data come from the peers it returns.
+    let link = meta.magnet().to_string();
+    assert!(link.contains("tr=udp://"), "{link}");
+    let magnet_dir = dir.join("magnet");
+    let out = Command::new("timeout")
+        .args([
+            "60",
+            BIN,
+            "download",
+            &link,
+            "--dir",
+            magnet_dir.to_str().unwrap(),
+            "--bind",
+            "127.0.0.4",
+            "--port",
+            "0",
+        ])
+        .output()
+        .unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "magnet download failed: {log}");
+    assert!(
+        std::fs::read(magnet_dir.join("payload.bin")).unwrap()
+            == std::fs::read(seed_dir.join("payload.bin")).unwrap()
+    );
+    let saved = Metainfo::load(&magnet_dir.join("payload.bin.torrent")).unwrap();
+    assert!(
+        saved.info_bytes == meta.info_bytes,
+        "info dictionary byte for byte"
+    );
+    assert_eq!(saved.trackers, vec![vec![url.clone()]]);
     let _ = std::fs::remove_dir_all(&dir);
 }
