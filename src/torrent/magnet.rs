@@ -87,7 +87,12 @@ impl Engine {
             return;
         }
         match fetch.offer(key, id, size) {
-            Ok(()) => self.request_metadata(now),
+            Ok(()) => {
+                if let Some(p) = self.peers.get(&key) {
+                    tracing::debug!("{}: offers metadata of {size} bytes", p.addr);
+                }
+                self.request_metadata(now)
+            }
             Err(e) => {
                 tracing::info!(
                     "{}: refusing its metadata: {e}",

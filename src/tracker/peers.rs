@@ -220,8 +220,10 @@ impl<K: CompactKey> Peers<K> {
     }
 
     /// Adds up to `want` peers to `list`, read as one circular run from a random start:
-    /// leechers only for a seeder, seeders then leechers for a leecher. `me` (its role and
-    /// index) is left out.
+    /// seeders then leechers for a leecher; for a seeder, leechers first (the peers it can
+    /// help), then seeders if room is left. (A client fetching a magnet link's metadata may
+    /// announce `left=0`, as aria2 does, and needs the seeds.) `me` (its role and index) is
+    /// left out.
     pub(super) fn pick(
         &self,
         me: Option<(bool, usize)>,
@@ -235,6 +237,23 @@ impl<K: CompactKey> Peers<K> {
         } else {
             &[(true, &self.seeders), (false, &self.leechers)]
         };
+        let before = list.len;
+        self.pick_from(pools, me, want, rng, list);
+        if seeder {
+            let rest = want - (list.len - before);
+            self.pick_from(&[(true, &self.seeders)], me, rest, rng, list);
+        }
+    }
+
+    /// [`Peers::pick`] over the given pools, read as one sequence.
+    fn pick_from(
+        &self,
+        pools: &[(bool, &PeerVec<K>)],
+        me: Option<(bool, usize)>,
+        want: usize,
+        rng: &mut fastrand::Rng,
+        list: &mut PeerList,
+    ) {
         let lens = [pools[0].1.len(), pools.get(1).map_or(0, |p| p.1.len())];
         let skip = me.and_then(|(role, i)| {
             let p = pools.iter().position(|&(r, _)| r == role)?;

@@ -94,14 +94,20 @@ fn peers_see_each_other_but_never_themselves() {
 }
 
 #[test]
-fn seeders_get_only_leechers() {
+fn seeders_get_leechers_first_and_seeds_only_in_the_room_left() {
     let mut t = Tracker::new(TrackerConfig::default(), AccessList::Open);
     for port in 1..=3 {
         announce(&mut t, &req(T1, port, 0, Event::Started), "10.0.0.1", 0);
     }
     announce(&mut t, &req(T1, 9, 5, Event::Started), "10.0.0.9", 0);
+    let mut one = req(T1, 1, 0, Event::None);
+    one.numwant = Some(1);
+    let seeder = announce(&mut t, &one, "10.0.0.1", 1);
+    assert_eq!(ports(&seeder), [9], "the leecher first");
+    // With room to spare, the other seeds too: aria2 fetching a magnet link's metadata
+    // announces left=0 and would otherwise never hear of a seed.
     let seeder = announce(&mut t, &req(T1, 1, 0, Event::None), "10.0.0.1", 1);
-    assert_eq!(ports(&seeder), [9]);
+    assert_eq!(ports(&seeder), [2, 3, 9], "never the requester itself");
     let leecher = announce(&mut t, &req(T1, 9, 5, Event::None), "10.0.0.9", 1);
     assert_eq!(ports(&leecher), [1, 2, 3]);
 }
