@@ -1,5 +1,5 @@
 //! The torrent engine facing one hostile peer: the first bytes choose a torrent geometry
-//! and whether we seed, the rest is what the peer sends after a valid handshake, delivered
+//! and whether we seed, or a magnet torrent fetching its metadata (BEP 9), the rest is what the peer sends after a valid handshake, delivered
 //! in chunks whose sizes the input also chooses, with clock ticks between them. The engine
 //! never panics, never uses more bytes than given, serves only pieces it has, and every
 //! byte it sends back parses as wire messages.
@@ -19,6 +19,7 @@ fuzz_target!(|data: &[u8]| {
     let piece_length = 16384 * (1 + u64::from(data[0] % 4));
     let total = piece_length * u64::from(1 + data[1] % 16) - u64::from(data[0]) * 7;
     let seed = data[2] & 1 == 1;
+    let magnet = data[2] & 2 == 2;
     let geometry = Geometry::new(piece_length, total);
     let hash = InfoHash([7; 20]);
     let mut now = Instant::now();
@@ -27,8 +28,14 @@ fuzz_target!(|data: &[u8]| {
         seed: 1,
         ..TorrentConfig::default()
     };
-    let mut engine = Engine::new(now, hash, geometry, vec![[0; 20]; geometry.pieces as usize], config);
-    engine.handle_checked(now, &Bitfield::repeat(seed, geometry.pieces as usize));
+    let mut engine = if magnet {
+        Engine::new_magnet(now, hash, config)
+    } else {
+        let mut engine =
+            Engine::new(now, hash, geometry, vec![[0; 20]; geometry.pieces as usize], config);
+        engine.handle_checked(now, &Bitfield::repeat(seed, geometry.pieces as usize));
+        engine
+    };
     let addr = SocketAddr::from(([10, 0, 0, 2], 6881));
     let Ok(key) = engine.handle_connected(now, addr, Direction::Incoming) else {
         return;
