@@ -40,7 +40,8 @@ impl Engine {
             yourip: self.peers.get(&key).map(|p| p.addr.ip().to_canonical()),
             reqq: Some(REQQ),
             metadata_size: serving.map(|m| m.len() as u64),
-            upload_only: false,
+            // A seed only uploads (BEP 21): peers need not offer it anything.
+            upload_only: self.state == super::TorrentState::Seeding,
         };
         let mut payload = Vec::new();
         ours.encode(&mut payload);

@@ -84,6 +84,7 @@ fn a_seed_announces_its_metadata_and_serves_every_piece() {
     assert_eq!(hello.ut_metadata, Some(OUR_UT_METADATA));
     assert_eq!(hello.port, Some(6881));
     assert_eq!(hello.yourip, Some(harness::addr(9).ip()));
+    assert!(hello.upload_only, "a seed says it only uploads");
     say_hello(&mut p);
     let mut fetched = Vec::new();
     for piece in 0..3 {
