@@ -224,6 +224,12 @@ impl Engine {
             ),
             Message::Extended { id, payload } => self.on_extended(now, key, id, payload),
             Message::KeepAlive | Message::Port(_) | Message::Unknown { .. } => {}
+            // The fast extension (BEP 6) is never negotiated yet: `Rules` refuses these.
+            Message::Suggest(_)
+            | Message::HaveAll
+            | Message::HaveNone
+            | Message::Reject { .. }
+            | Message::AllowedFast(_) => {}
         }
     }
 

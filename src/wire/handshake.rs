@@ -7,6 +7,9 @@ use thiserror::Error;
 pub const PROTOCOL: &[u8; 19] = b"BitTorrent protocol";
 /// Bytes in a handshake: length byte, protocol string, reserved, info hash, peer id.
 pub const HANDSHAKE_LEN: usize = 1 + 19 + 8 + 20 + 20;
+/// Reserved byte and bit that say "I speak the fast extension" (BEP 6: byte 7, 0x04).
+pub const FAST_RESERVED_BYTE: usize = 7;
+pub const FAST_RESERVED_BIT: u8 = 0x04;
 
 /// The opening message of a connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,6 +84,12 @@ impl Handshake {
     }
 }
 
+/// Whether a handshake's reserved bytes announce the fast extension (BEP 6). It is in force
+/// on a connection only when both handshakes set it.
+pub fn supports_fast(reserved: &[u8; 8]) -> bool {
+    reserved[FAST_RESERVED_BYTE] & FAST_RESERVED_BIT != 0
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -113,5 +122,18 @@ mod tests {
         let mut bytes = Handshake::new(InfoHash([7; 20]), [1; 20]).encode();
         bytes[5] = b'x';
         assert!(Handshake::decode(&bytes).is_err());
+    }
+
+    #[test]
+    fn the_fast_bit() {
+        let mut r = [0u8; 8];
+        assert!(!supports_fast(&r));
+        // Neighbouring bits (DHT 0x01 and 0x02 of byte 7) say nothing about fast.
+        r[7] = 0x03;
+        assert!(!supports_fast(&r));
+        r[7] = 0x04;
+        assert!(supports_fast(&r));
+        r = [0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xfb];
+        assert!(!supports_fast(&r));
     }
 }
