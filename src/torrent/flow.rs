@@ -105,6 +105,13 @@ impl Engine {
                 }
             }
         }
+        // Pieces the peer rejected are asked of others (fast extension, `fast.rs`).
+        if let Some(narrowed) = peer
+            .fast_state
+            .narrow(spared.as_ref().unwrap_or(&peer.bits))
+        {
+            spared = Some(narrowed);
+        }
         let peer = self.peers.get_mut(&key).expect("looked up above");
         let has: &Bitfield = spared.as_ref().unwrap_or(&peer.bits);
         let mut blocks = std::mem::take(&mut self.scratch_blocks);
@@ -183,13 +190,14 @@ impl Engine {
             let should = unchoke.contains(key);
             if should && peer.am_choking {
                 peer.am_choking = false;
+                peer.fast_state.rejects_sent = 0;
                 peer.send(&mut self.dirty, Message::Unchoke);
             } else if !should && !peer.am_choking {
                 peer.am_choking = true;
-                // A choke discards the peer's requests (BEP 3): it will ask again.
-                peer.serves.clear();
-                peer.queued.clear();
+                // A choke discards the peer's requests (BEP 3): it will ask again. A fast
+                // peer hears a reject for each after the choke (BEP 6).
                 peer.send(&mut self.dirty, Message::Choke);
+                self.fast_stats.rejects_sent += super::fast::reject_queued(peer, &mut self.dirty);
             }
         }
     }

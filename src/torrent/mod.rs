@@ -38,6 +38,7 @@ mod connections;
 mod disk;
 mod error;
 mod extension;
+mod fast;
 mod flow;
 mod lifecycle;
 mod messages;
@@ -51,6 +52,7 @@ pub use bans::{BanKey, Bans, MAX_STRIKES};
 pub use book::{PeerBook, PeerSource, MAX_CANDIDATES};
 pub use disk::DiskHash;
 pub use error::{DisconnectReason, TorrentError};
+pub use fast::FastStats;
 pub use peer::Direction;
 pub use rate::Rate;
 
@@ -222,6 +224,9 @@ pub struct TorrentStats {
     pub seeds: usize,
     pub banned: usize,
     pub complete: bool,
+    /// The fast extension's counters (BEP 6), at the top level of the serialised form.
+    #[serde(flatten)]
+    pub fast: FastStats,
 }
 
 /// A piece being received: its bytes (none for a spilled piece) and who sent each block.
@@ -266,6 +271,7 @@ pub struct Engine {
     pool: Vec<AlignedBuf>,
     verified_bytes: u64,
     counters: Counters,
+    fast_stats: FastStats,
     /// Failed writes since the last good one.
     write_errors: u32,
     /// Blocks of spilled pieces handed out for writing and not yet reported, per piece.
@@ -346,6 +352,7 @@ impl Engine {
             attempts: HashMap::new(),
             last_attempt: 0,
             counters: Counters::default(),
+            fast_stats: FastStats::default(),
             dirty: Vec::new(),
             actions: VecDeque::new(),
             next_tick: None,
@@ -464,6 +471,7 @@ impl Engine {
             seeds: live().filter(|p| p.bits.all()).count(),
             banned: self.bans.banned_count(),
             complete: self.picker.is_complete(),
+            fast: self.fast_stats,
         }
     }
 }

@@ -14,7 +14,8 @@ pub const FAST_RESERVED_BIT: u8 = 0x04;
 /// The opening message of a connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Handshake {
-    /// Extension bits: ours announce the extension protocol (BEP 10).
+    /// Extension bits: ours announce the extension protocol (BEP 10) and the fast
+    /// extension (BEP 6).
     pub reserved: [u8; 8],
     pub info_hash: InfoHash,
     pub peer_id: [u8; 20],
@@ -32,10 +33,11 @@ pub enum HandshakeError {
 }
 
 impl Handshake {
-    /// Our handshake: the extension protocol bit (BEP 10) set.
+    /// Our handshake: the extension protocol (BEP 10) and fast extension (BEP 6) bits set.
     pub fn new(info_hash: InfoHash, peer_id: [u8; 20]) -> Handshake {
         let mut reserved = [0; 8];
         reserved[super::extension::RESERVED_BYTE] |= super::extension::RESERVED_BIT;
+        reserved[FAST_RESERVED_BYTE] |= FAST_RESERVED_BIT;
         Handshake {
             reserved,
             info_hash,
@@ -125,7 +127,10 @@ mod tests {
     }
 
     #[test]
-    fn the_fast_bit() {
+    fn ours_announces_bep10_and_bep6_and_nothing_else() {
+        let h = Handshake::new(InfoHash([7; 20]), [1; 20]);
+        assert_eq!(h.reserved, [0, 0, 0, 0, 0, 0x10, 0, 0x04]);
+        assert!(supports_fast(&h.reserved));
         let mut r = [0u8; 8];
         assert!(!supports_fast(&r));
         // Neighbouring bits (DHT 0x01 and 0x02 of byte 7) say nothing about fast.
