@@ -3,20 +3,24 @@
 //! serve gets a reject (while we choke the peer, for a piece we lack, when we choke it with
 //! requests queued, when it cancels one still queued) instead of silence; a reject from
 //! the peer hands the block back to the picker and keeps that piece away from the peer
-//! until it unchokes us again; its allowed-fast and suggest messages are accepted.
+//! until it unchokes us again; while it chokes us we ask it for blocks of the pieces it
+//! allowed fast, and its choke leaves those requests standing; suggestions are ignored.
 //!
 //! Choices where the BEP leaves room:
 //! - A choke from a fast peer still releases every block we asked of it (as without the
-//!   extension), although BEP 6 says a choke no longer cancels requests and the peer will
-//!   reject them: the blocks go to other peers at once instead of after a round trip, a
-//!   block the peer sends anyway is still taken (late data is good data), and its rejects
-//!   then name requests we no longer track, which are ignored.
+//!   extension) except those of its allowed-fast pieces, although BEP 6 says a choke no
+//!   longer cancels requests and the peer will reject them: the blocks go to other peers at
+//!   once instead of after a round trip, a block the peer sends anyway is still taken (late
+//!   data is good data), and its rejects then name requests we no longer track, which are
+//!   ignored.
 //! - A reject for a request we do not track is ignored, not a reason to close (the BEP's
 //!   SHOULD): our bookkeeping forgets requests on a choke, a snub and an endgame cancel, so
 //!   it cannot tell a request never sent from one released since, and the peer's answer
 //!   to our cancel is exactly such a reject.
-//! - Allowed-fast pieces are recorded (at most [`MAX_ALLOWED_FAST`]) but not yet asked for
-//!   while choked, and we send no allowed-fast set of our own; suggestions are ignored.
+//! - Allowed-fast pieces are kept (at most [`MAX_ALLOWED_FAST`]; the BEP suggests sets of
+//!   10) and a reject for one while choked withdraws it. We send no allowed-fast set of our
+//!   own (the BEP's SHOULD for starting peers): a peer we choke gets nothing until the
+//!   choker picks it, optimistic unchokes included.
 //! - Requests the peer makes while choked are rejected one by one; more than
 //!   [`MAX_QUEUED_REQUESTS`] rejects since we last unchoked it is a flood and ends the
 //!   connection, as a queue that long does (the BEP allows closing on excessive requests).
@@ -47,8 +51,18 @@ pub struct PeerFast {
 }
 
 impl PeerFast {
-    /// `has` without the pieces the peer rejected, if it rejected any.
-    pub fn narrow(&self, has: &Bitfield) -> Option<Bitfield> {
+    /// What of `has` may be asked of the peer, if not all of it: while it chokes us only
+    /// its allowed-fast pieces, else all but the pieces it rejected.
+    pub fn narrow(&self, has: &Bitfield, choked: bool) -> Option<Bitfield> {
+        if choked {
+            let mut allowed = Bitfield::repeat(false, has.len());
+            for &piece in &self.allowed {
+                if let Some(mut bit) = allowed.get_mut(piece as usize) {
+                    *bit = true;
+                }
+            }
+            return Some(allowed & has);
+        }
         if self.rejected.is_empty() {
             return None;
         }
@@ -200,7 +214,22 @@ impl Engine {
         self.refill_all(now);
     }
 
-    /// An allowed-fast piece from the peer: recorded, at most [`MAX_ALLOWED_FAST`].
+    /// The peer choked us: what we asked of it goes back to the picker for others, but for
+    /// the blocks of a fast peer's allowed-fast pieces, which it still serves.
+    pub(super) fn release_on_choke(&mut self, key: PeerKey) {
+        let Some(peer) = self.peers.get(&key) else {
+            return;
+        };
+        let keep: &[u32] = if peer.fast {
+            &peer.fast_state.allowed
+        } else {
+            &[]
+        };
+        self.picker.release_peer_except(key, keep);
+    }
+
+    /// An allowed-fast piece from the peer: recorded, at most [`MAX_ALLOWED_FAST`] (the
+    /// rules checked that it exists; whether the peer has it is up to its bitfield).
     pub(super) fn on_allowed_fast(&mut self, key: PeerKey, piece: u32) {
         if let Some(peer) = self.peers.get_mut(&key) {
             let allowed = &mut peer.fast_state.allowed;

@@ -57,7 +57,9 @@ impl Engine {
         let Some(peer) = self.peers.get(&key) else {
             return;
         };
-        if !peer.is_live() || peer.peer_choking || !peer.am_interested {
+        // A peer that chokes us may still serve its allowed-fast pieces (BEP 6).
+        let choked = peer.peer_choking;
+        if !peer.is_live() || !peer.am_interested || choked && peer.fast_state.allowed.is_empty() {
             return;
         }
         // A snubbed peer keeps one request: its answer lifts the snub (asking nothing
@@ -105,10 +107,11 @@ impl Engine {
                 }
             }
         }
-        // Pieces the peer rejected are asked of others (fast extension, `fast.rs`).
+        // Only allowed-fast pieces while choked; pieces the peer rejected are asked of
+        // others (fast extension, `fast.rs`).
         if let Some(narrowed) = peer
             .fast_state
-            .narrow(spared.as_ref().unwrap_or(&peer.bits))
+            .narrow(spared.as_ref().unwrap_or(&peer.bits), choked)
         {
             spared = Some(narrowed);
         }

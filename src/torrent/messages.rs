@@ -132,7 +132,7 @@ impl Engine {
             Message::Choke => {
                 if !peer.peer_choking {
                     peer.peer_choking = true;
-                    self.picker.release_peer(key);
+                    self.release_on_choke(key);
                 }
             }
             Message::Unchoke => {

@@ -426,3 +426,38 @@ fn a_queued_request_for_a_piece_we_stopped_serving_is_rejected() {
         })]
     );
 }
+
+#[test]
+fn allowed_fast_pieces_are_asked_for_while_choked_and_kept_through_a_choke() {
+    // 8 pieces of 4 blocks; the peer has everything, allows pieces 2 and 6, chokes us.
+    let mut p = Scripted::new(32 * B as usize, 4 * B as usize, false, false);
+    p.received();
+    p.send(Message::HaveAll);
+    assert_eq!(
+        p.received(),
+        vec![Got::Interested],
+        "nothing asked while choked"
+    );
+    p.send(Message::AllowedFast(2));
+    p.send(Message::AllowedFast(6));
+    let asked = Scripted::requests(&p.received());
+    assert_eq!(asked.len(), 8, "every block of the two pieces: {asked:?}");
+    assert!(asked.iter().all(|b| b.piece == 2 || b.piece == 6));
+    // Unchoked: the rest too.
+    p.send(Message::Unchoke);
+    assert_eq!(Scripted::requests(&p.received()).len(), 24);
+    // Choked again: the allowed pieces' requests stand, the others go back.
+    p.send(Message::Choke);
+    assert_eq!(Scripted::requests(&p.received()), vec![]);
+    assert_eq!(p.engine.picker.requested_from(p.key), 8);
+    // It withdraws piece 6 with a reject while choking us: not asked again.
+    let b6 = *asked.iter().find(|b| b.piece == 6).unwrap();
+    p.send(Message::Reject {
+        piece: b6.piece,
+        offset: b6.offset,
+        len: b6.len,
+    });
+    assert_eq!(Scripted::requests(&p.received()), vec![]);
+    assert_eq!(p.engine.peers[&p.key].fast_state.allowed, [2]);
+    assert_eq!(p.engine.picker.requested_from(p.key), 7);
+}
