@@ -29,7 +29,7 @@ use super::peer::Peer;
 use super::{DisconnectReason, Engine, MAX_QUEUED_REQUESTS};
 use crate::core::PeerKey;
 use crate::picker::Block;
-use crate::wire::{Bitfield, Message};
+use crate::wire::{supports_fast, Bitfield, Handshake, Message};
 use std::time::Instant;
 
 /// Allowed-fast pieces kept per peer; later ones are ignored (BEP 6 suggests sets of 10).
@@ -119,11 +119,13 @@ pub(super) fn reject(block: Block) -> Message<'static> {
 }
 
 impl Engine {
-    /// Right after the handshakes: records whether the fast extension is in force (we
-    /// always set its bit, so the peer's bit decides) and tells the peer what we hold.
-    /// With the extension: have-all, have-none or the bitfield (exactly one, BEP 6);
-    /// without: the bitfield, or nothing when we hold nothing (BEP 3 allows that).
-    pub(super) fn start_connection(&mut self, key: PeerKey, fast: bool) {
+    /// Right after the handshakes: records whether the fast extension is in force (both
+    /// handshakes set its bit; `theirs` is the peer's reserved bytes) and tells the peer
+    /// what we hold. With the extension: have-all, have-none or the bitfield (exactly one,
+    /// BEP 6); without: the bitfield, or nothing when we hold nothing (BEP 3 allows that).
+    pub(super) fn start_connection(&mut self, key: PeerKey, theirs: &[u8; 8]) {
+        let ours = Handshake::new(self.info_hash, self.config.peer_id).reserved;
+        let fast = supports_fast(&ours) && supports_fast(theirs);
         let Some(peer) = self.peers.get_mut(&key) else {
             return;
         };

@@ -110,7 +110,7 @@ impl Engine {
         peer.speaks_extensions = crate::wire::extension::supports_extensions(&theirs.reserved);
         tracing::debug!("{}: connected ({:?})", peer.addr, peer.direction);
         let extensions = peer.speaks_extensions;
-        self.start_connection(key, crate::wire::supports_fast(&theirs.reserved));
+        self.start_connection(key, &theirs.reserved);
         if extensions {
             self.send_extension_handshake(key);
         }
