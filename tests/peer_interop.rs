@@ -6,7 +6,8 @@
 //! pieces, a short last piece), a single-file one (80 KiB pieces, a short last piece), and
 //! a 64 MiB one (256 KiB pieces), big enough to show a transfer that stalls. The
 //! downloaded bytes must equal the originals, and our log must show no protocol violation
-//! by the other client.
+//! by the other client. Downloading from Transmission and libtorrent, ours must also
+//! negotiate the fast extension (BEP 6) and hear their "have all".
 //!
 //! Needs root, iproute2, transmission-cli, aria2 and python3-libtorrent (see .ci/run);
 //! with BATTORRENT_SKIP_INTEROP=1 a test whose requirements are missing is skipped.
@@ -127,12 +128,37 @@ fn libtorrent_seeds_single_file_to_ours() {
     exchange(Client::Libtorrent, Client::Ours, Shape::Single);
 }
 
-/// `seeder` on host 2 has the data; `leecher` on host 3 downloads it; both learn of each
-/// other from our tracker on host 1.
-fn exchange(seeder: Client, leecher: Client, shape: Shape) {
-    let Some(net) = network_for(&[seeder, leecher]) else {
+// --- the fast extension (BEP 6) --------------------------------------------------------
+
+#[test]
+fn fast_extension_with_a_transmission_seed() {
+    fast_extension_with(Client::Transmission);
+}
+
+#[test]
+fn fast_extension_with_a_libtorrent_seed() {
+    fast_extension_with(Client::Libtorrent);
+}
+
+/// Ours downloads from `seeder`: the fast extension is negotiated (both handshakes set the
+/// bit) and the seed says "have all" instead of a bitfield, as our `--json` summary counts.
+fn fast_extension_with(seeder: Client) {
+    let Some(summary) = exchange(seeder, Client::Ours, Shape::Single) else {
         return;
     };
+    let stats = &summary["torrents"][0]["stats"];
+    let count = |key: &str| stats[key].as_u64().unwrap_or(0);
+    assert!(
+        count("fast_peers") >= 1 && count("have_all_received") >= 1,
+        "{seeder:?} and ours did not use the fast extension: {stats}"
+    );
+}
+
+/// `seeder` on host 2 has the data; `leecher` on host 3 downloads it; both learn of each
+/// other from our tracker on host 1. Returns our `--json` summary when ours downloads
+/// (`None` when skipped or another client downloads).
+fn exchange(seeder: Client, leecher: Client, shape: Shape) -> Option<serde_json::Value> {
+    let net = network_for(&[seeder, leecher])?;
     let scratch = Scratch::new();
     let data = Dataset::new(shape);
     let seed_dir = scratch.0.join("seed");
@@ -165,13 +191,14 @@ fn exchange(seeder: Client, leecher: Client, shape: Shape) {
     // Transmission 3.00 never creates zero-length files (transmission/transmission#417,
     // fixed in 4.x); the others must.
     let transmission = leecher == Client::Transmission;
-    run.download(leecher, &dl_dir, data.total(), || {
+    let summary = run.download(leecher, &dl_dir, data.total(), || {
         data.compare(&dl_dir, transmission).is_ok()
     });
     if let Err(e) = data.compare(&dl_dir, transmission) {
         run.fail(&format!("{leecher:?} downloaded wrong data: {e}"));
     }
     run.check_our_log();
+    summary
 }
 
 /// The namespace network, once every tool the clients need is found; None when skipped.

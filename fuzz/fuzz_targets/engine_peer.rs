@@ -1,5 +1,7 @@
-//! The torrent engine facing one hostile peer: the first bytes choose a torrent geometry
-//! and whether we seed, or a magnet torrent fetching its metadata (BEP 9), the rest is what the peer sends after a valid handshake, delivered
+//! The torrent engine facing one hostile peer: the first bytes choose a torrent geometry,
+//! whether we seed or fetch a magnet link's metadata (BEP 9), and whether the peer's
+//! handshake sets the fast extension bit (BEP 6), the rest is what the peer sends after a
+//! valid handshake, delivered
 //! in chunks whose sizes the input also chooses, with clock ticks between them. The engine
 //! never panics, never uses more bytes than given, serves only pieces it has, and every
 //! byte it sends back parses as wire messages.
@@ -19,7 +21,8 @@ fuzz_target!(|data: &[u8]| {
     let piece_length = 16384 * (1 + u64::from(data[0] % 4));
     let total = piece_length * u64::from(1 + data[1] % 16) - u64::from(data[0]) * 7;
     let seed = data[2] & 1 == 1;
-    let magnet = data[2] & 2 == 2;
+    let fast = data[2] & 2 == 0;
+    let magnet = data[2] & 4 == 4;
     let geometry = Geometry::new(piece_length, total);
     let hash = InfoHash([7; 20]);
     let mut now = Instant::now();
@@ -40,7 +43,11 @@ fuzz_target!(|data: &[u8]| {
     let Ok(key) = engine.handle_connected(now, addr, Direction::Incoming) else {
         return;
     };
-    let mut stream = Handshake::new(hash, [2; 20]).encode().to_vec();
+    let mut handshake = Handshake::new(hash, [2; 20]);
+    if !fast {
+        handshake.reserved[7] &= !0x04;
+    }
+    let mut stream = handshake.encode().to_vec();
     stream.extend_from_slice(&data[3..]);
     let mut pending: Vec<u8> = Vec::new();
     let mut at = 0;

@@ -560,10 +560,25 @@ impl Picker {
     /// Releases everything requested from `peer` (disconnect, snubbed), as [`Picker::release`]
     /// does for each. Returns the released blocks, ordered by piece and offset.
     pub fn release_peer(&mut self, peer: PeerKey) -> Vec<Block> {
+        self.release_peer_except(peer, &[])
+    }
+
+    /// [`Picker::release_peer`] but for the blocks of the pieces in `keep`, which stay
+    /// requested (a choke from a peer that still serves those pieces: BEP 6 allowed fast).
+    pub fn release_peer_except(&mut self, peer: PeerKey, keep: &[u32]) -> Vec<Block> {
         let Some(ids) = self.requests.remove(&peer) else {
             return Vec::new();
         };
-        let mut ids: Vec<BlockId> = ids.into_iter().collect();
+        let (kept, mut ids): (HashSet<BlockId>, Vec<BlockId>) = if keep.is_empty() {
+            (HashSet::new(), ids.into_iter().collect())
+        } else {
+            let (kept, gone): (HashSet<BlockId>, HashSet<BlockId>) =
+                ids.into_iter().partition(|(piece, _)| keep.contains(piece));
+            (kept, gone.into_iter().collect())
+        };
+        if !kept.is_empty() {
+            self.requests.insert(peer, kept);
+        }
         ids.sort_unstable();
         let mut released = Vec::with_capacity(ids.len());
         for (piece, index) in ids {

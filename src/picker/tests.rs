@@ -243,6 +243,24 @@ fn block_of(p: &Picker, piece: u32, index: u32) -> Block {
 }
 
 #[test]
+fn release_peer_except_keeps_the_blocks_of_the_pieces_named() {
+    // Three pieces of two blocks, all asked of A; A keeps piece 1's.
+    let mut p = picker(3, 2, 0);
+    let has = all(3);
+    let got = pick(&mut p, A, &has, 6);
+    assert_eq!(got.len(), 6);
+    let released = p.release_peer_except(A, &[1]);
+    assert_eq!(released.len(), 4);
+    assert!(released.iter().all(|b| b.piece != 1));
+    assert_eq!(p.requested_from(A), 2);
+    // The released blocks go to B (before endgame would ask for piece 1's again).
+    let mut to_b = pick(&mut p, B, &has, 4);
+    to_b.sort_by_key(|b| (b.piece, b.offset));
+    assert_eq!(to_b, released);
+    assert_eq!(p.release_peer(A).len(), 2);
+}
+
+#[test]
 fn late_data_after_release_is_accepted() {
     let mut p = picker(1, 2, 0);
     let has = all(1);

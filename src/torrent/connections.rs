@@ -172,9 +172,16 @@ impl Engine {
             let Some(block) = p.serves.pop_front() else {
                 break;
             };
-            if p.queued.remove(&block) && have.get(block.piece as usize).is_some_and(|b| *b) {
+            if !p.queued.remove(&block) {
+                continue;
+            }
+            if have.get(block.piece as usize).is_some_and(|b| *b) {
                 out.push(block);
                 taken += 1;
+            } else if p.fast {
+                // A piece we stopped serving (a failed read): the fast peer hears so.
+                p.send(&mut self.dirty, super::fast::reject(block));
+                self.fast_stats.rejects_sent += 1;
             }
         }
     }

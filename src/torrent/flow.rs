@@ -57,7 +57,9 @@ impl Engine {
         let Some(peer) = self.peers.get(&key) else {
             return;
         };
-        if !peer.is_live() || peer.peer_choking || !peer.am_interested {
+        // A peer that chokes us may still serve its allowed-fast pieces (BEP 6).
+        let choked = peer.peer_choking;
+        if !peer.is_live() || !peer.am_interested || choked && peer.fast_state.allowed.is_empty() {
             return;
         }
         // A snubbed peer keeps one request: its answer lifts the snub (asking nothing
@@ -104,6 +106,14 @@ impl Engine {
                     return;
                 }
             }
+        }
+        // Only allowed-fast pieces while choked; pieces the peer rejected are asked of
+        // others (fast extension, `fast.rs`).
+        if let Some(narrowed) = peer
+            .fast_state
+            .narrow(spared.as_ref().unwrap_or(&peer.bits), choked)
+        {
+            spared = Some(narrowed);
         }
         let peer = self.peers.get_mut(&key).expect("looked up above");
         let has: &Bitfield = spared.as_ref().unwrap_or(&peer.bits);
@@ -183,13 +193,14 @@ impl Engine {
             let should = unchoke.contains(key);
             if should && peer.am_choking {
                 peer.am_choking = false;
+                peer.fast_state.rejects_sent = 0;
                 peer.send(&mut self.dirty, Message::Unchoke);
             } else if !should && !peer.am_choking {
                 peer.am_choking = true;
-                // A choke discards the peer's requests (BEP 3): it will ask again.
-                peer.serves.clear();
-                peer.queued.clear();
+                // A choke discards the peer's requests (BEP 3): it will ask again. A fast
+                // peer hears a reject for each after the choke (BEP 6).
                 peer.send(&mut self.dirty, Message::Choke);
+                self.fast_stats.rejects_sent += super::fast::reject_queued(peer, &mut self.dirty);
             }
         }
     }

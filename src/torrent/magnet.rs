@@ -65,10 +65,15 @@ impl Engine {
         max_message_len((MAX_METADATA_SIZE / 20) as usize)
     }
 
-    /// A message while fetching: only extension messages matter.
+    /// A message while fetching: only extension messages matter; a request gets a reject
+    /// from a fast peer (we have nothing to serve).
     pub(super) fn on_fetch_message(&mut self, now: Instant, key: PeerKey, message: &Message) {
-        if let Message::Extended { id, payload } = *message {
-            self.on_extended(now, key, id, payload);
+        match *message {
+            Message::Extended { id, payload } => self.on_extended(now, key, id, payload),
+            Message::Request { piece, offset, len } => {
+                self.refuse_request(now, key, crate::picker::Block { piece, offset, len })
+            }
+            _ => {}
         }
     }
 

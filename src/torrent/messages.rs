@@ -74,7 +74,7 @@ impl Engine {
     }
 
     /// Checks the peer's handshake; on success the connection goes live (we answer an
-    /// incoming one with ours) and our bitfield goes out.
+    /// incoming one with ours) and what we hold goes out (see `fast.rs`).
     fn on_handshake(
         &mut self,
         now: Instant,
@@ -104,8 +104,6 @@ impl Engine {
         if live >= self.config.max_peers && !self.make_room(now) {
             return Err(DisconnectReason::TooManyPeers);
         }
-        let have_any = self.picker.have_count() > 0;
-        let bitfield = have_any.then(|| self.picker.have().to_bitvec());
         let ours = self.handshake();
         let peer = self.peers.get_mut(&key).expect("looked up above");
         peer.id = theirs.peer_id;
@@ -115,12 +113,11 @@ impl Engine {
             peer.out.extend_from_slice(&ours);
             peer.mark(&mut self.dirty);
         }
-        if let Some(bits) = bitfield {
-            peer.send(&mut self.dirty, Message::Bitfield(bits.as_raw_slice()));
-        }
         peer.speaks_extensions = crate::wire::extension::supports_extensions(&theirs.reserved);
         tracing::debug!("{}: connected ({:?})", peer.addr, peer.direction);
-        if peer.speaks_extensions {
+        let extensions = peer.speaks_extensions;
+        self.start_connection(key, &theirs.reserved);
+        if extensions {
             self.send_extension_handshake(key);
         }
         Ok(())
@@ -141,10 +138,14 @@ impl Engine {
             Message::Choke => {
                 if !peer.peer_choking {
                     peer.peer_choking = true;
-                    self.picker.release_peer(key);
+                    self.release_on_choke(key);
                 }
             }
-            Message::Unchoke => peer.peer_choking = false,
+            Message::Unchoke => {
+                peer.peer_choking = false;
+                // A new round: pieces it rejected may be asked of it again.
+                peer.fast_state.rejected.clear();
+            }
             Message::Interested => {
                 peer.peer_interested = true;
                 let unchoked = self.peers.values().filter(|p| !p.am_choking).count();
@@ -167,21 +168,18 @@ impl Engine {
                 }
             }
             Message::Bitfield(_) => {
-                // A later bitfield (aria2 sends them) replaces what we knew.
-                let Some(bits) = bits else {
-                    return;
-                };
-                self.picker.peer_gone(&peer.bits);
-                self.picker.peer_bitfield(&bits);
-                peer.bits = bits;
-                self.update_interest(key);
-                self.drop_if_both_seeds(now, key);
+                if let Some(bits) = bits {
+                    self.set_peer_bits(now, key, bits);
+                }
             }
+            Message::HaveAll => self.on_have_all_or_none(now, key, true),
+            Message::HaveNone => self.on_have_all_or_none(now, key, false),
             Message::Request { piece, offset, len } => {
                 let have = self.picker.have().get(piece as usize).is_some_and(|b| *b);
-                // Requests while choked, or for pieces we lack, are dropped as BEP 3 says
-                // (the peer knows a choke discards them); the fast extension will reject.
+                // Requests while choked, or for pieces we lack, are not served: dropped
+                // (BEP 3) or rejected (BEP 6).
                 if peer.am_choking || !have {
+                    self.refuse_request(now, key, Block { piece, offset, len });
                     return;
                 }
                 if peer.queued.len() >= MAX_QUEUED_REQUESTS {
@@ -212,8 +210,15 @@ impl Engine {
                 }
             }
             Message::Cancel { piece, offset, len } => {
-                peer.queued.remove(&Block { piece, offset, len });
+                let block = Block { piece, offset, len };
+                if peer.queued.remove(&block) {
+                    self.cancelled_queued(key, block);
+                }
             }
+            Message::Reject { piece, offset, len } => {
+                self.on_reject(now, key, Block { piece, offset, len })
+            }
+            Message::AllowedFast(piece) => self.on_allowed_fast(key, piece),
             Message::Piece {
                 piece,
                 offset,
@@ -229,7 +234,11 @@ impl Engine {
                 data,
             ),
             Message::Extended { id, payload } => self.on_extended(now, key, id, payload),
-            Message::KeepAlive | Message::Port(_) | Message::Unknown { .. } => {}
+            // Suggestions are advice we do not take (the picker goes rarest first).
+            Message::KeepAlive
+            | Message::Port(_)
+            | Message::Suggest(_)
+            | Message::Unknown { .. } => {}
         }
     }
 
@@ -302,6 +311,19 @@ impl Engine {
                 });
             }
         }
+    }
+
+    /// What the peer holds is now `bits` (a bitfield, have-all or have-none; a later one,
+    /// which aria2 sends, replaces what we knew).
+    pub(super) fn set_peer_bits(&mut self, now: Instant, key: PeerKey, bits: Bitfield) {
+        let Some(peer) = self.peers.get_mut(&key) else {
+            return;
+        };
+        self.picker.peer_gone(&peer.bits);
+        self.picker.peer_bitfield(&bits);
+        peer.bits = bits;
+        self.update_interest(key);
+        self.drop_if_both_seeds(now, key);
     }
 
     /// Two seeds have nothing to say to each other: close the connection for good.

@@ -38,6 +38,7 @@ mod connections;
 mod disk;
 mod error;
 mod extension;
+mod fast;
 pub mod fetch;
 mod flow;
 mod lifecycle;
@@ -53,6 +54,7 @@ pub use bans::{BanKey, Bans, MAX_STRIKES};
 pub use book::{PeerBook, PeerSource, MAX_CANDIDATES};
 pub use disk::DiskHash;
 pub use error::{DisconnectReason, TorrentError};
+pub use fast::FastStats;
 pub use magnet::LEFT_UNKNOWN;
 pub use peer::Direction;
 pub use rate::Rate;
@@ -237,6 +239,9 @@ pub struct TorrentStats {
     /// until a peer offered it).
     pub metadata_bytes: u64,
     pub metadata_size: u64,
+    /// The fast extension's counters (BEP 6), at the top level of the serialised form.
+    #[serde(flatten)]
+    pub fast: FastStats,
 }
 
 /// A piece being received: its bytes (none for a spilled piece) and who sent each block.
@@ -281,6 +286,7 @@ pub struct Engine {
     pool: Vec<AlignedBuf>,
     verified_bytes: u64,
     counters: Counters,
+    fast_stats: FastStats,
     /// Failed writes since the last good one.
     write_errors: u32,
     /// Blocks of spilled pieces handed out for writing and not yet reported, per piece.
@@ -354,6 +360,7 @@ impl Engine {
             attempts: HashMap::new(),
             last_attempt: 0,
             counters: Counters::default(),
+            fast_stats: FastStats::default(),
             dirty: Vec::new(),
             actions: VecDeque::new(),
             next_tick: None,
@@ -494,6 +501,7 @@ impl Engine {
             complete: !self.lacks_metadata() && self.picker.is_complete(),
             metadata_bytes: self.metadata_progress().0,
             metadata_size: self.metadata_progress().1,
+            fast: self.fast_stats,
         }
     }
 }

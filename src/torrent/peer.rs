@@ -74,6 +74,10 @@ pub(super) struct Peer {
     pub listen_port: Option<u16>,
     /// Peer exchange with it (BEP 11).
     pub pex: super::pex::PeerPex,
+    /// Both handshakes set the fast extension bit (BEP 6).
+    pub fast: bool,
+    /// Its allowed-fast set and the pieces it rejected (see `fast.rs`).
+    pub fast_state: super::fast::PeerFast,
     /// Listed in the engine's dirty list (has bytes in `out`).
     pub dirty: bool,
 }
@@ -115,6 +119,8 @@ impl Peer {
             extensions: None,
             listen_port: None,
             pex: Default::default(),
+            fast: false,
+            fast_state: Default::default(),
             dirty: false,
         }
     }

@@ -7,11 +7,15 @@ use thiserror::Error;
 pub const PROTOCOL: &[u8; 19] = b"BitTorrent protocol";
 /// Bytes in a handshake: length byte, protocol string, reserved, info hash, peer id.
 pub const HANDSHAKE_LEN: usize = 1 + 19 + 8 + 20 + 20;
+/// Reserved byte and bit that say "I speak the fast extension" (BEP 6: byte 7, 0x04).
+pub const FAST_RESERVED_BYTE: usize = 7;
+pub const FAST_RESERVED_BIT: u8 = 0x04;
 
 /// The opening message of a connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Handshake {
-    /// Extension bits: ours announce the extension protocol (BEP 10).
+    /// Extension bits: ours announce the extension protocol (BEP 10) and the fast
+    /// extension (BEP 6).
     pub reserved: [u8; 8],
     pub info_hash: InfoHash,
     pub peer_id: [u8; 20],
@@ -29,10 +33,11 @@ pub enum HandshakeError {
 }
 
 impl Handshake {
-    /// Our handshake: the extension protocol bit (BEP 10) set.
+    /// Our handshake: the extension protocol (BEP 10) and fast extension (BEP 6) bits set.
     pub fn new(info_hash: InfoHash, peer_id: [u8; 20]) -> Handshake {
         let mut reserved = [0; 8];
         reserved[super::extension::RESERVED_BYTE] |= super::extension::RESERVED_BIT;
+        reserved[FAST_RESERVED_BYTE] |= FAST_RESERVED_BIT;
         Handshake {
             reserved,
             info_hash,
@@ -81,6 +86,12 @@ impl Handshake {
     }
 }
 
+/// Whether a handshake's reserved bytes announce the fast extension (BEP 6). It is in force
+/// on a connection only when both handshakes set it.
+pub fn supports_fast(reserved: &[u8; 8]) -> bool {
+    reserved[FAST_RESERVED_BYTE] & FAST_RESERVED_BIT != 0
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -113,5 +124,21 @@ mod tests {
         let mut bytes = Handshake::new(InfoHash([7; 20]), [1; 20]).encode();
         bytes[5] = b'x';
         assert!(Handshake::decode(&bytes).is_err());
+    }
+
+    #[test]
+    fn ours_announces_bep10_and_bep6_and_nothing_else() {
+        let h = Handshake::new(InfoHash([7; 20]), [1; 20]);
+        assert_eq!(h.reserved, [0, 0, 0, 0, 0, 0x10, 0, 0x04]);
+        assert!(supports_fast(&h.reserved));
+        let mut r = [0u8; 8];
+        assert!(!supports_fast(&r));
+        // Neighbouring bits (DHT 0x01 and 0x02 of byte 7) say nothing about fast.
+        r[7] = 0x03;
+        assert!(!supports_fast(&r));
+        r[7] = 0x04;
+        assert!(supports_fast(&r));
+        r = [0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xfb];
+        assert!(!supports_fast(&r));
     }
 }

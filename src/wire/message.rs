@@ -32,6 +32,20 @@ pub enum Message<'a> {
     },
     /// DHT port (BEP 5); accepted and ignored until we speak DHT.
     Port(u16),
+    /// Fast extension (BEP 6), id 13: "you might like to download this piece".
+    Suggest(u32),
+    /// BEP 6, id 14: the sender has every piece (in place of a bitfield).
+    HaveAll,
+    /// BEP 6, id 15: the sender has no piece (in place of a bitfield).
+    HaveNone,
+    /// BEP 6, id 16: the sender will not serve this request.
+    Reject {
+        piece: u32,
+        offset: u32,
+        len: u32,
+    },
+    /// BEP 6, id 17: the sender serves requests for this piece even while it chokes us.
+    AllowedFast(u32),
     /// An extension message (BEP 10, id 20): the extended id and its payload.
     Extended {
         id: u8,
@@ -132,6 +146,15 @@ pub fn decode(buf: &[u8], max_len: usize) -> Result<Option<(Message<'_>, usize)>
             Message::Cancel { piece, offset, len }
         }
         9 => exact(2).map(|_| Message::Port(u16::from_be_bytes([body[0], body[1]])))?,
+        13 => exact(4).map(|_| Message::Suggest(u32_at(body, 0)))?,
+        14 => exact(0).map(|_| Message::HaveAll)?,
+        15 => exact(0).map(|_| Message::HaveNone)?,
+        16 => {
+            exact(12)?;
+            let (piece, offset, len) = triple(body);
+            Message::Reject { piece, offset, len }
+        }
+        17 => exact(4).map(|_| Message::AllowedFast(u32_at(body, 0)))?,
         20 => match body.split_first() {
             Some((&id, payload)) => Message::Extended { id, payload },
             None => {
@@ -151,11 +174,29 @@ pub fn decode(buf: &[u8], max_len: usize) -> Result<Option<(Message<'_>, usize)>
 }
 
 impl Message<'_> {
+    /// Whether this is one of the fast extension's messages (BEP 6), which only a peer
+    /// that negotiated it may send.
+    pub fn is_fast(&self) -> bool {
+        matches!(
+            self,
+            Message::Suggest(_)
+                | Message::HaveAll
+                | Message::HaveNone
+                | Message::Reject { .. }
+                | Message::AllowedFast(_)
+        )
+    }
+
     /// Appends the message's wire bytes to `out`.
     pub fn encode(&self, out: &mut Vec<u8>) {
         let simple = |out: &mut Vec<u8>, id: u8| {
             out.extend_from_slice(&1u32.to_be_bytes());
             out.push(id);
+        };
+        let index = |out: &mut Vec<u8>, id: u8, piece: u32| {
+            out.extend_from_slice(&5u32.to_be_bytes());
+            out.push(id);
+            out.extend_from_slice(&piece.to_be_bytes());
         };
         let triple = |out: &mut Vec<u8>, id: u8, a: u32, b: u32, c: u32| {
             out.extend_from_slice(&13u32.to_be_bytes());
@@ -170,11 +211,7 @@ impl Message<'_> {
             Message::Unchoke => simple(out, 1),
             Message::Interested => simple(out, 2),
             Message::NotInterested => simple(out, 3),
-            Message::Have(piece) => {
-                out.extend_from_slice(&5u32.to_be_bytes());
-                out.push(4);
-                out.extend_from_slice(&piece.to_be_bytes());
-            }
+            Message::Have(piece) => index(out, 4, piece),
             Message::Bitfield(bits) => {
                 out.extend_from_slice(&(1 + bits.len() as u32).to_be_bytes());
                 out.push(5);
@@ -195,6 +232,11 @@ impl Message<'_> {
                 out.push(9);
                 out.extend_from_slice(&port.to_be_bytes());
             }
+            Message::Suggest(piece) => index(out, 13, piece),
+            Message::HaveAll => simple(out, 14),
+            Message::HaveNone => simple(out, 15),
+            Message::Reject { piece, offset, len } => triple(out, 16, piece, offset, len),
+            Message::AllowedFast(piece) => index(out, 17, piece),
             Message::Extended { id, payload } => {
                 out.extend_from_slice(&(2 + payload.len() as u32).to_be_bytes());
                 out.push(20);
@@ -247,6 +289,15 @@ mod tests {
                 len: 100,
             },
             Message::Port(6881),
+            Message::Suggest(7),
+            Message::HaveAll,
+            Message::HaveNone,
+            Message::Reject {
+                piece: 4,
+                offset: 16384,
+                len: 1000,
+            },
+            Message::AllowedFast(0xfffffffe),
         ]
     }
 
@@ -312,6 +363,53 @@ mod tests {
     }
 
     #[test]
+    fn fast_extension_messages_have_their_bep6_bytes_and_exact_lengths() {
+        let bytes = |m: Message| {
+            let mut out = Vec::new();
+            m.encode(&mut out);
+            out
+        };
+        assert_eq!(bytes(Message::HaveAll), [0, 0, 0, 1, 0x0e]);
+        assert_eq!(bytes(Message::HaveNone), [0, 0, 0, 1, 0x0f]);
+        assert_eq!(bytes(Message::Suggest(258)), [0, 0, 0, 5, 0x0d, 0, 0, 1, 2]);
+        assert_eq!(
+            bytes(Message::AllowedFast(3)),
+            [0, 0, 0, 5, 0x11, 0, 0, 0, 3]
+        );
+        let reject = Message::Reject {
+            piece: 1,
+            offset: 2,
+            len: 3,
+        };
+        assert_eq!(
+            bytes(reject),
+            [0, 0, 0, 13, 0x10, 0, 0, 0, 1, 0, 0, 0, 2, 0, 0, 0, 3]
+        );
+        assert!(reject.is_fast() && Message::HaveAll.is_fast());
+        assert!(!Message::Have(1).is_fast() && !Message::Port(1).is_fast());
+        // Each with one byte too many and one too few.
+        for (id, len) in [(13u8, 4usize), (14, 0), (15, 0), (16, 12), (17, 4)] {
+            for wrong in [len + 1, len.wrapping_sub(1)] {
+                if wrong > 64 {
+                    continue;
+                }
+                let mut frame = ((1 + wrong) as u32).to_be_bytes().to_vec();
+                frame.push(id);
+                frame.extend(std::iter::repeat(0).take(wrong));
+                assert_eq!(
+                    decode(&frame, 100),
+                    Err(WireError::BadLength {
+                        id,
+                        len: wrong,
+                        expected: len
+                    }),
+                    "id {id} with {wrong} bytes"
+                );
+            }
+        }
+    }
+
+    #[test]
     fn unknown_ids_are_skipped_and_limit_follows_piece_count() {
         assert_eq!(
             decode(&[0, 0, 0, 3, 20, 1, 2], 100),
@@ -322,6 +420,11 @@ mod tests {
                 },
                 7
             )))
+        );
+        // Past the fast extension's ids: skipped.
+        assert_eq!(
+            decode(&[0, 0, 0, 3, 18, 1, 2], 100),
+            Ok(Some((Message::Unknown { id: 18, len: 2 }, 7)))
         );
         assert_eq!(max_message_len(10), 9 + 16384 + 1024);
         assert_eq!(max_message_len(8 * 20_000), 20_001);

@@ -1,6 +1,6 @@
-//! The peer wire protocol (BEP 3): handshake and length-prefixed messages, and the
-//! payloads of the extension protocol (BEP 10: metadata exchange, BEP 9; peer exchange,
-//! BEP 11).
+//! The peer wire protocol (BEP 3): handshake and length-prefixed messages, the fast
+//! extension's messages (BEP 6), and the payloads of the extension protocol (BEP 10:
+//! metadata exchange, BEP 9; peer exchange, BEP 11).
 //!
 //! Owns framing ([`decode`], [`Message::encode`]) and the per-connection protocol rules
 //! ([`Rules`]), kept free of sockets so they can be tested with scripted peers and fuzzed.
@@ -14,7 +14,7 @@ pub mod metadata;
 pub mod pex;
 mod rules;
 
-pub use handshake::{Handshake, HandshakeError, HANDSHAKE_LEN, PROTOCOL};
+pub use handshake::{supports_fast, Handshake, HandshakeError, HANDSHAKE_LEN, PROTOCOL};
 pub use message::{decode, max_message_len, piece_header, Message, WireError, BLOCK_LEN};
 pub use rules::{Rules, Violation};
 

@@ -27,6 +27,8 @@ pub enum Violation {
         len: u32,
         piece_len: u32,
     },
+    #[error("{0} message, but the fast extension (BEP 6) was not negotiated")]
+    FastNotNegotiated(&'static str),
 }
 
 /// Per-connection checks on incoming messages for one torrent's geometry.
@@ -35,6 +37,8 @@ pub struct Rules {
     pieces: u32,
     piece_length: u64,
     total_length: u64,
+    /// Both handshakes set the fast extension bit (BEP 6).
+    fast: bool,
 }
 
 impl Rules {
@@ -44,7 +48,14 @@ impl Rules {
             pieces: total_length.div_ceil(piece_length.max(1)) as u32,
             piece_length: piece_length.max(1),
             total_length,
+            fast: false,
         }
+    }
+
+    /// Says whether the fast extension (BEP 6) is in force on this connection (both
+    /// handshakes set its bit); until then its messages are violations.
+    pub fn set_fast(&mut self, fast: bool) {
+        self.fast = fast;
     }
 
     /// Number of pieces.
@@ -63,11 +74,23 @@ impl Rules {
     /// sends one mid-connection in place of several `have`s, and libtorrent and
     /// Transmission accept that (a later bitfield replaces the earlier one). Indexes must
     /// exist; requests must be 1..=16 KiB and inside their piece; so must piece data.
+    ///
+    /// The fast extension's messages (BEP 6) come only from a peer that negotiated it
+    /// ([`Rules::set_fast`]); the BEP says to close the connection otherwise. Their indexes
+    /// must exist and a reject is checked as a request. Have-all and have-none stand for a
+    /// bitfield and, like one, may come at any time (a later one replaces what was known).
     pub fn check(&mut self, message: &Message) -> Result<(), Violation> {
+        if message.is_fast() && !self.fast {
+            return Err(Violation::FastNotNegotiated(fast_name(message)));
+        }
         match *message {
             Message::Bitfield(bytes) => self.bitfield(bytes).map(|_| ()),
-            Message::Have(piece) => self.index(piece),
-            Message::Request { piece, offset, len } | Message::Cancel { piece, offset, len } => {
+            Message::Have(piece) | Message::Suggest(piece) | Message::AllowedFast(piece) => {
+                self.index(piece)
+            }
+            Message::Request { piece, offset, len }
+            | Message::Cancel { piece, offset, len }
+            | Message::Reject { piece, offset, len } => {
                 if len == 0 || len > BLOCK_LEN {
                     return Err(Violation::BadRequestLength { len });
                 }
@@ -124,6 +147,17 @@ impl Rules {
             });
         }
         Ok(())
+    }
+}
+
+/// The fast extension message's name, for the close reason.
+fn fast_name(message: &Message) -> &'static str {
+    match message {
+        Message::Suggest(_) => "suggest piece",
+        Message::HaveAll => "have all",
+        Message::HaveNone => "have none",
+        Message::Reject { .. } => "reject request",
+        _ => "allowed fast",
     }
 }
 
@@ -204,5 +238,55 @@ mod tests {
             r.check(&piece),
             Err(Violation::PastPieceEnd { .. })
         ));
+    }
+
+    #[test]
+    fn fast_messages_only_once_negotiated_and_checked_like_their_bep3_kin() {
+        let mut r = rules();
+        let reject = |piece, offset, len| Message::Reject { piece, offset, len };
+        for m in [
+            Message::HaveAll,
+            Message::HaveNone,
+            Message::Suggest(0),
+            Message::AllowedFast(0),
+            reject(0, 0, 16384),
+        ] {
+            assert!(
+                matches!(r.check(&m), Err(Violation::FastNotNegotiated(_))),
+                "{m:?} without fast"
+            );
+        }
+        assert_eq!(
+            r.check(&Message::HaveAll).unwrap_err().to_string(),
+            "have all message, but the fast extension (BEP 6) was not negotiated"
+        );
+        r.set_fast(true);
+        assert_eq!(r.check(&Message::HaveAll), Ok(()));
+        assert_eq!(r.check(&Message::HaveNone), Ok(()));
+        assert_eq!(r.check(&Message::Suggest(9)), Ok(()));
+        assert_eq!(r.check(&Message::AllowedFast(9)), Ok(()));
+        assert!(matches!(
+            r.check(&Message::Suggest(10)),
+            Err(Violation::PieceOutOfRange { piece: 10, .. })
+        ));
+        assert!(matches!(
+            r.check(&Message::AllowedFast(u32::MAX)),
+            Err(Violation::PieceOutOfRange { .. })
+        ));
+        assert_eq!(r.check(&reject(9, 0, 1000)), Ok(()));
+        assert!(matches!(
+            r.check(&reject(9, 0, 1001)),
+            Err(Violation::PastPieceEnd { .. })
+        ));
+        assert_eq!(
+            r.check(&reject(0, 0, 0)),
+            Err(Violation::BadRequestLength { len: 0 })
+        );
+        assert!(matches!(
+            r.check(&reject(10, 0, 1)),
+            Err(Violation::PieceOutOfRange { .. })
+        ));
+        // BEP 3 messages are unaffected by the flag.
+        assert_eq!(r.check(&Message::Have(9)), Ok(()));
     }
 }

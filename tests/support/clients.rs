@@ -181,16 +181,16 @@ impl<'a> Run<'a> {
     }
 
     /// Runs `client` as the downloader into `dir` and returns once it says it has all
-    /// `total_bytes` (exiting 0; ours must also print a complete `--json` summary) or, for
-    /// Transmission, which never exits, once `complete()`. Fails the test if that does not
-    /// happen within [`DOWNLOAD`].
+    /// `total_bytes` (exiting 0; ours must also print a complete `--json` summary, which
+    /// is returned) or, for Transmission, which never exits, once `complete()`. Fails the
+    /// test if that does not happen within [`DOWNLOAD`].
     pub fn download(
         &mut self,
         client: Client,
         dir: &Path,
         total_bytes: u64,
         mut complete: impl FnMut() -> bool,
-    ) {
+    ) -> Option<serde_json::Value> {
         let ip = self.net.addr(LEECHER);
         let name = format!("{client:?}-download");
         let deadline = Instant::now() + DOWNLOAD;
@@ -213,6 +213,7 @@ impl<'a> Run<'a> {
                 {
                     self.fail(&format!("download --json does not say complete: {summary}"));
                 }
+                return Some(summary);
             }
             Client::Transmission => {
                 // transmission-cli keeps seeding once complete: watch the files instead.
@@ -234,6 +235,7 @@ impl<'a> Run<'a> {
                 self.wait_success(i, deadline);
             }
         }
+        None
     }
 
     /// transmission-cli with its own config folder: TCP only, no DHT, LPD, PEX or UPnP.

@@ -91,6 +91,11 @@ pub enum Got {
     Cancel(Block),
     /// An extension message: extended id and payload.
     Extended(u8, Vec<u8>),
+    HaveAll,
+    HaveNone,
+    Reject(Block),
+    Suggest(u32),
+    AllowedFast(u32),
     Other,
 }
 
@@ -123,6 +128,11 @@ pub fn parse(mut bytes: &[u8], handshake: &mut bool) -> Vec<Got> {
                 len: data.len() as u32,
             }),
             Message::Cancel { piece, offset, len } => Got::Cancel(Block { piece, offset, len }),
+            Message::HaveAll => Got::HaveAll,
+            Message::HaveNone => Got::HaveNone,
+            Message::Reject { piece, offset, len } => Got::Reject(Block { piece, offset, len }),
+            Message::Suggest(p) => Got::Suggest(p),
+            Message::AllowedFast(p) => Got::AllowedFast(p),
             _ => Got::Other,
         });
         bytes = &bytes[n..];
@@ -498,9 +508,10 @@ pub struct Scripted {
 
 impl Scripted {
     /// An engine over `size` bytes in `piece_length` pieces (no data past 64 MiB), holding
-    /// every piece if `seed`,
-    /// with one peer at 10.0.0.9 already past the handshake (its handshake and our
-    /// answer are consumed). `peer_bits`: the bitfield the peer sends (none if empty).
+    /// every piece if `seed`, with one peer at 10.0.0.9 already past the handshake (its
+    /// handshake, which sets the BEP 10 and BEP 6 bits as ours does, is consumed; our
+    /// answer is the first thing [`Scripted::received`] returns). `peer_has_all`: the peer
+    /// sends a full bitfield.
     pub fn new(size: usize, piece_length: usize, seed: bool, peer_has_all: bool) -> Scripted {
         let config = TorrentConfig {
             peer_id: [1; 20],
@@ -517,6 +528,36 @@ impl Scripted {
         seed: bool,
         peer_has_all: bool,
         config: TorrentConfig,
+    ) -> Scripted {
+        let reserved = Handshake::new(HASH, [9; 20]).reserved;
+        Scripted::build(size, piece_length, seed, peer_has_all, config, reserved)
+    }
+
+    /// [`Scripted::new`] facing a peer whose handshake sets only the extension protocol
+    /// bit (BEP 10): no fast extension (BEP 6), as aria2 and older clients.
+    pub fn without_fast(
+        size: usize,
+        piece_length: usize,
+        seed: bool,
+        peer_has_all: bool,
+    ) -> Scripted {
+        let config = TorrentConfig {
+            peer_id: [1; 20],
+            seed: 1,
+            ..TorrentConfig::default()
+        };
+        let mut reserved = [0; 8];
+        reserved[crate::wire::extension::RESERVED_BYTE] = crate::wire::extension::RESERVED_BIT;
+        Scripted::build(size, piece_length, seed, peer_has_all, config, reserved)
+    }
+
+    fn build(
+        size: usize,
+        piece_length: usize,
+        seed: bool,
+        peer_has_all: bool,
+        config: TorrentConfig,
+        reserved: [u8; 8],
     ) -> Scripted {
         let geometry = Geometry::new(piece_length as u64, size as u64);
         // Past 64 MiB only requests are scripted: no data, made-up hashes.
@@ -547,7 +588,11 @@ impl Scripted {
             actions: Vec::new(),
             handshake_pending: true,
         };
-        s.feed(&Handshake::new(HASH, [9; 20]).encode());
+        let handshake = Handshake {
+            reserved,
+            ..Handshake::new(HASH, [9; 20])
+        };
+        s.feed(&handshake.encode());
         if peer_has_all {
             let bits = full(pieces);
             s.send(Message::Bitfield(bits.as_raw_slice()));

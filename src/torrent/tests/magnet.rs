@@ -183,7 +183,27 @@ impl Rig {
 #[test]
 fn a_magnet_torrent_announces_and_counts_nothing_as_had_while_fetching() {
     let mut rig = Rig::new(info_dict(4));
-    rig.asked();
+    let key = rig.connect(2, info_dict(4).len() as u64);
+    // What the (fast) peer hears: have none, never have all; its requests are rejected.
+    let mut sent = Vec::new();
+    rig.send(
+        key,
+        Message::Request {
+            piece: 0,
+            offset: 0,
+            len: 16384,
+        },
+    );
+    while let Some(a) = rig.engine.poll_action() {
+        match a {
+            Action::Send { peer, bytes } if peer == key => sent.extend(bytes),
+            other => rig.actions.push(other),
+        }
+    }
+    let got = harness::parse(&sent, &mut true);
+    assert!(got.contains(&Got::HaveNone), "{got:?}");
+    assert!(!got.contains(&Got::HaveAll), "{got:?}");
+    assert!(got.iter().any(|g| matches!(g, Got::Reject(_))), "{got:?}");
     assert_eq!(rig.engine.state(), TorrentState::FetchingMetadata);
     assert!(rig.actions.iter().any(|a| matches!(
         a,

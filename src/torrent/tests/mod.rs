@@ -2,6 +2,7 @@
 
 mod disk;
 mod extension;
+mod fast;
 mod hardening;
 mod harness;
 mod magnet;
@@ -149,7 +150,8 @@ fn handshake_then_bitfield_and_interest() {
 
 #[test]
 fn a_seed_sends_its_bitfield_after_the_handshake() {
-    let mut p = Scripted::new(100_000, 16 * 1024, true, false);
+    // (A peer with the fast extension hears "have all" instead: see `fast.rs`.)
+    let mut p = Scripted::without_fast(100_000, 16 * 1024, true, false);
     let got = p.received();
     assert_eq!(got[0], Got::Handshake);
     assert!(matches!(got[1], Got::Bitfield(_)));
