@@ -1,7 +1,7 @@
 //! Assembling a torrent's info dictionary from peers (BEP 9, `ut_metadata`): which peer is
 //! asked for which 16 KiB piece, what came back, and whom to trust after a bad result.
 //!
-//! No I/O and no clock of its own. The engine ([`super::magnet`]) tells it which peers
+//! No I/O and no clock of its own. The engine (`torrent/magnet.rs`) tells it which peers
 //! offer metadata and of what size, hands it every data and reject message, and sends the
 //! requests it returns. Rules:
 //! - A size over [`MAX_METADATA_SIZE`] (or zero) is refused before anything is allocated;
