@@ -14,25 +14,13 @@
 
 #[path = "support/clients.rs"]
 mod clients;
+#[path = "support/fixture.rs"]
+mod fixture;
 #[path = "support/netns.rs"]
 mod netns;
 
-use clients::{missing, Client, Run, BIN, READY, TRACKER, TRACKER_PORT};
-use netns::Network;
-use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::sync::atomic::{AtomicU32, Ordering};
-
-#[derive(Clone, Copy, Debug)]
-enum Shape {
-    /// `multi/`: a.bin, empty.txt (0 bytes), sub/b.bin, z.dat; 48 KiB pieces.
-    Multi,
-    /// `single.bin`; 80 KiB pieces.
-    Single,
-    /// `large.bin`, 64 MiB in 256 KiB pieces: big enough to show stalls (a client that
-    /// queues thousands of requests, a request dropped without a word).
-    Large,
-}
+use clients::{Client, Run, READY, TRACKER, TRACKER_PORT};
+use fixture::{create_torrent, info_hash, network_for, Dataset, Scratch, Shape};
 
 // --- ours seeds, they download -------------------------------------------------------
 
@@ -158,26 +146,14 @@ fn fast_extension_with(seeder: Client) {
 /// other from our tracker on host 1. Returns our `--json` summary when ours downloads
 /// (`None` when skipped or another client downloads).
 fn exchange(seeder: Client, leecher: Client, shape: Shape) -> Option<serde_json::Value> {
-    let net = network_for(&[seeder, leecher])?;
+    let net = network_for(&[seeder, leecher], 3)?;
     let scratch = Scratch::new();
     let data = Dataset::new(shape);
     let seed_dir = scratch.0.join("seed");
     data.write(&seed_dir);
     let torrent = scratch.0.join(format!("{}.torrent", data.name));
     let announce = format!("http://{}:{TRACKER_PORT}/announce", net.addr(TRACKER));
-    let created = Command::new(BIN)
-        .args(["create", "--no-date", "-a", &announce, "-l"])
-        .arg(data.piece_length.to_string())
-        .arg("-o")
-        .arg(&torrent)
-        .arg(seed_dir.join(data.name))
-        .output()
-        .expect("run battorrent create");
-    assert!(
-        created.status.success(),
-        "battorrent create failed: {}",
-        String::from_utf8_lossy(&created.stderr)
-    );
+    create_torrent(&data, &seed_dir, Some(&announce), &torrent);
     let info_hash = info_hash(&torrent);
 
     let mut run = Run::new(&net, &scratch.0, &torrent);
@@ -199,151 +175,4 @@ fn exchange(seeder: Client, leecher: Client, shape: Shape) -> Option<serde_json:
     }
     run.check_our_log();
     summary
-}
-
-/// The namespace network, once every tool the clients need is found; None when skipped.
-fn network_for(clients: &[Client]) -> Option<Network> {
-    for client in clients {
-        if let Some(reason) = missing(*client) {
-            if skip(&reason) {
-                return None;
-            }
-        }
-    }
-    match Network::new(3) {
-        Ok(net) => Some(net),
-        Err(e) => {
-            skip(&format!(
-                "cannot build the namespace network (needs root and iproute2): {e}"
-            ));
-            None
-        }
-    }
-}
-
-/// Returns true (after saying why) when skipping is allowed; fails the test otherwise.
-fn skip(reason: &str) -> bool {
-    if std::env::var_os("BATTORRENT_SKIP_INTEROP").is_some_and(|v| v == "1") {
-        eprintln!("skipped: {reason}");
-        return true;
-    }
-    panic!("{reason} (set BATTORRENT_SKIP_INTEROP=1 to skip)");
-}
-
-fn info_hash(torrent: &Path) -> [u8; 20] {
-    let out = Command::new(BIN)
-        .args(["show", "--json"])
-        .arg(torrent)
-        .output()
-        .expect("run battorrent show");
-    assert!(out.status.success(), "battorrent show failed");
-    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("show --json");
-    let hex = json["info_hash"]
-        .as_str()
-        .expect("info_hash in show --json");
-    let mut hash = [0u8; 20];
-    for (i, byte) in hash.iter_mut().enumerate() {
-        *byte = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).expect("hex info hash");
-    }
-    hash
-}
-
-/// A temporary folder, deleted when dropped.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new() -> Scratch {
-        static NEXT: AtomicU32 = AtomicU32::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "battorrent-peer-interop-{}-{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        ));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        Scratch(dir)
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// A torrent's content: files (paths start with the torrent's name) and piece length.
-struct Dataset {
-    name: &'static str,
-    piece_length: u64,
-    files: Vec<(PathBuf, Vec<u8>)>,
-}
-
-impl Dataset {
-    fn new(shape: Shape) -> Dataset {
-        let bytes = |len: usize, seed: u32| -> Vec<u8> {
-            (0..len as u32)
-                .map(|i| (i.wrapping_add(seed).wrapping_mul(2_654_435_761) >> 13) as u8)
-                .collect()
-        };
-        match shape {
-            // 3,012,347 bytes: 62 pieces of 49,152, the last one 14,075 bytes.
-            Shape::Multi => Dataset {
-                name: "multi",
-                piece_length: 49_152,
-                files: vec![
-                    ("multi/a.bin".into(), bytes(1_000_003, 1)),
-                    ("multi/empty.txt".into(), Vec::new()),
-                    ("multi/sub/b.bin".into(), bytes(777_777, 2)),
-                    ("multi/z.dat".into(), bytes(1_234_567, 3)),
-                ],
-            },
-            // 67,108,864 bytes: 256 pieces of 262,144.
-            Shape::Large => Dataset {
-                name: "large.bin",
-                piece_length: 262_144,
-                files: vec![("large.bin".into(), bytes(64 << 20, 5))],
-            },
-            // 2,500,001 bytes: 31 pieces of 81,920, the last one 42,401 bytes.
-            Shape::Single => Dataset {
-                name: "single.bin",
-                piece_length: 81_920,
-                files: vec![("single.bin".into(), bytes(2_500_001, 4))],
-            },
-        }
-    }
-
-    fn total(&self) -> u64 {
-        self.files.iter().map(|(_, b)| b.len() as u64).sum()
-    }
-
-    fn write(&self, dir: &Path) {
-        for (path, bytes) in &self.files {
-            let path = dir.join(path);
-            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-            std::fs::write(path, bytes).unwrap();
-        }
-    }
-
-    /// Checks every file under `dir` byte for byte; says what is wrong otherwise.
-    fn compare(&self, dir: &Path, empty_may_be_missing: bool) -> Result<(), String> {
-        for (path, want) in &self.files {
-            let got = match std::fs::read(dir.join(path)) {
-                Ok(got) => got,
-                Err(_) if want.is_empty() && empty_may_be_missing => continue,
-                Err(e) => return Err(format!("{}: {e}", path.display())),
-            };
-            if got.len() != want.len() {
-                return Err(format!(
-                    "{}: {} bytes, expected {}",
-                    path.display(),
-                    got.len(),
-                    want.len()
-                ));
-            }
-            if let Some(at) = got.iter().zip(want).position(|(a, b)| a != b) {
-                return Err(format!("{}: differs at byte {at}", path.display()));
-            }
-        }
-        Ok(())
-    }
 }
