@@ -1,10 +1,15 @@
 //! Ours and the real clients (Transmission 3.00, aria2, libtorrent) as processes on a
 //! namespace network (netns.rs): our tracker on host 1, a seeder on host 2, a downloader
-//! on host 3, each started with its own temporary folders and logging into a file. A
+//! on host 3 (given the .torrent or a magnet link), and any further peers on hosts of
+//! their own, each started with its own temporary folders and logging into a file. A
 //! [`Run`] kills and reaps every process it started, by process id, when dropped, and
 //! its failures print the end of every log.
 
+// Each test crate that includes this module uses a different part of it.
+#![allow(dead_code)]
+
 use crate::netns::Network;
+use std::ffi::OsString;
 use std::fs::File;
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
@@ -73,6 +78,8 @@ pub struct Run<'a> {
     /// Logs and client config folders go here.
     dir: PathBuf,
     torrent: PathBuf,
+    /// Given to the downloader instead of the .torrent, when set.
+    magnet: Option<String>,
     procs: Vec<Proc>,
 }
 
@@ -92,7 +99,22 @@ impl<'a> Run<'a> {
             net,
             dir: dir.to_path_buf(),
             torrent: torrent.to_path_buf(),
+            magnet: None,
             procs: Vec::new(),
+        }
+    }
+
+    /// From now on the downloader gets `link` instead of the .torrent (seeders still get
+    /// the .torrent).
+    pub fn use_magnet(&mut self, link: &str) {
+        self.magnet = Some(link.to_string());
+    }
+
+    /// What the downloader is given: the magnet link if there is one, else the .torrent.
+    fn wanted(&self) -> OsString {
+        match &self.magnet {
+            Some(link) => link.into(),
+            None => self.torrent.clone().into(),
         }
     }
 
@@ -146,15 +168,50 @@ impl<'a> Run<'a> {
         let mut cmd = self.ours(TRACKER);
         cmd.args(["tracker", "--bind", &bind, "--interval", "5"]);
         self.spawn("tracker", cmd, false, false);
-        let addr = SocketAddr::from((self.net.addr(TRACKER), TRACKER_PORT));
-        self.wait_until("the tracker to accept connections", READY, |run| {
+        self.wait_listening("the tracker", TRACKER, TRACKER_PORT);
+    }
+
+    /// Waits until something on `host` accepts TCP connections at `port`.
+    pub fn wait_listening(&mut self, what: &str, host: usize, port: u16) {
+        let addr = SocketAddr::from((self.net.addr(host), port));
+        self.wait_until(&format!("{what} to accept connections"), READY, |run| {
             run.net
-                .run_in(TRACKER, || {
+                .run_in(host, || {
                     TcpStream::connect_timeout(&addr, Duration::from_secs(1)).is_ok()
                 })
                 .unwrap_or_else(|e| run.fail(&e))
                 .then_some(())
         });
+    }
+
+    /// Starts `battorrent ARGS` on `host` as process `name` (debug log in `NAME.log`, stdout
+    /// in `NAME.out`); `may_exit` when it is meant to end by itself.
+    pub fn start_ours(&mut self, name: &str, host: usize, args: &[OsString], may_exit: bool) {
+        let mut cmd = self.ours(host);
+        cmd.args(args);
+        self.spawn(name, cmd, may_exit, true);
+    }
+
+    /// Starts tests/support/lt_peer.py on `host` as process `name`, with the .torrent, the
+    /// data folder `dir` and `options` (see the script); its reports go to `NAME.out`.
+    pub fn start_lt_peer(&mut self, name: &str, host: usize, dir: &Path, options: &[String]) {
+        let ip = self.net.addr(host);
+        let mut cmd = self.libtorrent(host, "lt_peer.py", dir, ip, READY + DOWNLOAD);
+        cmd.args(options);
+        self.spawn(name, cmd, false, true);
+    }
+
+    /// The last report lt_peer.py `name` printed, if any.
+    pub fn lt_report(&self, name: &str) -> Option<serde_json::Value> {
+        let out = std::fs::read_to_string(self.dir.join(format!("{name}.out"))).ok()?;
+        // The last line may be half written: take the last one that parses.
+        out.lines().rev().find_map(|l| serde_json::from_str(l).ok())
+    }
+
+    /// Everything process `name` has logged so far.
+    pub fn log(&self, name: &str) -> String {
+        let text = std::fs::read(self.dir.join(format!("{name}.log"))).unwrap_or_default();
+        String::from_utf8_lossy(&text).into_owned()
     }
 
     pub fn start_seeder(&mut self, client: Client, data: &Path) {
@@ -169,9 +226,12 @@ impl<'a> Run<'a> {
                     .args(["--port", "6881", "--bind", &ip.to_string()]);
                 cmd
             }
-            Client::Transmission => self.transmission(SEEDER, "transmission-seed", data),
+            Client::Transmission => {
+                let torrent = self.torrent.clone().into();
+                self.transmission(SEEDER, "transmission-seed", data, torrent)
+            }
             Client::Aria2 => {
-                let mut cmd = self.aria2(SEEDER, data);
+                let mut cmd = self.aria2(SEEDER, data, self.torrent.clone().into());
                 cmd.args(["--seed-ratio=0.0", "--check-integrity=true"]);
                 cmd
             }
@@ -180,10 +240,12 @@ impl<'a> Run<'a> {
         self.spawn(&format!("{client:?}-seed"), cmd, false, false);
     }
 
-    /// Runs `client` as the downloader into `dir` and returns once it says it has all
-    /// `total_bytes` (exiting 0; ours must also print a complete `--json` summary, which
-    /// is returned) or, for Transmission, which never exits, once `complete()`. Fails the
-    /// test if that does not happen within [`DOWNLOAD`].
+    /// Runs `client` as the downloader of the .torrent or the magnet link (see
+    /// [`Run::use_magnet`]) into `dir` and returns once it says it has all `total_bytes`
+    /// (exiting 0; ours must also print a complete `--json` summary, which is returned) or,
+    /// for Transmission, which never exits, once `complete()`. Fails the test if that does
+    /// not happen within [`DOWNLOAD`]. The process is named `CLIENT-download` (its log
+    /// `CLIENT-download.log`).
     pub fn download(
         &mut self,
         client: Client,
@@ -198,7 +260,7 @@ impl<'a> Run<'a> {
             Client::Ours => {
                 let mut cmd = self.ours(LEECHER);
                 cmd.arg("download")
-                    .arg(&self.torrent)
+                    .arg(self.wanted())
                     .arg("--dir")
                     .arg(dir)
                     .args(["--port", "6881", "--bind", &ip.to_string(), "--json"]);
@@ -217,20 +279,34 @@ impl<'a> Run<'a> {
             }
             Client::Transmission => {
                 // transmission-cli keeps seeding once complete: watch the files instead.
-                let cmd = self.transmission(LEECHER, "transmission-download", dir);
+                let cmd = self.transmission(LEECHER, "transmission-download", dir, self.wanted());
                 self.spawn(&name, cmd, false, false);
                 self.wait_until("Transmission to download every byte", DOWNLOAD, |_| {
                     complete().then_some(())
                 });
             }
             Client::Aria2 => {
-                let mut cmd = self.aria2(LEECHER, dir);
+                let mut cmd = self.aria2(LEECHER, dir, self.wanted());
                 cmd.arg("--seed-time=0");
                 let i = self.spawn(&name, cmd, true, false);
                 self.wait_success(i, deadline);
             }
             Client::Libtorrent => {
-                let cmd = self.libtorrent(LEECHER, "lt_download.py", dir, ip, DOWNLOAD);
+                let cmd = match self.magnet.clone() {
+                    // lt_magnet.py is also given the seeder's address, like x.pe= would.
+                    Some(link) => {
+                        let mut cmd = self.net.command(LEECHER, "/usr/bin/python3");
+                        cmd.arg(support_file("lt_magnet.py"))
+                            .arg(link)
+                            .arg(dir)
+                            .arg(ip.to_string())
+                            .arg(self.net.addr(SEEDER).to_string())
+                            .arg("6881")
+                            .arg(DOWNLOAD.as_secs().to_string());
+                        cmd
+                    }
+                    None => self.libtorrent(LEECHER, "lt_download.py", dir, ip, DOWNLOAD),
+                };
                 let i = self.spawn(&name, cmd, true, false);
                 self.wait_success(i, deadline);
             }
@@ -238,8 +314,9 @@ impl<'a> Run<'a> {
         None
     }
 
-    /// transmission-cli with its own config folder: TCP only, no DHT, LPD, PEX or UPnP.
-    fn transmission(&self, host: usize, conf: &str, dir: &Path) -> Command {
+    /// transmission-cli with its own config folder, on `what` (a .torrent or a magnet
+    /// link): TCP only, no DHT, LPD, PEX or UPnP.
+    fn transmission(&self, host: usize, conf: &str, dir: &Path, what: OsString) -> Command {
         let conf = self.dir.join(conf);
         std::fs::create_dir_all(&conf).unwrap();
         std::fs::write(
@@ -248,15 +325,12 @@ impl<'a> Run<'a> {
         )
         .unwrap();
         let mut cmd = self.net.command(host, "transmission-cli");
-        cmd.arg("-g")
-            .arg(conf)
-            .arg("-w")
-            .arg(dir)
-            .arg(&self.torrent);
+        cmd.arg("-g").arg(conf).arg("-w").arg(dir).arg(what);
         cmd
     }
 
-    fn aria2(&self, host: usize, dir: &Path) -> Command {
+    /// aria2c on `what` (a .torrent or a magnet link): no DHT, LPD or PEX.
+    fn aria2(&self, host: usize, dir: &Path, what: OsString) -> Command {
         let mut cmd = self.net.command(host, "aria2c");
         cmd.args([
             "--listen-port=6881",
@@ -268,7 +342,7 @@ impl<'a> Run<'a> {
             "--console-log-level=notice",
         ])
         .arg(format!("--dir={}", dir.display()))
-        .arg(&self.torrent);
+        .arg(what);
         cmd
     }
 
@@ -281,11 +355,8 @@ impl<'a> Run<'a> {
         ip: Ipv4Addr,
         limit: Duration,
     ) -> Command {
-        let script = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/support")
-            .join(script);
         let mut cmd = self.net.command(host, "/usr/bin/python3");
-        cmd.arg(script)
+        cmd.arg(support_file(script))
             .arg(&self.torrent)
             .arg(dir)
             .arg(ip.to_string())
@@ -390,6 +461,13 @@ impl<'a> Run<'a> {
         }
         panic!("{report}");
     }
+}
+
+/// A file in tests/support.
+fn support_file(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/support")
+        .join(name)
 }
 
 /// The last `n` lines of a log (progress lines ending in \r count as lines).
