@@ -25,6 +25,8 @@ fn transmission_downloads_a_magnet_link_seeded_by_ours() {
     magnet_from_ours(Client::Transmission);
 }
 
+/// aria2 announces `left=0` until it has the metadata (it cannot know the size yet): a
+/// tracker that takes it for a seed, and sends seeds leechers only, leaves it alone.
 #[test]
 fn aria2_downloads_a_magnet_link_seeded_by_ours() {
     magnet_from_ours(Client::Aria2);
