@@ -169,6 +169,10 @@ impl Engine {
 
     /// Runs the choker now and sends the resulting choke and unchoke messages.
     pub(super) fn rechoke(&mut self, now: Instant) {
+        if !self.is_live() {
+            // Checking (a magnet torrent keeps its peers meanwhile): nothing to serve yet.
+            return;
+        }
         let elapsed = now.saturating_duration_since(self.epoch);
         let seeding = self.picker.is_complete();
         let candidates: Vec<ChokerPeer> = self

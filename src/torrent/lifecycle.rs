@@ -27,8 +27,11 @@ impl Engine {
         self.downloading = !self.picker.is_complete();
         if self.pause_after_check {
             self.set_state(TorrentState::Paused);
+            // A magnet torrent keeps the connections it fetched the metadata over.
+            self.drop_everyone(now, DisconnectReason::Paused);
         } else {
             self.go_live(now);
+            self.adopted_go_live(now);
         }
     }
 

@@ -14,13 +14,12 @@
 //! session id) never changes.
 
 use super::fetch::{MetadataFetch, Received, Request};
-use super::{
-    Action, DisconnectReason, Engine, PeerSource, TorrentConfig, TorrentError, TorrentState,
-};
+use super::peer::MAX_EARLY_HAVES;
+use super::{Action, DisconnectReason, Engine, TorrentConfig, TorrentError, TorrentState};
 use crate::core::{Geometry, InfoHash, PeerKey};
 use crate::tracker::Event;
 use crate::wire::metadata::{MetadataMessage, MAX_METADATA_SIZE, METADATA_PIECE};
-use crate::wire::{max_message_len, Message};
+use crate::wire::{max_message_len, Bitfield, Message, Rules};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -65,15 +64,86 @@ impl Engine {
         max_message_len((MAX_METADATA_SIZE / 20) as usize)
     }
 
-    /// A message while fetching: only extension messages matter; a request gets a reject
-    /// from a fast peer (we have nothing to serve).
+    /// A message while fetching: extension messages are handled, what the peer has is
+    /// kept for later, choke and interest are noted, a request gets a reject from a fast
+    /// peer (we have nothing to serve); the rest waits for the data phase.
     pub(super) fn on_fetch_message(&mut self, now: Instant, key: PeerKey, message: &Message) {
+        if let Message::Extended { id, payload } = *message {
+            self.on_extended(now, key, id, payload);
+            return;
+        }
+        if let Message::Request { piece, offset, len } = *message {
+            self.refuse_request(now, key, crate::picker::Block { piece, offset, len });
+            return;
+        }
+        let Some(peer) = self.peers.get_mut(&key) else {
+            return;
+        };
+        let early = peer.early.get_or_insert_with(Default::default);
         match *message {
-            Message::Extended { id, payload } => self.on_extended(now, key, id, payload),
-            Message::Request { piece, offset, len } => {
-                self.refuse_request(now, key, crate::picker::Block { piece, offset, len })
+            Message::Bitfield(raw) => {
+                early.bitfield = Some(raw.to_vec());
+                early.all = false;
+                early.haves.clear();
             }
+            Message::HaveAll => early.all = true,
+            Message::HaveNone => {
+                early.bitfield = None;
+                early.all = false;
+                early.haves.clear();
+            }
+            Message::Have(piece) if early.haves.len() < MAX_EARLY_HAVES => early.haves.push(piece),
+            Message::Choke => peer.peer_choking = true,
+            Message::Unchoke => peer.peer_choking = false,
+            Message::Interested => peer.peer_interested = true,
+            Message::NotInterested => peer.peer_interested = false,
             _ => {}
+        }
+    }
+
+    /// The metadata arrived: each connection's checks take the torrent's shape, and what
+    /// it said it has while we fetched is applied (a peer whose bitfield or haves do not
+    /// fit the torrent is closed).
+    fn adopt_connections(&mut self, now: Instant) {
+        let keys: Vec<PeerKey> = self.peers.keys().copied().collect();
+        let pieces = self.geometry.pieces as usize;
+        for key in keys {
+            let Some(peer) = self.peers.get_mut(&key) else {
+                continue;
+            };
+            let mut rules = Rules::new(self.geometry.piece_length, self.geometry.total_length);
+            rules.set_fast(peer.fast);
+            peer.rules = rules;
+            peer.bits = Bitfield::repeat(false, pieces);
+            let early = peer.early.take().map(|e| *e).unwrap_or_default();
+            if !peer.is_live() {
+                continue;
+            }
+            let mut bits = match &early.bitfield {
+                Some(raw) => match peer.rules.bitfield(raw) {
+                    Ok(bits) => bits,
+                    Err(v) => {
+                        self.close(now, key, DisconnectReason::Violation(v), None);
+                        continue;
+                    }
+                },
+                None => Bitfield::repeat(false, pieces),
+            };
+            if early.all {
+                bits.fill(true);
+            }
+            if let Some(&bad) = early.haves.iter().find(|&&p| p as usize >= pieces) {
+                let reason = match peer.rules.check(&Message::Have(bad)) {
+                    Err(v) => DisconnectReason::Violation(v),
+                    Ok(()) => DisconnectReason::MetadataReceived,
+                };
+                self.close(now, key, reason, None);
+                continue;
+            }
+            for p in early.haves {
+                bits.set(p as usize, true);
+            }
+            self.set_peer_bits(now, key, bits);
         }
     }
 
@@ -231,27 +301,34 @@ impl Engine {
         let bytes: Arc<[u8]> = bytes.into();
         self.config.private = info.private;
         self.config.metadata = (!info.private).then(|| bytes.clone());
-        // Addresses to dial again at once: dialled ones are in the book already; incoming
-        // peers that told us their listen port join it.
-        let listening: Vec<_> = self
-            .peers
-            .values()
-            .filter(|p| p.direction == super::Direction::Incoming)
-            .filter_map(|p| p.listen_port.map(|port| (p.addr, port)))
-            .map(|(a, port)| std::net::SocketAddr::new(a.ip(), port))
-            .collect();
         self.set_state(TorrentState::Checking);
-        self.drop_everyone(now, DisconnectReason::MetadataReceived);
-        for addr in listening {
-            if !self.is_us(addr) {
-                self.book.add(now, PeerSource::Pex, addr);
-            }
-        }
-        self.book.retry_all_now(now);
         self.take_shape(&meta.info);
+        self.adopt_connections(now);
         self.actions.push_back(Action::Metadata {
             meta: Box::new(meta),
         });
+    }
+
+    /// The check after the metadata found what the disk holds: the connections kept from
+    /// fetching hear of it (haves: they saw have-none or nothing), and requests start.
+    pub(super) fn adopted_go_live(&mut self, now: Instant) {
+        if self.peers.is_empty() {
+            return;
+        }
+        let had: Vec<u32> = self.picker.have().iter_ones().map(|p| p as u32).collect();
+        let keys: Vec<PeerKey> = self.peers.keys().copied().collect();
+        for key in &keys {
+            if let Some(peer) = self.peers.get_mut(key) {
+                if peer.is_live() {
+                    for &p in &had {
+                        peer.send(&mut self.dirty, Message::Have(p));
+                    }
+                }
+            }
+            self.update_interest(*key);
+        }
+        self.rechoke(now);
+        self.refill_all(now);
     }
 
     /// Pauses while fetching: connections close, the fetch resumes with [`Engine::resume`].

@@ -80,7 +80,25 @@ pub(super) struct Peer {
     pub fast_state: super::fast::PeerFast,
     /// Listed in the engine's dirty list (has bytes in `out`).
     pub dirty: bool,
+    /// What it said it has while we fetched the metadata (no piece count to check it
+    /// against yet): applied when the metadata arrives.
+    pub early: Option<Box<Early>>,
 }
+
+/// A peer's bitfield, have-all or have-none and haves, kept as sent while a magnet torrent
+/// fetches its metadata.
+#[derive(Debug, Default)]
+pub(super) struct Early {
+    /// Its last bitfield, raw (bounded by the frame limit).
+    pub bitfield: Option<Vec<u8>>,
+    /// It sent have-all (after its last bitfield).
+    pub all: bool,
+    /// Haves after that, at most [`MAX_EARLY_HAVES`].
+    pub haves: Vec<u32>,
+}
+
+/// Haves kept per peer before the metadata is known (4 bytes each).
+pub(super) const MAX_EARLY_HAVES: usize = 1 << 16;
 
 impl Peer {
     pub fn new(
@@ -122,6 +140,7 @@ impl Peer {
             fast: false,
             fast_state: Default::default(),
             dirty: false,
+            early: None,
         }
     }
 

@@ -221,12 +221,20 @@ fn a_magnet_torrent_announces_and_counts_nothing_as_had_while_fetching() {
 }
 
 #[test]
-fn metadata_comes_from_several_peers_then_the_torrent_checks_and_redials_them() {
+fn metadata_comes_from_several_peers_then_the_torrent_checks_and_downloads_over_the_same_connections(
+) {
     // 200 KB: 13 metadata pieces, more than one peer may have in flight.
     let info = info_dict(10_000);
     let size = info.len() as u64;
     let mut rig = Rig::new(info.clone());
     let peers: Vec<PeerKey> = (2..5).map(|n| rig.connect(n, size)).collect();
+    // What they have, said before we know the piece count: kept for later.
+    rig.send(peers[0], Message::HaveAll);
+    rig.send(peers[0], Message::Unchoke);
+    let mut bits = vec![0u8; 10_000usize.div_ceil(8)];
+    bits[0] = 0b1010_0000;
+    rig.send(peers[1], Message::Bitfield(&bits));
+    rig.send(peers[1], Message::Have(7));
     let asked = rig.asked();
     assert_eq!(
         asked.len(),
@@ -246,25 +254,34 @@ fn metadata_comes_from_several_peers_then_the_torrent_checks_and_redials_them() 
     assert_eq!(rig.engine.state(), TorrentState::Checking);
     assert_eq!(rig.engine.geometry().pieces, 10_000);
     for key in &peers {
-        assert_eq!(rig.closed(*key), Some(&DisconnectReason::MetadataReceived));
+        assert_eq!(rig.closed(*key), None, "connections are kept");
     }
-    // The check found nothing: the torrent goes live and dials the peers at the ports
-    // they gave in their extension handshakes.
-    rig.actions.clear();
+    assert_eq!(rig.engine.stats().peers, 3);
+    // The check found nothing: the torrent goes live and asks the peer that has all and
+    // unchoked us for blocks, over the connection it already has.
     let have = crate::wire::Bitfield::repeat(false, 10_000);
     rig.engine.handle_checked(rig.now, &have);
-    rig.asked();
     assert_eq!(rig.engine.state(), TorrentState::Downloading);
-    let mut dialled: Vec<_> = rig
-        .actions
-        .iter()
-        .filter_map(|a| match a {
-            Action::Dial { addr } => Some(addr.port()),
-            _ => None,
-        })
-        .collect();
-    dialled.sort();
-    assert_eq!(dialled, vec![7002, 7003, 7004]);
+    let mut sent: HashMap<PeerKey, Vec<u8>> = HashMap::new();
+    while let Some(a) = rig.engine.poll_action() {
+        match a {
+            Action::Send { peer, bytes } => sent.entry(peer).or_default().extend(bytes),
+            other => rig.actions.push(other),
+        }
+    }
+    let got = |k: PeerKey| harness::parse(sent.get(&k).map_or(&[][..], |v| v), &mut false);
+    // (Interested went out when the metadata arrived and their bitfields were applied.)
+    let to_seed = got(peers[0]);
+    assert!(
+        to_seed.iter().any(|g| matches!(g, Got::Request(_))),
+        "requests go out at once: {to_seed:?}"
+    );
+    // The second peer's early bitfield and have count (pieces 0, 2 and 7): not a seed.
+    assert_eq!(rig.engine.stats().seeds, 1);
+    assert!(
+        !rig.actions.iter().any(|a| matches!(a, Action::Dial { .. })),
+        "nobody to dial again"
+    );
     // Now it serves the metadata it fetched (the torrent is not private).
     let key = rig
         .engine
@@ -290,6 +307,31 @@ fn metadata_comes_from_several_peers_then_the_torrent_checks_and_redials_them() 
         })
         .expect("extension handshake");
     assert_eq!(theirs.metadata_size, Some(size));
+}
+
+#[test]
+fn an_early_bitfield_that_does_not_fit_the_torrent_ends_that_connection_only() {
+    let info = info_dict(10_000);
+    let size = info.len() as u64;
+    let mut rig = Rig::new(info.clone());
+    let wrong = rig.connect(2, size);
+    let past_end = rig.connect(3, size);
+    let good = rig.connect(4, size);
+    rig.send(wrong, Message::Bitfield(&[0xff; 3]));
+    rig.send(past_end, Message::Have(10_000));
+    rig.serve_honestly(&[wrong, past_end, good]);
+    assert!(rig.metadata().is_some());
+    assert!(
+        matches!(rig.closed(wrong), Some(DisconnectReason::Violation(_))),
+        "{:?}",
+        rig.closed(wrong)
+    );
+    assert!(
+        matches!(rig.closed(past_end), Some(DisconnectReason::Violation(_))),
+        "{:?}",
+        rig.closed(past_end)
+    );
+    assert_eq!(rig.closed(good), None);
 }
 
 #[test]
