@@ -125,7 +125,12 @@ impl Engine {
         key: PeerKey,
         retry: Option<Duration>,
     ) -> Option<SocketAddr> {
+        let listen = self.incoming_listen_addr(key);
         let peer = self.peers.remove(&key)?;
+        if let Some(listen) = listen {
+            // Its listen address becomes a candidate again.
+            self.book.disconnected(now, listen, retry);
+        }
         if peer.is_live() {
             self.picker.peer_gone(&peer.bits);
         }
@@ -223,6 +228,7 @@ impl Engine {
                 break;
             };
             self.dialing.insert(addr);
+            tracing::debug!("{addr}: dialling");
             self.actions.push_back(Action::Dial { addr });
         }
     }

@@ -68,6 +68,13 @@ impl Engine {
                         peer.listen_port = theirs.port;
                         peer.pex.id = theirs.ut_pex;
                     }
+                    // An incoming peer's listen address is taken while it is connected:
+                    // not dialled again when PEX or a tracker names it.
+                    if let Some(listen) = self.incoming_listen_addr(key) {
+                        if !self.is_us(listen) {
+                            self.book.connected(now, listen, super::PeerSource::Pex);
+                        }
+                    }
                     if self.is_fetching() {
                         self.fetch_offer(now, key, theirs.ut_metadata, theirs.metadata_size);
                     }

@@ -42,11 +42,19 @@ impl Engine {
         let p = self.peers.get(&key)?;
         match p.direction {
             Direction::Outgoing => Some(p.addr),
-            Direction::Incoming => p
-                .listen_port
-                .filter(|&port| port != 0)
-                .map(|port| SocketAddr::new(p.addr.ip(), port)),
+            Direction::Incoming => self.incoming_listen_addr(key),
         }
+    }
+
+    /// The address an incoming peer said it listens at (its extension handshake's port).
+    pub(super) fn incoming_listen_addr(&self, key: PeerKey) -> Option<SocketAddr> {
+        let p = self.peers.get(&key)?;
+        if p.direction != Direction::Incoming {
+            return None;
+        }
+        p.listen_port
+            .filter(|&port| port != 0)
+            .map(|port| SocketAddr::new(p.addr.ip(), port))
     }
 
     /// On the tick: a PEX message to each peer that speaks it and is due one.

@@ -133,6 +133,39 @@ fn peers_learned_through_pex_are_dialled() {
 }
 
 #[test]
+fn a_peer_connected_to_us_is_not_dialled_at_the_address_pex_gives_for_it() {
+    let mut p = engine(false);
+    p.send(Message::Extended {
+        id: 0,
+        payload: &hello(7000),
+    });
+    // Peer 5 connected to us from an ephemeral port and said it listens on 6000.
+    let five = join(&mut p, 5, Direction::Incoming, 6000);
+    p.received();
+    let listen: SocketAddr = "10.0.0.5:6000".parse().unwrap();
+    send_pex(
+        &mut p,
+        &Pex {
+            added: vec![(listen, 0)],
+            dropped: vec![],
+        },
+    );
+    p.received();
+    let dials = |p: &Scripted| {
+        p.actions
+            .iter()
+            .filter(|a| matches!(a, Action::Dial { addr } if *addr == listen))
+            .count()
+    };
+    assert_eq!(dials(&p), 0, "already connected");
+    // Once it leaves, its listen address may be dialled again (after the usual wait).
+    p.engine.handle_closed(p.now, five);
+    p.advance(Duration::from_secs(61));
+    p.received();
+    assert_eq!(dials(&p), 1);
+}
+
+#[test]
 fn a_pex_flood_ends_the_connection() {
     let mut p = engine(false);
     p.send(Message::Extended {
