@@ -7,5 +7,10 @@
 //! datagrams. Everything it keeps from the network is bounded.
 
 pub mod id;
+pub mod krpc;
 
 pub use id::{bep42_exempt, Distance, NodeId, ID_BITS};
+pub use krpc::{
+    Body, Message, Method, NodeInfo, ParseError, ParseErrorKind, Query, RemoteError, Response,
+    Samples, Token, TransactionId, Want,
+};
