@@ -529,3 +529,20 @@ fn short_bytes_hold_at_most_their_size() {
     );
     assert_ne!(t(b"a"), t(b"a\0"));
 }
+
+#[test]
+fn the_fuzz_seeds_are_what_their_names_say() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds/dht_krpc");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        let bytes = std::fs::read(&path).unwrap();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        match Message::parse(&bytes) {
+            Ok(m) => assert_eq!(m.to_bytes(), bytes, "{name} is canonical"),
+            Err(e) => assert!(name.starts_with("unknown_method"), "{name}: {e}"),
+        }
+        seen += 1;
+    }
+    assert!(seen >= 10);
+}
