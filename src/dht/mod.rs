@@ -8,9 +8,11 @@
 
 pub mod id;
 pub mod krpc;
+pub mod routing;
 
 pub use id::{bep42_exempt, Distance, NodeId, ID_BITS};
 pub use krpc::{
     Body, Message, Method, NodeInfo, ParseError, ParseErrorKind, Query, RemoteError, Response,
     Samples, Token, TransactionId, Want,
 };
+pub use routing::{Contact, Insert, Node, NodeState, Refusal, RoutingTable};
