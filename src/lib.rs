@@ -2,10 +2,12 @@
 //!
 //! The modules follow the protocol's parts: [`bencode`] (the encoding of metadata),
 //! [`metainfo`] (.torrent files and magnet links), [`storage`] (mapping pieces onto files and
-//! hashing them), [`wire`], [`tracker`] and [`picker`] (filled as the peer engine grows).
+//! hashing them), [`wire`], [`tracker`] and [`picker`] (filled as the peer engine grows), and
+//! [`dht`] (the Mainline DHT's ids, messages and routing table).
 
 pub mod bencode;
 pub mod core;
+pub mod dht;
 pub mod metainfo;
 pub mod picker;
 pub mod session;
