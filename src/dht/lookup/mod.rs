@@ -263,7 +263,7 @@ impl Lookup {
             .filter_map(|c| match &c.state {
                 State::Answered(Some(token)) => Some(Announceable {
                     node: c.info,
-                    token: token.clone(),
+                    token: *token,
                 }),
                 _ => None,
             })
