@@ -13,6 +13,7 @@
 pub mod id;
 pub mod krpc;
 pub mod lookup;
+pub mod node;
 pub mod routing;
 
 pub use id::{bep42_exempt, Distance, NodeId, ID_BITS};

@@ -271,6 +271,13 @@ impl Lookup {
             .collect()
     }
 
+    /// Nodes from elsewhere (a bootstrap router's answer) join the candidates.
+    pub fn add_candidates(&mut self, nodes: &[NodeInfo]) {
+        for n in nodes {
+            self.add(*n, 0);
+        }
+    }
+
     /// Adds a candidate learned in round `round`, keeping the closest [`MAX_CANDIDATES`].
     fn add(&mut self, info: NodeInfo, round: usize) {
         if info.addr.port() == 0 || !self.seen.insert(info.addr) {

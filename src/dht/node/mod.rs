@@ -1,0 +1,589 @@
+//! The DHT node: one routing table, the queries we sent and await, the lookups running,
+//! and the answers to others' queries, over one UDP socket the session owns.
+//!
+//! Sans-IO, like the torrent engine: datagrams in ([`Dht::handle_datagram`]), datagrams
+//! out ([`Dht::poll_transmit`]), events out ([`Dht::poll_event`]), time passed in
+//! ([`Dht::handle_timeout`] when [`Dht::poll_timeout`] is due). The caller never needs to
+//! know KRPC.
+//!
+//! - Our queries carry a 2-byte transaction id; an answer must come from the address the
+//!   query went to, within [`QUERY_TIMEOUT`], or it is dropped. At most
+//!   [`MAX_PENDING`] queries are outstanding (a lookup waits for room).
+//! - Bootstrap: while the table holds fewer than [`K`] nodes, the configured routers are
+//!   asked for nodes near our id (they never enter the table), and a lookup of our own id
+//!   fills the table with nodes that answer.
+//! - Upkeep: questionable nodes are pinged, quiet buckets refreshed by a lookup of a
+//!   random id in their range.
+//! - [`Dht::get_peers`] runs a lookup of an info hash; peers found come out as
+//!   [`DhtEvent::Peers`] as they arrive; with an announce port, the 8 closest nodes that
+//!   gave a token are then told we are a peer (`announce_peer`).
+
+mod serve;
+#[cfg(test)]
+mod tests;
+
+use super::id::NodeId;
+use super::krpc::{Body, Message, Method, NodeInfo, Query, Response, TransactionId, Want};
+use super::lookup::{Kind, Lookup, LookupStats};
+use super::routing::{Config, Contact, Health, RoutingTable, K};
+use crate::core::InfoHash;
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+/// How long an answer may take.
+pub const QUERY_TIMEOUT: Duration = Duration::from_secs(4);
+/// Queries outstanding at most.
+pub const MAX_PENDING: usize = 256;
+/// Lookups running at most (more wait in a queue of the same size, then are refused).
+pub const MAX_LOOKUPS: usize = 16;
+/// Least time between two bootstrap rounds.
+const BOOTSTRAP_EVERY: Duration = Duration::from_secs(10);
+/// The upkeep tick: pings and refreshes.
+const UPKEEP_EVERY: Duration = Duration::from_secs(5);
+/// Pings sent per upkeep tick at most.
+const PINGS_PER_TICK: usize = 8;
+/// How often a lookup in progress is looked at (slow queries free their slot).
+const LOOKUP_TICK: Duration = Duration::from_millis(250);
+
+/// How the node behaves.
+#[derive(Debug, Clone)]
+pub struct DhtConfig {
+    /// Routers asked for nodes while the table is small (never added to it).
+    pub bootstrap: Vec<SocketAddr>,
+    /// The routing table's rules (tests on one /24 turn `restrict_ips` off).
+    pub routing: Config,
+    /// BEP 43: answer no queries and say so in ours (while we are not reachable).
+    pub read_only: bool,
+    /// Seed for ids, transaction ids and samples.
+    pub seed: u64,
+}
+
+impl Default for DhtConfig {
+    fn default() -> Self {
+        DhtConfig {
+            bootstrap: Vec::new(),
+            routing: Config::default(),
+            read_only: false,
+            seed: fastrand::u64(..),
+        }
+    }
+}
+
+/// What the node tells its owner.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DhtEvent {
+    /// Peers of `info_hash` found by a lookup (new ones only).
+    Peers {
+        info_hash: InfoHash,
+        peers: Vec<SocketAddr>,
+    },
+    /// A `get_peers` lookup ended: how it went, and to how many nodes we announced.
+    LookupDone {
+        info_hash: InfoHash,
+        stats: LookupStats,
+        peers: usize,
+        announced: usize,
+    },
+}
+
+/// Why a query went out, to know what to do with the answer.
+#[derive(Debug, Clone, Copy)]
+enum Purpose {
+    Ping,
+    /// A router asked for nodes near `target` (its answer seeds lookups).
+    Bootstrap,
+    /// A query of lookup `id`.
+    Lookup(u64),
+    Announce,
+}
+
+#[derive(Debug)]
+struct Pending {
+    addr: SocketAddr,
+    sent: Instant,
+    purpose: Purpose,
+}
+
+struct Running {
+    lookup: Lookup,
+    /// The info hash of a `get_peers` lookup (none for a table refresh).
+    info_hash: Option<InfoHash>,
+    /// Where we listen for peers, to announce once done.
+    announce: Option<u16>,
+    /// Peers already reported.
+    reported: usize,
+}
+
+/// Figures for people and scripts.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct DhtStats {
+    pub id: String,
+    pub nodes: usize,
+    pub good: usize,
+    pub questionable: usize,
+    pub bad: usize,
+    pub buckets: usize,
+    pub pending: usize,
+    pub lookups: usize,
+    pub queries_sent: u64,
+    pub queries_answered: u64,
+    pub datagrams_in: u64,
+    pub bad_datagrams: u64,
+}
+
+/// A DHT node; see the module documentation.
+pub struct Dht {
+    id: NodeId,
+    config: DhtConfig,
+    routing: RoutingTable,
+    pending: HashMap<u16, Pending>,
+    next_tid: u16,
+    lookups: HashMap<u64, Running>,
+    next_lookup: u64,
+    /// Lookups asked for while [`MAX_LOOKUPS`] ran.
+    queued: VecDeque<(InfoHash, Option<u16>)>,
+    out: VecDeque<(SocketAddr, Vec<u8>)>,
+    events: VecDeque<DhtEvent>,
+    last_bootstrap: Option<Instant>,
+    next_upkeep: Instant,
+    rng: fastrand::Rng,
+    serve: serve::Server,
+    counters: Counters,
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+struct Counters {
+    queries_sent: u64,
+    queries_answered: u64,
+    datagrams_in: u64,
+    bad_datagrams: u64,
+}
+
+impl Dht {
+    /// A node with a random id (BEP 42 ids come once we know our external address).
+    pub fn new(now: Instant, config: DhtConfig) -> Dht {
+        let mut rng = fastrand::Rng::with_seed(config.seed);
+        let id = NodeId::random(&mut rng);
+        Dht::with_id(now, id, config)
+    }
+
+    /// A node with the given id (a saved one, or a test's).
+    pub fn with_id(now: Instant, id: NodeId, config: DhtConfig) -> Dht {
+        let mut rng = fastrand::Rng::with_seed(config.seed);
+        let mut routing = RoutingTable::with_rng(id, config.routing.clone(), rng.fork());
+        for &addr in &config.bootstrap {
+            routing.exclude(addr);
+        }
+        Dht {
+            id,
+            serve: serve::Server::new(rng.u64(..)),
+            config,
+            routing,
+            pending: HashMap::new(),
+            next_tid: rng.u16(..),
+            lookups: HashMap::new(),
+            next_lookup: 0,
+            queued: VecDeque::new(),
+            out: VecDeque::new(),
+            events: VecDeque::new(),
+            last_bootstrap: None,
+            next_upkeep: now,
+            rng,
+            counters: Counters::default(),
+        }
+    }
+
+    /// Our node id.
+    pub fn id(&self) -> NodeId {
+        self.id
+    }
+
+    /// The routing table (read only).
+    pub fn routing(&self) -> &RoutingTable {
+        &self.routing
+    }
+
+    /// The table's health and the node's counters.
+    pub fn stats(&self, now: Instant) -> DhtStats {
+        let health: Health = self.routing.health(now);
+        DhtStats {
+            id: self.id.to_string(),
+            nodes: self.routing.len(),
+            good: health.good,
+            questionable: health.questionable,
+            bad: health.bad,
+            buckets: self.routing.bucket_count(),
+            pending: self.pending.len(),
+            lookups: self.lookups.len(),
+            queries_sent: self.counters.queries_sent,
+            queries_answered: self.counters.queries_answered,
+            datagrams_in: self.counters.datagrams_in,
+            bad_datagrams: self.counters.bad_datagrams,
+        }
+    }
+
+    /// A node to try (from a peer's BEP 5 `port` message, or a saved table): pinged, and
+    /// added once it answers.
+    pub fn add_node(&mut self, now: Instant, addr: SocketAddr) {
+        if self.routing.get(addr).is_none() && self.pending.len() < MAX_PENDING {
+            self.send_query(now, addr, Method::Ping, Purpose::Ping);
+        }
+    }
+
+    /// Looks for peers of `info_hash`; with `announce_port`, announces us once done.
+    pub fn get_peers(&mut self, now: Instant, info_hash: InfoHash, announce_port: Option<u16>) {
+        if self.lookups.len() >= MAX_LOOKUPS {
+            if self.queued.len() < MAX_LOOKUPS * 4
+                && !self.queued.iter().any(|(h, _)| *h == info_hash)
+            {
+                self.queued.push_back((info_hash, announce_port));
+            }
+            return;
+        }
+        self.start_lookup(
+            now,
+            NodeId::from(info_hash),
+            Kind::GetPeers,
+            Some(info_hash),
+            announce_port,
+        );
+    }
+
+    /// A datagram from `from`: a query to answer, or an answer to one of ours.
+    pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]) {
+        self.counters.datagrams_in += 1;
+        let message = match Message::parse(bytes) {
+            Ok(m) => m,
+            Err(e) => {
+                self.counters.bad_datagrams += 1;
+                if !self.config.read_only {
+                    if let Some(reply) = e.reply() {
+                        self.out.push_back((from, reply.to_bytes()));
+                    }
+                }
+                return;
+            }
+        };
+        match message.body {
+            Body::Query(ref q) => self.on_query(now, from, &message, q),
+            Body::Response(ref r) => self.on_answer(now, from, &message.transaction, Ok(r)),
+            Body::Error(_) => self.on_answer(now, from, &message.transaction, Err(())),
+        }
+        self.drive(now);
+    }
+
+    /// Time passed: expired queries fail, lookups move on, the table is kept up.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let expired: Vec<u16> = self
+            .pending
+            .iter()
+            .filter(|(_, p)| now.saturating_duration_since(p.sent) >= QUERY_TIMEOUT)
+            .map(|(t, _)| *t)
+            .collect();
+        for tid in expired {
+            if let Some(p) = self.pending.remove(&tid) {
+                self.routing.failed(now, p.addr);
+                if let Purpose::Lookup(id) = p.purpose {
+                    if let Some(r) = self.lookups.get_mut(&id) {
+                        r.lookup.on_failure(p.addr);
+                    }
+                }
+            }
+        }
+        if now >= self.next_upkeep {
+            self.next_upkeep = now + UPKEEP_EVERY;
+            self.upkeep(now);
+        }
+        self.drive(now);
+    }
+
+    /// When [`Dht::handle_timeout`] is next due.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let mut at = self.next_upkeep;
+        if !self.lookups.is_empty() || !self.pending.is_empty() {
+            let soon = self
+                .pending
+                .values()
+                .map(|p| p.sent + QUERY_TIMEOUT)
+                .min()
+                .unwrap_or(at);
+            at = at.min(soon);
+            if !self.lookups.is_empty() {
+                let oldest = self.pending.values().map(|p| p.sent).min();
+                at = at.min(oldest.map_or(at, |s| s + LOOKUP_TICK));
+            }
+        }
+        Some(at)
+    }
+
+    /// The next datagram to send.
+    pub fn poll_transmit(&mut self) -> Option<(SocketAddr, Vec<u8>)> {
+        self.out.pop_front()
+    }
+
+    /// The next event.
+    pub fn poll_event(&mut self) -> Option<DhtEvent> {
+        self.events.pop_front()
+    }
+
+    /// Nodes worth saving for the next start (the live ones).
+    pub fn nodes_to_save(&self) -> Vec<NodeInfo> {
+        self.routing.nodes().map(|n| n.info()).collect()
+    }
+
+    fn on_query(&mut self, now: Instant, from: SocketAddr, message: &Message, q: &Query) {
+        if !q.read_only {
+            self.routing.insert(now, q.id, from, Contact::Queried);
+        }
+        if self.config.read_only {
+            return;
+        }
+        if let Some(reply) = self
+            .serve
+            .answer(now, from, message, q, &self.routing, self.id)
+        {
+            self.out.push_back((from, reply.to_bytes()));
+        }
+    }
+
+    fn on_answer(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        tid: &TransactionId,
+        answer: Result<&Response, ()>,
+    ) {
+        let Some(key) = <[u8; 2]>::try_from(tid.as_bytes())
+            .ok()
+            .map(u16::from_be_bytes)
+        else {
+            return;
+        };
+        match self.pending.get(&key) {
+            Some(p) if p.addr == from => {}
+            // Not ours, or from another address than we asked: dropped.
+            _ => return,
+        }
+        let Some(p) = self.pending.remove(&key) else {
+            return;
+        };
+        let r = match answer {
+            Ok(r) => r,
+            Err(()) => {
+                if let Purpose::Lookup(id) = p.purpose {
+                    if let Some(run) = self.lookups.get_mut(&id) {
+                        run.lookup.on_failure(from);
+                    }
+                }
+                return;
+            }
+        };
+        self.counters.queries_answered += 1;
+        let bootstrap = matches!(p.purpose, Purpose::Bootstrap);
+        if !bootstrap {
+            self.routing.insert(now, r.id, from, Contact::Responded);
+        }
+        let nodes: Vec<NodeInfo> = if from.is_ipv4() {
+            r.nodes.clone()
+        } else {
+            r.nodes6.clone()
+        };
+        match p.purpose {
+            Purpose::Lookup(id) => {
+                if let Some(run) = self.lookups.get_mut(&id) {
+                    run.lookup
+                        .on_response(from, r.id, &nodes, &r.values, r.token);
+                }
+            }
+            Purpose::Bootstrap => {
+                // A router's nodes seed every lookup running (our own id's first).
+                for run in self.lookups.values_mut() {
+                    run.lookup.add_candidates(&nodes);
+                }
+            }
+            Purpose::Ping | Purpose::Announce => {}
+        }
+    }
+
+    /// Sends what the lookups want, reports peers, finishes lookups that are done.
+    fn drive(&mut self, now: Instant) {
+        let ids: Vec<u64> = self.lookups.keys().copied().collect();
+        for id in ids {
+            loop {
+                if self.pending.len() >= MAX_PENDING {
+                    break;
+                }
+                let Some(run) = self.lookups.get_mut(&id) else {
+                    break;
+                };
+                let Some(node) = run.lookup.next_query(now) else {
+                    break;
+                };
+                let target = run.lookup.target();
+                let method = match run.info_hash {
+                    Some(info_hash) => Method::GetPeers {
+                        info_hash,
+                        want: Want::default(),
+                    },
+                    None => Method::FindNode {
+                        target,
+                        want: Want::default(),
+                    },
+                };
+                self.send_query(now, node.addr, method, Purpose::Lookup(id));
+            }
+            let Some(run) = self.lookups.get_mut(&id) else {
+                continue;
+            };
+            if let Some(info_hash) = run.info_hash {
+                let found = run.lookup.peers();
+                if found.len() > run.reported {
+                    let peers = found[run.reported..].to_vec();
+                    run.reported = found.len();
+                    self.events.push_back(DhtEvent::Peers { info_hash, peers });
+                }
+            }
+            // A lookup waits for the routers' answers before it may end with nothing.
+            if run.lookup.is_done(now) && !self.bootstrapping() {
+                self.finish(now, id);
+            }
+        }
+        while self.lookups.len() < MAX_LOOKUPS {
+            let Some((info_hash, port)) = self.queued.pop_front() else {
+                break;
+            };
+            self.start_lookup(
+                now,
+                NodeId::from(info_hash),
+                Kind::GetPeers,
+                Some(info_hash),
+                port,
+            );
+        }
+    }
+
+    /// Whether a router's answer is awaited.
+    fn bootstrapping(&self) -> bool {
+        self.pending
+            .values()
+            .any(|p| matches!(p.purpose, Purpose::Bootstrap))
+    }
+
+    fn finish(&mut self, now: Instant, id: u64) {
+        let Some(run) = self.lookups.remove(&id) else {
+            return;
+        };
+        let Some(info_hash) = run.info_hash else {
+            return;
+        };
+        let mut announced = 0;
+        if let Some(port) = run.announce {
+            for target in run.lookup.announce_targets() {
+                if self.pending.len() >= MAX_PENDING {
+                    break;
+                }
+                let method = Method::AnnouncePeer {
+                    info_hash,
+                    port,
+                    implied_port: false,
+                    token: target.token,
+                };
+                self.send_query(now, target.node.addr, method, Purpose::Announce);
+                announced += 1;
+            }
+        }
+        self.events.push_back(DhtEvent::LookupDone {
+            info_hash,
+            stats: run.lookup.stats(),
+            peers: run.lookup.peers().len(),
+            announced,
+        });
+    }
+
+    fn start_lookup(
+        &mut self,
+        now: Instant,
+        target: NodeId,
+        kind: Kind,
+        info_hash: Option<InfoHash>,
+        announce: Option<u16>,
+    ) {
+        let seeds = self.routing.closest(&target, K);
+        let id = self.next_lookup;
+        self.next_lookup += 1;
+        self.lookups.insert(
+            id,
+            Running {
+                lookup: Lookup::new(target, kind, &seeds),
+                info_hash,
+                announce,
+                reported: 0,
+            },
+        );
+        if seeds.len() < K {
+            self.bootstrap(now, target);
+        }
+        self.drive(now);
+    }
+
+    /// Asks the routers for nodes near `target` (at most once per [`BOOTSTRAP_EVERY`]).
+    fn bootstrap(&mut self, now: Instant, target: NodeId) {
+        if self
+            .last_bootstrap
+            .is_some_and(|t| now.saturating_duration_since(t) < BOOTSTRAP_EVERY)
+        {
+            return;
+        }
+        self.last_bootstrap = Some(now);
+        for addr in self.config.bootstrap.clone() {
+            let method = Method::FindNode {
+                target,
+                want: Want::default(),
+            };
+            self.send_query(now, addr, method, Purpose::Bootstrap);
+        }
+    }
+
+    /// Pings questionable nodes, refreshes quiet buckets, bootstraps a small table.
+    fn upkeep(&mut self, now: Instant) {
+        if self.routing.len() < K && self.lookups.is_empty() {
+            let own = self.id;
+            self.start_lookup(now, own, Kind::FindNode, None, None);
+        }
+        for node in self.routing.nodes_to_ping(now, PINGS_PER_TICK) {
+            if self.pending.len() >= MAX_PENDING {
+                break;
+            }
+            self.send_query(now, node.addr, Method::Ping, Purpose::Ping);
+        }
+        if self.lookups.len() < MAX_LOOKUPS / 2 {
+            if let Some(target) = self.routing.needs_refresh(now).into_iter().next() {
+                self.start_lookup(now, target, Kind::FindNode, None, None);
+            }
+        }
+    }
+
+    fn send_query(&mut self, now: Instant, addr: SocketAddr, method: Method, purpose: Purpose) {
+        let mut tid = self.next_tid;
+        while self.pending.contains_key(&tid) {
+            tid = tid.wrapping_add(1);
+        }
+        self.next_tid = tid.wrapping_add(1).wrapping_add(self.rng.u16(..16));
+        let transaction = TransactionId::new(&tid.to_be_bytes()).expect("2 bytes fit");
+        let mut message = Message::query(transaction, self.id, method);
+        if let Body::Query(q) = &mut message.body {
+            q.read_only = self.config.read_only;
+        }
+        self.out.push_back((addr, message.to_bytes()));
+        self.pending.insert(
+            tid,
+            Pending {
+                addr,
+                sent: now,
+                purpose,
+            },
+        );
+        self.counters.queries_sent += 1;
+    }
+}

@@ -1,0 +1,214 @@
+//! Nodes in one process exchanging datagrams under a fake clock.
+
+use super::*;
+use std::net::{IpAddr, Ipv4Addr};
+
+/// `n` nodes at 10.0.x.y:6881 and a router (node 0) that the others bootstrap from.
+struct Net {
+    now: Instant,
+    nodes: Vec<Dht>,
+    addrs: Vec<SocketAddr>,
+    /// Nodes that drop everything.
+    down: Vec<bool>,
+    delivered: u64,
+}
+
+fn addr(i: usize) -> SocketAddr {
+    SocketAddr::new(
+        IpAddr::V4(Ipv4Addr::new(10, 0, (i >> 8) as u8, i as u8)),
+        6881,
+    )
+}
+
+impl Net {
+    fn new(n: usize) -> Net {
+        let now = Instant::now();
+        let addrs: Vec<SocketAddr> = (0..n).map(addr).collect();
+        let nodes = (0..n)
+            .map(|i| {
+                let config = DhtConfig {
+                    bootstrap: if i == 0 { vec![] } else { vec![addrs[0]] },
+                    routing: Config {
+                        restrict_ips: false,
+                        ..Config::default()
+                    },
+                    read_only: false,
+                    seed: i as u64 + 1,
+                };
+                Dht::new(now, config)
+            })
+            .collect();
+        Net {
+            now,
+            nodes,
+            addrs,
+            down: vec![false; n],
+            delivered: 0,
+        }
+    }
+
+    /// Delivers datagrams until none is left.
+    fn settle(&mut self) {
+        let index: HashMap<SocketAddr, usize> = self
+            .addrs
+            .iter()
+            .enumerate()
+            .map(|(i, a)| (*a, i))
+            .collect();
+        for _ in 0..1_000_000 {
+            let mut moved = false;
+            for i in 0..self.nodes.len() {
+                while let Some((to, bytes)) = self.nodes[i].poll_transmit() {
+                    moved = true;
+                    if self.down[i] {
+                        continue;
+                    }
+                    if let Some(&j) = index.get(&to) {
+                        if !self.down[j] {
+                            self.delivered += 1;
+                            let from = self.addrs[i];
+                            self.nodes[j].handle_datagram(self.now, from, &bytes);
+                        }
+                    }
+                }
+            }
+            if !moved {
+                return;
+            }
+        }
+        panic!("never settled");
+    }
+
+    /// Advances the clock by `by` in 250 ms steps.
+    fn advance(&mut self, by: Duration) {
+        let end = self.now + by;
+        while self.now < end {
+            self.now += Duration::from_millis(250);
+            let now = self.now;
+            for n in &mut self.nodes {
+                if n.poll_timeout().is_some_and(|t| t <= now) {
+                    n.handle_timeout(now);
+                }
+            }
+            self.settle();
+        }
+    }
+}
+
+#[test]
+fn nodes_bootstrap_from_a_router_and_fill_their_tables() {
+    let mut net = Net::new(60);
+    // Everyone knows only the router; the router knows nobody until they ask it.
+    net.advance(Duration::from_secs(30));
+    for (i, n) in net.nodes.iter().enumerate().skip(1) {
+        assert!(
+            n.routing().len() >= K,
+            "node {i} has {} nodes",
+            n.routing().len()
+        );
+        assert!(
+            n.routing().get(net.addrs[0]).is_none(),
+            "the router never enters a table"
+        );
+    }
+}
+
+#[test]
+fn a_lookup_finds_the_closest_nodes_and_reports_when_done() {
+    let mut net = Net::new(80);
+    net.advance(Duration::from_secs(30));
+    let hash = InfoHash([0x5a; 20]);
+    let now = net.now;
+    net.nodes[7].get_peers(now, hash, None);
+    net.settle();
+    net.advance(Duration::from_secs(10));
+    let mut done = None;
+    while let Some(e) = net.nodes[7].poll_event() {
+        if let DhtEvent::LookupDone {
+            info_hash, stats, ..
+        } = e
+        {
+            assert_eq!(info_hash, hash);
+            done = Some(stats);
+        }
+    }
+    let stats = done.expect("the lookup ended");
+    assert!(stats.answers >= K, "{stats:?}");
+    assert!(stats.queries <= crate::dht::lookup::MAX_QUERIES);
+}
+
+#[test]
+fn answers_from_the_wrong_address_or_unknown_transactions_are_dropped() {
+    let now = Instant::now();
+    let mut a = Dht::new(now, DhtConfig::default());
+    let b_addr = addr(2);
+    a.add_node(now, b_addr);
+    let (to, query) = a.poll_transmit().unwrap();
+    assert_eq!(to, b_addr);
+    let q = Message::parse(&query).unwrap();
+    let reply = Message::response(q.transaction, addr(1), Response::new(NodeId([9; 20])));
+    // From somewhere else: ignored, the node is not added.
+    a.handle_datagram(now, addr(3), &reply.to_bytes());
+    assert!(a.routing().get(addr(3)).is_none());
+    assert!(a.routing().get(b_addr).is_none());
+    // From the right address: added.
+    a.handle_datagram(now, b_addr, &reply.to_bytes());
+    assert!(a.routing().get(b_addr).is_some());
+    // Again (a replay): no pending query any more, nothing changes.
+    let before = a.stats(now).queries_answered;
+    a.handle_datagram(now, b_addr, &reply.to_bytes());
+    assert_eq!(a.stats(now).queries_answered, before);
+}
+
+#[test]
+fn garbage_gets_at_most_an_error_and_queries_for_a_read_only_node_get_nothing() {
+    let now = Instant::now();
+    let mut a = Dht::new(now, DhtConfig::default());
+    a.handle_datagram(now, addr(5), b"not bencode at all");
+    a.handle_datagram(now, addr(5), &[0xff; 9000]);
+    assert_eq!(a.stats(now).bad_datagrams, 2);
+    while a.poll_transmit().is_some() {}
+    let ping = Message::query(
+        TransactionId::new(b"aa").unwrap(),
+        NodeId([1; 20]),
+        Method::Ping,
+    );
+    a.handle_datagram(now, addr(5), &ping.to_bytes());
+    let (to, bytes) = a.poll_transmit().expect("a pong");
+    assert_eq!(to, addr(5));
+    assert!(matches!(
+        Message::parse(&bytes).unwrap().body,
+        Body::Response(_)
+    ));
+    let mut ro = Dht::new(
+        now,
+        DhtConfig {
+            read_only: true,
+            ..DhtConfig::default()
+        },
+    );
+    ro.handle_datagram(now, addr(5), &ping.to_bytes());
+    assert!(
+        ro.poll_transmit().is_none(),
+        "BEP 43: read-only nodes answer nothing"
+    );
+}
+
+#[test]
+fn unanswered_queries_time_out_and_count_against_the_node() {
+    let mut net = Net::new(30);
+    net.advance(Duration::from_secs(30));
+    // Half the network goes down; a lookup still ends, on the nodes that answer.
+    for i in 10..30 {
+        net.down[i] = true;
+    }
+    let now = net.now;
+    net.nodes[3].get_peers(now, InfoHash([0x11; 20]), None);
+    net.advance(Duration::from_secs(30));
+    let mut ended = false;
+    while let Some(e) = net.nodes[3].poll_event() {
+        ended |= matches!(e, DhtEvent::LookupDone { .. });
+    }
+    assert!(ended);
+    assert_eq!(net.nodes[3].stats(net.now).pending, 0);
+}
