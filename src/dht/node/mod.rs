@@ -171,7 +171,7 @@ impl Dht {
     /// A node with the given id (a saved one, or a test's).
     pub fn with_id(now: Instant, id: NodeId, config: DhtConfig) -> Dht {
         let mut rng = fastrand::Rng::with_seed(config.seed);
-        let mut routing = RoutingTable::with_rng(id, config.routing.clone(), rng.fork());
+        let mut routing = RoutingTable::with_rng(id, config.routing, rng.fork());
         for &addr in &config.bootstrap {
             routing.exclude(addr);
         }
