@@ -21,4 +21,5 @@ pub use krpc::{
     Body, Message, Method, NodeInfo, ParseError, ParseErrorKind, Query, RemoteError, Response,
     Samples, Token, TransactionId, Want,
 };
+pub use node::{Dht, DhtConfig, DhtEvent, DhtStats};
 pub use routing::{Config, Contact, Health, Insert, Node, NodeState, Refusal, RoutingTable, K};

@@ -13,6 +13,7 @@ use super::{SessionEvent, TorrentId};
 use crate::core::{InfoHash, PeerKey};
 use crate::storage::Storage;
 use crate::torrent::{Action, Engine, TorrentState};
+use crate::tracker::Event;
 use std::collections::BinaryHeap;
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -56,6 +57,8 @@ pub struct Shared {
     pub announce_ready: Mutex<Vec<Weak<TorrentHandle>>>,
     /// Wakes the announce service.
     pub announce_wake: Notify,
+    /// The DHT task, if the session runs one.
+    pub dht: Option<super::dht::DhtHandle>,
 }
 
 /// A torrent's deadline waiting in one of the session's queues (earliest first).
@@ -254,6 +257,21 @@ impl TorrentHandle {
                     },
                 }),
                 Action::Announce { event } => {
+                    if let Some(dht) = &self.shared.dht {
+                        // Private torrents (BEP 27) never use the DHT.
+                        match event {
+                            Event::Started if !d.engine.is_private() => {
+                                dht.send(super::dht::Command::Start {
+                                    info_hash: self.info_hash,
+                                    torrent: Arc::downgrade(self),
+                                })
+                            }
+                            Event::Stopped => dht.send(super::dht::Command::Stop {
+                                info_hash: self.info_hash,
+                            }),
+                            _ => {}
+                        }
+                    }
                     if let Some(slot) = &self.tracker {
                         lock(slot).events.push_back(event);
                         lock(&self.shared.announce_ready).push(Arc::downgrade(self));
@@ -261,6 +279,11 @@ impl TorrentHandle {
                     }
                 }
                 Action::Metadata { meta } => {
+                    if let (Some(dht), true) = (&self.shared.dht, meta.info.private) {
+                        dht.send(super::dht::Command::Stop {
+                            info_hash: self.info_hash,
+                        });
+                    }
                     let torrent = self.clone();
                     self.shared
                         .runtime

@@ -16,6 +16,7 @@
 
 mod announce;
 mod conn;
+mod dht;
 mod driver;
 mod inorder;
 mod limit;
@@ -132,14 +133,14 @@ impl Session {
         crate::storage::raise_open_file_limit();
         let listener = TcpListener::bind(config.bind).await.map_err(listen_error)?;
         let local_addr = listener.local_addr().map_err(listen_error)?;
-        // One UDP socket on the same port, for UDP trackers now (and the DHT and uTP
-        // later). Without it, udp:// trackers are skipped.
-        let udp = if config.use_trackers {
+        // One UDP socket on the same port, for UDP trackers and the DHT (and uTP later).
+        // Without it, udp:// trackers are skipped.
+        let udp = if config.use_trackers || config.dht.is_some() {
             match UdpEndpoint::bind(SocketAddr::new(config.bind.ip(), local_addr.port())).await {
                 Ok(endpoint) => Some(endpoint),
                 Err(e) => {
                     tracing::warn!(
-                        "no UDP socket on port {}: {e}; UDP trackers will be skipped",
+                        "no UDP socket on port {}: {e}; UDP trackers and the DHT will be skipped",
                         local_addr.port()
                     );
                     None
@@ -147,6 +148,21 @@ impl Session {
             }
         } else {
             None
+        };
+        let shutdown = CancellationToken::new();
+        let mut dht_task = None;
+        let dht = match (&config.dht, &udp) {
+            (Some(settings), Some(endpoint)) => {
+                let (handle, task) = dht::start(
+                    endpoint.clone(),
+                    settings.clone(),
+                    local_addr.port(),
+                    shutdown.clone(),
+                );
+                dht_task = Some(task);
+                Some(handle)
+            }
+            _ => None,
         };
         let threads = match config.verify_threads {
             0 => std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).clamp(1, 4)),
@@ -166,6 +182,7 @@ impl Session {
             announces: Mutex::new(std::collections::BinaryHeap::new()),
             announce_ready: Mutex::new(Vec::new()),
             announce_wake: tokio::sync::Notify::new(),
+            dht,
         });
         let inner = Arc::new(Inner {
             max_connections: config.max_peers.saturating_mul(4).max(64) + 32,
@@ -174,7 +191,7 @@ impl Session {
             local_addr,
             shared,
             registry: Mutex::new(Registry::default()),
-            shutdown: CancellationToken::new(),
+            shutdown,
             http: http_client(),
         });
         let mut tasks = vec![
@@ -190,12 +207,26 @@ impl Session {
         if let Some(udp) = udp {
             tasks.push(tokio::spawn(udp.run(inner.shutdown.clone())));
         }
+        tasks.extend(dht_task);
         Ok(Session { inner, tasks })
     }
 
     /// The address we listen on.
     pub fn local_addr(&self) -> SocketAddr {
         self.inner.local_addr
+    }
+
+    /// A DHT node to try (it joins the routing table if it answers a ping), as
+    /// libtorrent's `add_dht_node`. Ignored without a DHT.
+    pub fn add_dht_node(&self, addr: SocketAddr) {
+        if let Some(dht) = &self.inner.shared.dht {
+            dht.send(dht::Command::AddNode(addr));
+        }
+    }
+
+    /// The DHT node's figures (`None` without a DHT).
+    pub fn dht_stats(&self) -> Option<crate::dht::DhtStats> {
+        self.inner.shared.dht.as_ref().map(|d| d.stats())
     }
 
     /// Adds a torrent. It starts at once (checking first when `have` is `None`) unless

@@ -32,6 +32,8 @@ pub struct SessionConfig {
     pub verify_threads: usize,
     /// Files kept open at once, all torrents together (least recently used closed first).
     pub open_files: usize,
+    /// The DHT (BEP 5) on the session's UDP socket; `None`: off.
+    pub dht: Option<crate::dht::DhtConfig>,
 }
 
 impl Default for SessionConfig {
@@ -46,6 +48,7 @@ impl Default for SessionConfig {
             direct_writes: true,
             verify_threads: 0,
             open_files: crate::storage::DEFAULT_OPEN_FILES,
+            dht: None,
         }
     }
 }

@@ -391,6 +391,11 @@ impl Engine {
         self.geometry
     }
 
+    /// Whether the torrent is private (BEP 27): no DHT, no PEX.
+    pub fn is_private(&self) -> bool {
+        self.config.private
+    }
+
     /// The lifecycle state.
     pub fn state(&self) -> TorrentState {
         self.state

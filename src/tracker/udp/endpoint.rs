@@ -3,8 +3,8 @@
 //! with its action (0 to 3) as a big-endian 32-bit number, so with three zero bytes; the
 //! DHT's KRPC messages are bencoded dictionaries (`d`); uTP packets start with their type
 //! and version (0x01, 0x11, ..., 0x41). Tracker replies are routed here by transaction id
-//! (and must come from the tracker asked); the other kinds are dropped until their
-//! protocols arrive.
+//! (and must come from the tracker asked); DHT messages go to the DHT node when one is
+//! attached ([`UdpEndpoint::attach_dht`]); uTP packets are dropped until uTP arrives.
 
 use super::exchange::{Exchange, Failure, Step};
 use super::packet::{AnnounceRequest, MAX_PACKET};
@@ -59,6 +59,8 @@ pub struct UdpEndpoint {
     /// Transaction ids are drawn from this counter (started at random): never two alike
     /// in flight.
     transactions: Arc<AtomicU32>,
+    /// Where DHT datagrams go (a bounded queue: past it, datagrams are dropped).
+    dht: std::sync::OnceLock<mpsc::Sender<(SocketAddr, Vec<u8>)>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -86,7 +88,19 @@ impl UdpEndpoint {
             waiting: Mutex::new(HashMap::new()),
             connections: Mutex::new(HashMap::new()),
             transactions: Arc::new(AtomicU32::new(fastrand::u32(..))),
+            dht: std::sync::OnceLock::new(),
         }))
+    }
+
+    /// Sends DHT datagrams to `to` from now on (once per endpoint).
+    pub fn attach_dht(&self, to: mpsc::Sender<(SocketAddr, Vec<u8>)>) {
+        let _ = self.dht.set(to);
+    }
+
+    /// Sends one datagram (errors, such as an unreachable network, are the caller's to
+    /// ignore: UDP promises nothing).
+    pub async fn send_to(&self, bytes: &[u8], to: SocketAddr) -> io::Result<usize> {
+        self.socket.send_to(bytes, to).await
     }
 
     /// The address the socket is bound to.
@@ -107,8 +121,15 @@ impl UdpEndpoint {
                 _ = stop.cancelled() => return,
             };
             let datagram = &buf[..n];
-            if kind(datagram) != Kind::Tracker {
-                continue;
+            match kind(datagram) {
+                Kind::Tracker => {}
+                Kind::Dht => {
+                    if let Some(dht) = self.dht.get() {
+                        let _ = dht.try_send((from, datagram.to_vec()));
+                    }
+                    continue;
+                }
+                Kind::Other => continue,
             }
             let transaction = u32::from_be_bytes(datagram[4..8].try_into().expect("len >= 8"));
             let waiting = lock(&self.waiting);

@@ -1,0 +1,185 @@
+//! The session's DHT service: one task owns the [`Dht`] node and moves its datagrams over
+//! the session's UDP socket. Torrents that are not private ask it for peers when they
+//! start and again every [`LOOKUP_EVERY`] (each lookup also announces us), until they
+//! stop; peers found go to the torrent's peer book as [`PeerSource::Dht`].
+
+use super::driver::{lock, TorrentHandle};
+use crate::core::InfoHash;
+use crate::dht::{Dht, DhtConfig, DhtEvent, DhtStats};
+use crate::torrent::PeerSource;
+use crate::tracker::udp::endpoint::UdpEndpoint;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+/// How often a torrent looks for peers in the DHT (and announces itself there).
+pub const LOOKUP_EVERY: Duration = Duration::from_secs(15 * 60);
+/// Datagrams waiting for the DHT task at most (past it, they are dropped: a flood costs a
+/// bounded queue).
+const DATAGRAM_QUEUE: usize = 1024;
+
+/// What torrents ask of the DHT.
+pub enum Command {
+    /// Look for peers of this torrent now and every [`LOOKUP_EVERY`], announcing us.
+    Start {
+        info_hash: InfoHash,
+        torrent: Weak<TorrentHandle>,
+    },
+    /// Stop looking for this torrent.
+    Stop { info_hash: InfoHash },
+    /// A node to try (a peer's BEP 5 `port` message).
+    AddNode(SocketAddr),
+}
+
+/// The session's handle on the DHT task.
+pub struct DhtHandle {
+    commands: mpsc::Sender<Command>,
+    stats: Arc<Mutex<DhtStats>>,
+}
+
+impl DhtHandle {
+    /// Sends a command (dropped if the task is gone or its queue is full).
+    pub fn send(&self, command: Command) {
+        let _ = self.commands.try_send(command);
+    }
+
+    /// The node's figures, as of its last wake-up.
+    pub fn stats(&self) -> DhtStats {
+        lock(&self.stats).clone()
+    }
+}
+
+/// Starts the DHT task on `endpoint`; `port` is the port peers reach us on (announced).
+pub fn start(
+    endpoint: Arc<UdpEndpoint>,
+    config: DhtConfig,
+    port: u16,
+    stop: CancellationToken,
+) -> (DhtHandle, tokio::task::JoinHandle<()>) {
+    let (datagrams_tx, datagrams) = mpsc::channel(DATAGRAM_QUEUE);
+    endpoint.attach_dht(datagrams_tx);
+    let (commands_tx, commands) = mpsc::channel(4096);
+    let stats = Arc::new(Mutex::new(DhtStats::default()));
+    let node = Dht::new(Instant::now(), config);
+    let task = tokio::spawn(run(
+        node,
+        endpoint,
+        datagrams,
+        commands,
+        port,
+        stats.clone(),
+        stop,
+    ));
+    (
+        DhtHandle {
+            commands: commands_tx,
+            stats,
+        },
+        task,
+    )
+}
+
+/// First wait before looking again after a lookup that reached fewer than 8 nodes (the
+/// table was still filling); doubles up to [`LOOKUP_EVERY`].
+const FIRST_RETRY: Duration = Duration::from_secs(5);
+
+/// A torrent the DHT looks for.
+struct Wanted {
+    torrent: Weak<TorrentHandle>,
+    next: Instant,
+    retry: Duration,
+}
+
+async fn run(
+    mut node: Dht,
+    endpoint: Arc<UdpEndpoint>,
+    mut datagrams: mpsc::Receiver<(SocketAddr, Vec<u8>)>,
+    mut commands: mpsc::Receiver<Command>,
+    port: u16,
+    stats: Arc<Mutex<DhtStats>>,
+    stop: CancellationToken,
+) {
+    let mut wanted: HashMap<InfoHash, Wanted> = HashMap::new();
+    loop {
+        let now = Instant::now();
+        let next_lookup = wanted.values().map(|w| w.next).min();
+        let wake = [node.poll_timeout(), next_lookup]
+            .into_iter()
+            .flatten()
+            .min()
+            .unwrap_or(now + Duration::from_secs(60));
+        tokio::select! {
+            got = datagrams.recv() => match got {
+                Some((from, bytes)) => node.handle_datagram(Instant::now(), from, &bytes),
+                None => return,
+            },
+            command = commands.recv() => match command {
+                Some(Command::Start { info_hash, torrent }) => {
+                    wanted.insert(
+                        info_hash,
+                        Wanted { torrent, next: Instant::now(), retry: FIRST_RETRY },
+                    );
+                }
+                Some(Command::Stop { info_hash }) => {
+                    wanted.remove(&info_hash);
+                }
+                Some(Command::AddNode(addr)) => node.add_node(Instant::now(), addr),
+                None => return,
+            },
+            _ = tokio::time::sleep_until(wake.into()) => {
+                node.handle_timeout(Instant::now());
+            }
+            _ = stop.cancelled() => return,
+        }
+        let now = Instant::now();
+        for (hash, w) in wanted.iter_mut() {
+            if w.next <= now {
+                w.next = now + LOOKUP_EVERY;
+                node.get_peers(now, *hash, Some(port));
+            }
+        }
+        while let Some((to, bytes)) = node.poll_transmit() {
+            let _ = endpoint.send_to(&bytes, to).await;
+        }
+        while let Some(event) = node.poll_event() {
+            match event {
+                DhtEvent::Peers { info_hash, peers } => {
+                    let Some(torrent) = wanted.get(&info_hash).and_then(|w| w.torrent.upgrade())
+                    else {
+                        continue;
+                    };
+                    let mut d = torrent.lock();
+                    d.engine.handle_peers(Instant::now(), PeerSource::Dht, &peers);
+                    torrent.dispatch(&mut d);
+                }
+                DhtEvent::LookupDone {
+                    info_hash,
+                    stats,
+                    peers,
+                    announced,
+                } => {
+                    tracing::debug!(
+                        "DHT lookup of {info_hash}: {peers} peers, announced to {announced} \
+                         nodes ({} queries, {} answers)",
+                        stats.queries,
+                        stats.answers
+                    );
+                    if let Some(w) = wanted.get_mut(&info_hash) {
+                        if stats.answers < crate::dht::K {
+                            // Too few nodes yet: look again soon, then less and less often.
+                            w.next = now + w.retry;
+                            w.retry = (w.retry * 2).min(LOOKUP_EVERY);
+                        } else {
+                            w.retry = FIRST_RETRY;
+                        }
+                    }
+                }
+            }
+        }
+        wanted.retain(|_, w| w.torrent.strong_count() > 0);
+        *lock(&stats) = node.stats(now);
+    }
+}
