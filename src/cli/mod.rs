@@ -3,6 +3,7 @@
 
 mod create;
 mod demo;
+mod dht;
 mod format;
 mod peer;
 mod show;
@@ -51,6 +52,8 @@ pub enum Command {
     Download(peer::DownloadArgs),
     /// Run a tracker, a seeder and leechers on this machine over a generated file.
     Demo(demo::DemoArgs),
+    /// Run a standalone DHT node (a bootstrap node for a private swarm).
+    Dht(dht::DhtNodeArgs),
 }
 
 /// Sets up `tracing` on stderr: warnings by default, more with each -v.
@@ -104,6 +107,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Seed(args) => peer::seed(args),
         Command::Download(args) => peer::download(args),
         Command::Demo(args) => demo::run(args),
+        Command::Dht(args) => dht::run(args),
         Command::Magnet { torrent } => {
             let meta = show::load(&torrent)?;
             println!("{}", meta.magnet());

@@ -55,6 +55,8 @@ pub struct PeerArgs {
     /// Print a JSON summary on stdout at the end.
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    dht: super::dht::DhtArgs,
 }
 
 #[derive(Debug, Args)]
@@ -187,6 +189,7 @@ fn run(
         use_trackers: !args.no_trackers,
         upload_limit: args.upload_limit,
         direct_writes: !args.buffered_writes,
+        dht: args.dht.config()?,
         ..SessionConfig::default()
     };
     for l in &loaded {
@@ -199,7 +202,7 @@ fn run(
                 m.trackers.is_empty() && m.peer_addrs().is_empty(),
             ),
         };
-        if no_peers && args.peers.is_empty() {
+        if no_peers && args.peers.is_empty() && !args.dht.dht && args.dht.bootstrap.is_empty() {
             eprintln!(
                 "note: {} lists no tracker and no peer, and no --peer was given: waiting for \
                  peers to connect",

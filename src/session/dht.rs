@@ -152,7 +152,8 @@ async fn run(
                         continue;
                     };
                     let mut d = torrent.lock();
-                    d.engine.handle_peers(Instant::now(), PeerSource::Dht, &peers);
+                    d.engine
+                        .handle_peers(Instant::now(), PeerSource::Dht, &peers);
                     torrent.dispatch(&mut d);
                 }
                 DhtEvent::LookupDone {

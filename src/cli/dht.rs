@@ -1,0 +1,117 @@
+//! `battorrent dht`: a standalone DHT node (a bootstrap node for a private swarm), and
+//! the DHT options `seed` and `download` share.
+
+use super::format;
+use anyhow::Context;
+use battorrent::dht::{Config, DhtConfig};
+use battorrent::session::{Session, SessionConfig};
+use clap::Args;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+/// DHT options of `seed`, `download` and `dht`.
+#[derive(Debug, Args, Clone)]
+pub struct DhtArgs {
+    /// Join the Mainline DHT (BEP 5) to find peers without trackers (off by default for
+    /// now).
+    #[arg(long)]
+    pub dht: bool,
+    /// A node to join the DHT through (HOST:PORT); may be repeated; implies --dht.
+    #[arg(long = "dht-bootstrap", value_name = "HOST:PORT")]
+    pub bootstrap: Vec<String>,
+    /// Let many DHT nodes share one IP address or /24 (test networks; libtorrent's
+    /// dht_restrict_routing_ips off).
+    #[arg(long)]
+    pub dht_any_ip: bool,
+}
+
+impl DhtArgs {
+    /// The DHT configuration these options ask for, if any.
+    pub fn config(&self) -> anyhow::Result<Option<DhtConfig>> {
+        if !self.dht && self.bootstrap.is_empty() {
+            return Ok(None);
+        }
+        self.node_config().map(Some)
+    }
+
+    /// The DHT configuration, on whether or not --dht was given.
+    fn node_config(&self) -> anyhow::Result<DhtConfig> {
+        let mut bootstrap = Vec::new();
+        for b in &self.bootstrap {
+            let addrs = b
+                .to_socket_addrs()
+                .with_context(|| format!("cannot resolve the DHT node {}", format::escape(b)))?;
+            bootstrap.extend(addrs.filter(SocketAddr::is_ipv4).take(1));
+        }
+        Ok(DhtConfig {
+            bootstrap,
+            routing: Config {
+                restrict_ips: !self.dht_any_ip,
+                ..Config::default()
+            },
+            ..DhtConfig::default()
+        })
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct DhtNodeArgs {
+    /// Address to listen on (UDP; TCP too, unused).
+    #[arg(long, default_value = "0.0.0.0:6881")]
+    bind: SocketAddr,
+    #[command(flatten)]
+    dht: DhtArgs,
+    /// Stop after this many seconds (default: until Ctrl-C).
+    #[arg(long)]
+    seconds: Option<u64>,
+    /// Print the routing table's health as JSON at the end.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(args: DhtNodeArgs) -> anyhow::Result<ExitCode> {
+    let dht = args.dht.node_config()?;
+    let config = SessionConfig {
+        bind: args.bind,
+        use_trackers: false,
+        dht: Some(dht),
+        ..SessionConfig::default()
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()?;
+    let stats = runtime.block_on(async {
+        let session = Session::start(config).await?;
+        eprintln!("DHT node listening on {}", session.local_addr());
+        let until = args.seconds.map(|s| Instant::now() + Duration::from_secs(s));
+        let mut signal = std::pin::pin!(super::peer::shutdown_signal());
+        let mut every = tokio::time::interval(Duration::from_secs(5));
+        loop {
+            tokio::select! {
+                _ = every.tick() => {}
+                _ = &mut signal => break,
+            }
+            if let Some(s) = session.dht_stats() {
+                eprintln!(
+                    "{} nodes ({} good, {} questionable, {} bad) in {} buckets; {} queries sent, {} answered",
+                    s.nodes, s.good, s.questionable, s.bad, s.buckets, s.queries_sent, s.queries_answered
+                );
+            }
+            if until.is_some_and(|u| Instant::now() >= u) {
+                break;
+            }
+        }
+        let stats = session.dht_stats();
+        session.shutdown().await;
+        anyhow::Ok(stats)
+    })?;
+    if args.json {
+        println!(
+            "{}",
+            format::json(&serde_json::json!({ "dht": stats }), false)
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
