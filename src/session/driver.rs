@@ -289,6 +289,11 @@ impl TorrentHandle {
                         .runtime
                         .spawn(super::magnet::metadata_arrived(torrent, *meta));
                 }
+                Action::DhtNode { addr } => {
+                    if let Some(dht) = &self.shared.dht {
+                        dht.send(super::dht::Command::AddNode(addr));
+                    }
+                }
                 Action::Completed => {
                     let _ = self.shared.events.send(SessionEvent::Completed(self.id));
                 }

@@ -622,6 +622,7 @@ fn torrent_config(inner: &Inner, private: bool, info: Option<&[u8]>) -> TorrentC
         listen: Some(inner.local_addr),
         metadata: info.filter(|_| !private).map(Into::into),
         private,
+        dht_port: inner.shared.dht.as_ref().map(|_| inner.local_addr.port()),
         ..TorrentConfig::default()
     }
 }

@@ -204,7 +204,16 @@ impl Engine {
 
     /// Our handshake for this torrent.
     pub(super) fn handshake(&self) -> [u8; HANDSHAKE_LEN] {
-        Handshake::new(self.info_hash, self.config.peer_id).encode()
+        let mut ours = Handshake::new(self.info_hash, self.config.peer_id);
+        if self.dht_enabled() {
+            ours.reserved[crate::wire::DHT_RESERVED_BYTE] |= crate::wire::DHT_RESERVED_BIT;
+        }
+        ours.encode()
+    }
+
+    /// Whether we tell peers about our DHT node (not for private torrents, BEP 27).
+    pub(super) fn dht_enabled(&self) -> bool {
+        self.config.dht_port.is_some() && !self.config.private
     }
 
     /// Whether `addr` is our own listening address.

@@ -72,6 +72,10 @@ impl Engine {
             self.on_extended(now, key, id, payload);
             return;
         }
+        if let Message::Port(port) = *message {
+            self.on_dht_port(key, port);
+            return;
+        }
         if let Message::Request { piece, offset, len } = *message {
             self.refuse_request(now, key, crate::picker::Block { piece, offset, len });
             return;

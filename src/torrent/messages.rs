@@ -117,6 +117,7 @@ impl Engine {
         tracing::debug!("{}: connected ({:?})", peer.addr, peer.direction);
         let extensions = peer.speaks_extensions;
         self.start_connection(key, &theirs.reserved);
+        self.send_dht_port(key, &theirs.reserved);
         if extensions {
             self.send_extension_handshake(key);
         }
@@ -235,10 +236,8 @@ impl Engine {
             ),
             Message::Extended { id, payload } => self.on_extended(now, key, id, payload),
             // Suggestions are advice we do not take (the picker goes rarest first).
-            Message::KeepAlive
-            | Message::Port(_)
-            | Message::Suggest(_)
-            | Message::Unknown { .. } => {}
+            Message::Port(port) => self.on_dht_port(key, port),
+            Message::KeepAlive | Message::Suggest(_) | Message::Unknown { .. } => {}
         }
     }
 

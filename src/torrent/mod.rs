@@ -35,6 +35,7 @@
 mod bans;
 mod book;
 mod connections;
+mod dht;
 mod disk;
 mod error;
 mod extension;
@@ -115,6 +116,8 @@ pub struct TorrentConfig {
     pub metadata: Option<std::sync::Arc<[u8]>>,
     /// A private torrent (BEP 27): peers come from its trackers only (no PEX).
     pub private: bool,
+    /// The UDP port of our DHT node, told to peers that run one (BEP 5 `port` message).
+    pub dht_port: Option<u16>,
 }
 
 impl Default for TorrentConfig {
@@ -127,6 +130,7 @@ impl Default for TorrentConfig {
             seed: fastrand::u64(..),
             metadata: None,
             private: false,
+            dht_port: None,
         }
     }
 }
@@ -198,6 +202,8 @@ pub enum Action {
     },
     /// Tell the trackers (`Event::None`: nothing new, but more peers are wanted now).
     Announce { event: Event },
+    /// A peer runs a DHT node at this address (its BEP 5 `port` message): worth trying.
+    DhtNode { addr: SocketAddr },
     /// Every piece is verified (sent once per download).
     Completed,
     /// The lifecycle state changed.

@@ -83,6 +83,8 @@ pub(super) struct Peer {
     /// What it said it has while we fetched the metadata (no piece count to check it
     /// against yet): applied when the metadata arrives.
     pub early: Option<Box<Early>>,
+    /// It sent its DHT port already (one is enough).
+    pub dht_port_seen: bool,
 }
 
 /// A peer's bitfield, have-all or have-none and haves, kept as sent while a magnet torrent
@@ -141,6 +143,7 @@ impl Peer {
             fast_state: Default::default(),
             dirty: false,
             early: None,
+            dht_port_seen: false,
         }
     }
 

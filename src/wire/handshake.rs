@@ -10,6 +10,14 @@ pub const HANDSHAKE_LEN: usize = 1 + 19 + 8 + 20 + 20;
 /// Reserved byte and bit that say "I speak the fast extension" (BEP 6: byte 7, 0x04).
 pub const FAST_RESERVED_BYTE: usize = 7;
 pub const FAST_RESERVED_BIT: u8 = 0x04;
+/// Reserved byte and bit that say "I run a DHT node; ask my port" (BEP 5: byte 7, 0x01).
+pub const DHT_RESERVED_BYTE: usize = 7;
+pub const DHT_RESERVED_BIT: u8 = 0x01;
+
+/// Whether a handshake's reserved bytes announce a DHT node (BEP 5).
+pub fn supports_dht(reserved: &[u8; 8]) -> bool {
+    reserved[DHT_RESERVED_BYTE] & DHT_RESERVED_BIT != 0
+}
 
 /// The opening message of a connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

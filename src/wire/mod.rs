@@ -14,7 +14,10 @@ pub mod metadata;
 pub mod pex;
 mod rules;
 
-pub use handshake::{supports_fast, Handshake, HandshakeError, HANDSHAKE_LEN, PROTOCOL};
+pub use handshake::{
+    supports_dht, supports_fast, Handshake, HandshakeError, DHT_RESERVED_BIT, DHT_RESERVED_BYTE,
+    HANDSHAKE_LEN, PROTOCOL,
+};
 pub use message::{decode, max_message_len, piece_header, Message, WireError, BLOCK_LEN};
 pub use rules::{Rules, Violation};
 

@@ -96,6 +96,8 @@ pub enum Got {
     Reject(Block),
     Suggest(u32),
     AllowedFast(u32),
+    /// A DHT port (BEP 5).
+    Port(u16),
     Other,
 }
 
@@ -133,6 +135,7 @@ pub fn parse(mut bytes: &[u8], handshake: &mut bool) -> Vec<Got> {
             Message::Reject { piece, offset, len } => Got::Reject(Block { piece, offset, len }),
             Message::Suggest(p) => Got::Suggest(p),
             Message::AllowedFast(p) => Got::AllowedFast(p),
+            Message::Port(p) => Got::Port(p),
             _ => Got::Other,
         });
         bytes = &bytes[n..];
@@ -414,6 +417,7 @@ impl Swarm {
             }
             Action::Announce { event } => self.nodes[i].announces.push(event),
             Action::Completed => self.nodes[i].completed += 1,
+            Action::DhtNode { .. } => {}
             Action::State(_) | Action::Metadata { .. } => {}
         }
     }

@@ -1,5 +1,6 @@
 //! The engine's behaviour, as specifications: no sockets, a fake clock.
 
+mod dht;
 mod disk;
 mod extension;
 mod fast;
