@@ -13,6 +13,7 @@
 pub mod id;
 pub mod krpc;
 pub mod routing;
+pub mod token;
 
 pub use id::{bep42_exempt, Distance, NodeId, ID_BITS};
 pub use krpc::{
