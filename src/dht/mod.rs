@@ -12,6 +12,7 @@
 
 pub mod id;
 pub mod krpc;
+pub mod ratelimit;
 pub mod routing;
 pub mod token;
 
