@@ -14,6 +14,7 @@ pub mod id;
 pub mod krpc;
 pub mod ratelimit;
 pub mod routing;
+pub mod store;
 pub mod token;
 
 pub use id::{bep42_exempt, Distance, NodeId, ID_BITS};
