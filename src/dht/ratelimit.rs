@@ -58,7 +58,7 @@ pub struct RateConfig {
     pub burst: u32,
     /// How long a source over the limit is ignored: 5 minutes.
     pub block_for: Duration,
-    /// Most sources tracked at once: 4,096 (about 64 bytes each).
+    /// Most sources tracked at once: 4,096 (about 64 bytes each). At least 1 is used.
     pub max_sources: usize,
 }
 
@@ -106,6 +106,10 @@ pub struct RateLimiter {
 impl RateLimiter {
     /// An empty table with the limits of `config`.
     pub fn new(config: RateConfig) -> RateLimiter {
+        let config = RateConfig {
+            max_sources: config.max_sources.max(1),
+            ..config
+        };
         let interval = Duration::from_secs(1) / config.rate.max(1);
         let tolerance = interval * (config.burst.max(1) - 1);
         RateLimiter {
@@ -288,14 +292,20 @@ mod tests {
         for s in 0..60 {
             assert_eq!(send(&mut limiter, ms(s * SEC), v4(1), 1000), 1000);
         }
-        // Zero rate and burst are read as 1.
+        // Zero rate, burst and table size are read as 1.
         let mut strict = RateLimiter::new(RateConfig {
             rate: 0,
             burst: 0,
-            ..RateConfig::default()
+            block_for: Duration::from_secs(1),
+            max_sources: 0,
         });
+        assert_eq!(strict.config().max_sources, 1);
         assert!(strict.allow(ms(0), v4(1)));
         assert!(!strict.allow(ms(SEC / 2), v4(1)));
+        // A newcomer takes the one place, and the block is forgotten.
+        assert!(strict.allow(ms(SEC / 2), v4(2)));
+        assert_eq!(strict.len(), 1);
+        assert!(!strict.is_blocked(ms(SEC / 2), v4(1)));
     }
 
     #[test]
