@@ -4,6 +4,9 @@
 //! messages and their limits ([`krpc`]), and the routing table ([`routing`]). Bytes and
 //! events go in, bytes and decisions come out.
 //!
+//! Answering other nodes is [`responder`]'s: announce tokens ([`token`]), the peers
+//! announced to us ([`store`]) and per-source query limits ([`ratelimit`]).
+//!
 //! It must never do I/O: no socket, no DNS, no file, no task, and no clock read (every
 //! function that needs the time takes an `Instant`, so tests run on a fake clock). The
 //! session owns the UDP socket and moves the datagrams. Everything kept from the network
@@ -14,7 +17,11 @@ pub mod id;
 pub mod krpc;
 pub mod lookup;
 pub mod node;
+pub mod ratelimit;
+pub mod responder;
 pub mod routing;
+pub mod store;
+pub mod token;
 
 pub use id::{bep42_exempt, Distance, NodeId, ID_BITS};
 pub use krpc::{

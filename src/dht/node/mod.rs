@@ -18,13 +18,13 @@
 //!   [`DhtEvent::Peers`] as they arrive; with an announce port, the 8 closest nodes that
 //!   gave a token are then told we are a peer (`announce_peer`).
 
-mod serve;
 #[cfg(test)]
 mod tests;
 
 use super::id::NodeId;
 use super::krpc::{Body, Message, Method, NodeInfo, Query, Response, TransactionId, Want};
 use super::lookup::{Kind, Lookup, LookupStats};
+use super::responder::{Responder, ResponderConfig, Tables};
 use super::routing::{Config, Contact, Health, RoutingTable, K};
 use crate::core::InfoHash;
 use std::collections::{HashMap, VecDeque};
@@ -55,6 +55,8 @@ pub struct DhtConfig {
     pub routing: Config,
     /// BEP 43: answer no queries and say so in ours (while we are not reachable).
     pub read_only: bool,
+    /// Answers to others: rate limits, the peer store's caps.
+    pub responder: ResponderConfig,
     /// Seed for ids, transaction ids and samples.
     pub seed: u64,
 }
@@ -65,6 +67,7 @@ impl Default for DhtConfig {
             bootstrap: Vec::new(),
             routing: Config::default(),
             read_only: false,
+            responder: ResponderConfig::default(),
             seed: fastrand::u64(..),
         }
     }
@@ -148,7 +151,7 @@ pub struct Dht {
     last_bootstrap: Option<Instant>,
     next_upkeep: Instant,
     rng: fastrand::Rng,
-    serve: serve::Server,
+    responder: Responder,
     counters: Counters,
 }
 
@@ -177,7 +180,11 @@ impl Dht {
         }
         Dht {
             id,
-            serve: serve::Server::new(rng.u64(..)),
+            responder: {
+                let mut r = Responder::new(now, config.responder, rng.fork());
+                r.set_read_only(config.read_only);
+                r
+            },
             config,
             routing,
             pending: HashMap::new(),
@@ -232,7 +239,18 @@ impl Dht {
     }
 
     /// Looks for peers of `info_hash`; with `announce_port`, announces us once done.
+    /// Peers other nodes announced to us come out at once.
     pub fn get_peers(&mut self, now: Instant, info_hash: InfoHash, announce_port: Option<u16>) {
+        let local = self
+            .responder
+            .store()
+            .get_peers(now, &info_hash, 100, false, &mut self.rng);
+        if !local.is_empty() {
+            self.events.push_back(DhtEvent::Peers {
+                info_hash,
+                peers: local,
+            });
+        }
         if self.lookups.len() >= MAX_LOOKUPS {
             if self.queued.len() < MAX_LOOKUPS * 4
                 && !self.queued.iter().any(|(h, _)| *h == info_hash)
@@ -257,10 +275,8 @@ impl Dht {
             Ok(m) => m,
             Err(e) => {
                 self.counters.bad_datagrams += 1;
-                if !self.config.read_only {
-                    if let Some(reply) = e.reply() {
-                        self.out.push_back((from, reply.to_bytes()));
-                    }
+                if let Some(reply) = self.responder.handle_malformed(now, from, &e) {
+                    self.out.push_back((from, reply.to_bytes()));
                 }
                 return;
             }
@@ -336,12 +352,14 @@ impl Dht {
         if !q.read_only {
             self.routing.insert(now, q.id, from, Contact::Queried);
         }
-        if self.config.read_only {
-            return;
-        }
+        let tables = Tables {
+            own: self.id,
+            v4: Some(&self.routing),
+            v6: None,
+        };
         if let Some(reply) = self
-            .serve
-            .answer(now, from, message, q, &self.routing, self.id)
+            .responder
+            .handle_query(now, from, message.transaction, q, tables)
         {
             self.out.push_back((from, reply.to_bytes()));
         }

@@ -33,6 +33,7 @@ impl Net {
                         ..Config::default()
                     },
                     read_only: false,
+                    responder: crate::dht::responder::ResponderConfig::default(),
                     seed: i as u64 + 1,
                 };
                 Dht::new(now, config)
@@ -135,6 +136,37 @@ fn a_lookup_finds_the_closest_nodes_and_reports_when_done() {
     let stats = done.expect("the lookup ended");
     assert!(stats.answers >= K, "{stats:?}");
     assert!(stats.queries <= crate::dht::lookup::MAX_QUERIES);
+}
+
+#[test]
+fn a_peer_announced_by_one_node_is_found_by_another() {
+    let mut net = Net::new(50);
+    net.advance(Duration::from_secs(30));
+    let hash = InfoHash([0xc3; 20]);
+    let now = net.now;
+    // Node 5 is a peer of the torrent on port 7777 and announces itself.
+    net.nodes[5].get_peers(now, hash, Some(7777));
+    net.advance(Duration::from_secs(10));
+    let mut announced = 0;
+    while let Some(e) = net.nodes[5].poll_event() {
+        if let DhtEvent::LookupDone { announced: n, .. } = e {
+            announced = n;
+        }
+    }
+    assert!(announced >= 1, "announced to {announced} nodes");
+    // Node 40 looks for peers of the torrent: it finds node 5 at port 7777.
+    let now = net.now;
+    net.nodes[40].get_peers(now, hash, None);
+    net.advance(Duration::from_secs(10));
+    let mut found = Vec::new();
+    while let Some(e) = net.nodes[40].poll_event() {
+        if let DhtEvent::Peers { info_hash, peers } = e {
+            assert_eq!(info_hash, hash);
+            found.extend(peers);
+        }
+    }
+    let five = SocketAddr::new(net.addrs[5].ip(), 7777);
+    assert!(found.contains(&five), "{found:?}");
 }
 
 #[test]
