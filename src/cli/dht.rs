@@ -3,6 +3,7 @@
 
 use super::format;
 use anyhow::Context;
+use battorrent::dht::persist::Saved;
 use battorrent::dht::{Config, DhtConfig};
 use battorrent::session::{Session, SessionConfig};
 use clap::Args;
@@ -24,6 +25,10 @@ pub struct DhtArgs {
     /// dht_restrict_routing_ips off).
     #[arg(long)]
     pub dht_any_ip: bool,
+    /// Keep the DHT node's id and routing table in FILE across runs (read at start,
+    /// written at the end).
+    #[arg(long, value_name = "FILE")]
+    pub dht_state: Option<std::path::PathBuf>,
 }
 
 impl DhtArgs {
@@ -44,14 +49,41 @@ impl DhtArgs {
                 .with_context(|| format!("cannot resolve the DHT node {}", format::escape(b)))?;
             bootstrap.extend(addrs.filter(SocketAddr::is_ipv4).take(1));
         }
-        Ok(DhtConfig {
+        let saved = self.dht_state.as_deref().and_then(|path| {
+            let bytes = std::fs::read(path).ok()?;
+            match Saved::decode(&bytes) {
+                Ok(saved) => Some(saved),
+                Err(e) => {
+                    eprintln!(
+                        "note: ignoring the DHT state in {}: {e}",
+                        format::escape(&path.display().to_string())
+                    );
+                    None
+                }
+            }
+        });
+        let mut config = DhtConfig {
             bootstrap,
             routing: Config {
                 restrict_ips: !self.dht_any_ip,
                 ..Config::default()
             },
+            saved,
             ..DhtConfig::default()
-        })
+        };
+        config.responder.store.restrict_ips = !self.dht_any_ip;
+        Ok(config)
+    }
+
+    /// Writes the DHT state to `--dht-state` (atomically), if asked to.
+    pub fn save(&self, state: Option<Vec<u8>>) -> anyhow::Result<()> {
+        let (Some(path), Some(bytes)) = (&self.dht_state, state) else {
+            return Ok(());
+        };
+        let tmp = path.with_extension("part");
+        std::fs::write(&tmp, &bytes)
+            .and_then(|()| std::fs::rename(&tmp, path))
+            .with_context(|| format!("cannot save the DHT state to {}", path.display()))
     }
 }
 
@@ -82,7 +114,7 @@ pub fn run(args: DhtNodeArgs) -> anyhow::Result<ExitCode> {
         .worker_threads(1)
         .enable_all()
         .build()?;
-    let stats = runtime.block_on(async {
+    let (stats, state) = runtime.block_on(async {
         let session = Session::start(config).await?;
         eprintln!("DHT node listening on {}", session.local_addr());
         let until = args.seconds.map(|s| Instant::now() + Duration::from_secs(s));
@@ -104,9 +136,10 @@ pub fn run(args: DhtNodeArgs) -> anyhow::Result<ExitCode> {
             }
         }
         let stats = session.dht_stats();
-        session.shutdown().await;
-        anyhow::Ok(stats)
+        let state = session.shutdown().await;
+        anyhow::Ok((stats, state))
     })?;
+    args.dht.save(state)?;
     if args.json {
         println!(
             "{}",

@@ -217,7 +217,7 @@ fn run(
         .enable_all()
         .build()?;
     let started = Instant::now();
-    let (end, summaries) = runtime.block_on(async {
+    let (end, summaries, dht_state) = runtime.block_on(async {
         let session = Session::start(config).await?;
         eprintln!("listening on {}", session.local_addr());
         let mut ids = Vec::new();
@@ -245,9 +245,10 @@ fn run(
         };
         let end = watch(&session, &ids, keep_seeding, &saving).await;
         let summaries = session.torrents();
-        session.shutdown().await;
-        anyhow::Ok((end, summaries))
+        let dht_state = session.shutdown().await;
+        anyhow::Ok((end, summaries, dht_state))
     })?;
+    args.dht.save(dht_state)?;
     let elapsed = started.elapsed();
     let all_complete = summaries.iter().all(|t| t.stats.complete);
     if args.json {

@@ -17,6 +17,7 @@ pub mod id;
 pub mod krpc;
 pub mod lookup;
 pub mod node;
+pub mod persist;
 pub mod ratelimit;
 pub mod responder;
 pub mod routing;

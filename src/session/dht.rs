@@ -38,6 +38,7 @@ pub enum Command {
 pub struct DhtHandle {
     commands: mpsc::Sender<Command>,
     stats: Arc<Mutex<DhtStats>>,
+    saved: Arc<Mutex<Option<Vec<u8>>>>,
 }
 
 impl DhtHandle {
@@ -49,6 +50,12 @@ impl DhtHandle {
     /// The node's figures, as of its last wake-up.
     pub fn stats(&self) -> DhtStats {
         lock(&self.stats).clone()
+    }
+
+    /// The node's state to save ([`crate::dht::persist`]), as of the last minute (and of
+    /// the end, once the session has shut down).
+    pub fn saved(&self) -> Option<Vec<u8>> {
+        lock(&self.saved).clone()
     }
 }
 
@@ -63,20 +70,18 @@ pub fn start(
     endpoint.attach_dht(datagrams_tx);
     let (commands_tx, commands) = mpsc::channel(4096);
     let stats = Arc::new(Mutex::new(DhtStats::default()));
+    let saved = Arc::new(Mutex::new(None));
     let node = Dht::new(Instant::now(), config);
-    let task = tokio::spawn(run(
-        node,
-        endpoint,
-        datagrams,
-        commands,
-        port,
-        stats.clone(),
-        stop,
-    ));
+    let shared = Shared {
+        stats: stats.clone(),
+        saved: saved.clone(),
+    };
+    let task = tokio::spawn(run(node, endpoint, datagrams, commands, port, shared, stop));
     (
         DhtHandle {
             commands: commands_tx,
             stats,
+            saved,
         },
         task,
     )
@@ -85,6 +90,15 @@ pub fn start(
 /// First wait before looking again after a lookup that reached fewer than 8 nodes (the
 /// table was still filling); doubles up to [`LOOKUP_EVERY`].
 const FIRST_RETRY: Duration = Duration::from_secs(5);
+
+/// What the task publishes for the session.
+struct Shared {
+    stats: Arc<Mutex<DhtStats>>,
+    saved: Arc<Mutex<Option<Vec<u8>>>>,
+}
+
+/// How often the state to save is refreshed.
+const SAVE_EVERY: Duration = Duration::from_secs(60);
 
 /// A torrent the DHT looks for.
 struct Wanted {
@@ -99,10 +113,11 @@ async fn run(
     mut datagrams: mpsc::Receiver<(SocketAddr, Vec<u8>)>,
     mut commands: mpsc::Receiver<Command>,
     port: u16,
-    stats: Arc<Mutex<DhtStats>>,
+    shared: Shared,
     stop: CancellationToken,
 ) {
     let mut wanted: HashMap<InfoHash, Wanted> = HashMap::new();
+    let mut next_save = Instant::now() + SAVE_EVERY;
     loop {
         let now = Instant::now();
         let next_lookup = wanted.values().map(|w| w.next).min();
@@ -132,7 +147,10 @@ async fn run(
             _ = tokio::time::sleep_until(wake.into()) => {
                 node.handle_timeout(Instant::now());
             }
-            _ = stop.cancelled() => return,
+            _ = stop.cancelled() => {
+                *lock(&shared.saved) = Some(node.save().encode());
+                return;
+            }
         }
         let now = Instant::now();
         for (hash, w) in wanted.iter_mut() {
@@ -181,6 +199,10 @@ async fn run(
             }
         }
         wanted.retain(|_, w| w.torrent.strong_count() > 0);
-        *lock(&stats) = node.stats(now);
+        *lock(&shared.stats) = node.stats(now);
+        if now >= next_save {
+            next_save = now + SAVE_EVERY;
+            *lock(&shared.saved) = Some(node.save().encode());
+        }
     }
 }

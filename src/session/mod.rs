@@ -224,6 +224,12 @@ impl Session {
         }
     }
 
+    /// The DHT node's state to save (its id and nodes, [`crate::dht::persist`]), as of
+    /// the last minute; [`Session::shutdown`] returns the final one.
+    pub fn dht_state(&self) -> Option<Vec<u8>> {
+        self.inner.shared.dht.as_ref().and_then(|d| d.saved())
+    }
+
     /// The DHT node's figures (`None` without a DHT).
     pub fn dht_stats(&self) -> Option<crate::dht::DhtStats> {
         self.inner.shared.dht.as_ref().map(|d| d.stats())
@@ -522,7 +528,9 @@ impl Session {
 
     /// Stops everything: every torrent says `stopped` to its trackers (a few seconds at
     /// most), every connection closes, the hashing threads finish their queue and exit.
-    pub async fn shutdown(mut self) {
+    ///
+    /// Returns the DHT node's final state to save, if the session ran one.
+    pub async fn shutdown(mut self) -> Option<Vec<u8>> {
         let all: Vec<(Arc<TorrentHandle>, Vec<JoinHandle<()>>)> = {
             let mut reg = lock(&self.inner.registry);
             let ids: Vec<TorrentId> = reg.by_id.keys().copied().collect();
@@ -544,6 +552,7 @@ impl Session {
         }
         let shared = self.inner.shared.clone();
         let _ = tokio::task::spawn_blocking(move || shared.pool.stop()).await;
+        self.dht_state()
     }
 }
 

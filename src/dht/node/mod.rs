@@ -57,6 +57,9 @@ pub struct DhtConfig {
     pub read_only: bool,
     /// Answers to others: rate limits, the peer store's caps.
     pub responder: ResponderConfig,
+    /// A state saved by an earlier run ([`Dht::save`]): its id is kept and its nodes are
+    /// pinged at start.
+    pub saved: Option<super::persist::Saved>,
     /// Seed for ids, transaction ids and samples.
     pub seed: u64,
 }
@@ -68,6 +71,7 @@ impl Default for DhtConfig {
             routing: Config::default(),
             read_only: false,
             responder: ResponderConfig::default(),
+            saved: None,
             seed: fastrand::u64(..),
         }
     }
@@ -164,11 +168,27 @@ struct Counters {
 }
 
 impl Dht {
-    /// A node with a random id (BEP 42 ids come once we know our external address).
+    /// A node with the saved id, or a random one (BEP 42 ids come once we know our
+    /// external address); the saved nodes are pinged.
     pub fn new(now: Instant, config: DhtConfig) -> Dht {
         let mut rng = fastrand::Rng::with_seed(config.seed);
-        let id = NodeId::random(&mut rng);
-        Dht::with_id(now, id, config)
+        let saved = config.saved.clone();
+        let id = saved
+            .as_ref()
+            .map_or_else(|| NodeId::random(&mut rng), |s| s.id);
+        let mut dht = Dht::with_id(now, id, config);
+        for node in saved.map(|s| s.nodes).unwrap_or_default() {
+            dht.add_node(now, node.addr);
+        }
+        dht
+    }
+
+    /// What to save for the next run: our id and the table's nodes.
+    pub fn save(&self) -> super::persist::Saved {
+        super::persist::Saved {
+            id: self.id,
+            nodes: self.nodes_to_save(),
+        }
     }
 
     /// A node with the given id (a saved one, or a test's).

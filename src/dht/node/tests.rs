@@ -34,6 +34,7 @@ impl Net {
                     },
                     read_only: false,
                     responder: crate::dht::responder::ResponderConfig::default(),
+                    saved: None,
                     seed: i as u64 + 1,
                 };
                 Dht::new(now, config)
@@ -167,6 +168,34 @@ fn a_peer_announced_by_one_node_is_found_by_another() {
     }
     let five = SocketAddr::new(net.addrs[5].ip(), 7777);
     assert!(found.contains(&five), "{found:?}");
+}
+
+#[test]
+fn a_restarted_node_keeps_its_id_and_finds_its_nodes_again() {
+    let mut net = Net::new(20);
+    net.advance(Duration::from_secs(30));
+    let saved = net.nodes[4].save();
+    assert!(saved.nodes.len() >= K);
+    let bytes = saved.encode();
+    // Node 4 restarts with no bootstrap router, only its saved state.
+    let config = DhtConfig {
+        bootstrap: vec![],
+        routing: Config {
+            restrict_ips: false,
+            ..Config::default()
+        },
+        saved: Some(crate::dht::persist::Saved::decode(&bytes).unwrap()),
+        seed: 99,
+        ..DhtConfig::default()
+    };
+    net.nodes[4] = Dht::new(net.now, config);
+    assert_eq!(net.nodes[4].id(), saved.id);
+    net.advance(Duration::from_secs(5));
+    assert!(
+        net.nodes[4].routing().len() >= K,
+        "{}",
+        net.nodes[4].routing().len()
+    );
 }
 
 #[test]
