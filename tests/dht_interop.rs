@@ -117,82 +117,98 @@ fn wait_success(child: &mut Child, what: &str, dir: &Path, logs: &[&str]) {
     panic!("{what} did not complete in {LIMIT:?}\n{}", shown.join("\n"));
 }
 
+/// A scenario: the namespace network (None: skipped), its scratch folder, the 64 MiB data
+/// set written under `seed/`, a trackerless torrent of it and its bare magnet link, and the
+/// bootstrap node running on host 1.
+struct Scenario {
+    /// First, so it is killed before the network goes.
+    _node: Proc,
+    net: Network,
+    scratch: Scratch,
+    data: Dataset,
+    torrent: std::path::PathBuf,
+    link: String,
+}
+
+impl Scenario {
+    fn new() -> Option<Scenario> {
+        let net = network_for(&[Client::Libtorrent], 3)?;
+        let scratch = Scratch::new();
+        let data = Dataset::new(Shape::Large);
+        data.write(&scratch.0.join("seed"));
+        let torrent = scratch.0.join("large.torrent");
+        create_torrent(&data, &scratch.0.join("seed"), None, &torrent);
+        let link = format!("magnet:?xt=urn:btih:{}", hex(&info_hash(&torrent)));
+        let node = bootstrap(&net, &scratch.0);
+        std::thread::sleep(Duration::from_millis(500));
+        Some(Scenario {
+            net,
+            scratch,
+            data,
+            torrent,
+            link,
+            _node: node,
+        })
+    }
+
+    fn dir(&self) -> &Path {
+        &self.scratch.0
+    }
+
+    /// Waits for the downloader, then compares what it got.
+    fn finish(&self, mut down: Child, who: &str, logs: &[&str]) {
+        let started = Instant::now();
+        wait_success(&mut down, who, self.dir(), logs);
+        eprintln!(
+            "{who}: bare magnet to complete in {:.1} s",
+            started.elapsed().as_secs_f64()
+        );
+        self.data.compare(&self.dir().join("get"), false).unwrap();
+    }
+}
+
 #[test]
 fn ours_downloads_a_bare_magnet_link_seeded_by_libtorrent_through_the_dht() {
-    let Some(net) = network_for(&[Client::Libtorrent], 3) else {
+    let Some(s) = Scenario::new() else {
         return;
     };
-    let scratch = Scratch::new();
-    let dir = &scratch.0;
-    let data = Dataset::new(Shape::Large);
-    let seed_dir = dir.join("seed");
-    data.write(&seed_dir);
-    let torrent = dir.join("large.torrent");
-    create_torrent(&data, &seed_dir, None, &torrent);
-    let link = format!("magnet:?xt=urn:btih:{}", hex(&info_hash(&torrent)));
-    let _node = bootstrap(&net, dir);
-    std::thread::sleep(Duration::from_millis(500));
+    let (dir, seed) = (s.dir(), s.dir().join("seed"));
     let _seed = Proc(lt_dht(
-        &net,
+        &s.net,
         2,
         dir,
         "seed",
-        torrent.to_str().unwrap(),
-        &seed_dir,
+        s.torrent.to_str().unwrap(),
+        &seed,
     ));
-    let get = dir.join("get");
-    let started = Instant::now();
-    let mut down = ours(&net, 3, dir, "download", &link, &get);
-    wait_success(
-        &mut down,
+    let down = ours(&s.net, 3, dir, "download", &s.link, &dir.join("get"));
+    s.finish(
+        down,
         "ours, from a libtorrent seed found through the DHT,",
-        dir,
         &["ours-download", "libtorrent-seed", "bootstrap"],
     );
-    eprintln!(
-        "ours: bare magnet to complete in {:.1} s",
-        started.elapsed().as_secs_f64()
-    );
-    data.compare(&get, false).unwrap();
 }
 
 #[test]
 fn libtorrent_downloads_a_bare_magnet_link_seeded_by_ours_through_the_dht() {
-    let Some(net) = network_for(&[Client::Libtorrent], 3) else {
+    let Some(s) = Scenario::new() else {
         return;
     };
-    let scratch = Scratch::new();
-    let dir = &scratch.0;
-    let data = Dataset::new(Shape::Large);
-    let seed_dir = dir.join("seed");
-    data.write(&seed_dir);
-    let torrent = dir.join("large.torrent");
-    create_torrent(&data, &seed_dir, None, &torrent);
-    let link = format!("magnet:?xt=urn:btih:{}", hex(&info_hash(&torrent)));
-    let _node = bootstrap(&net, dir);
-    std::thread::sleep(Duration::from_millis(500));
+    let (dir, seed) = (s.dir(), s.dir().join("seed"));
     let _seed = Proc(ours(
-        &net,
+        &s.net,
         2,
         dir,
         "seed",
-        torrent.to_str().unwrap(),
-        &seed_dir,
+        s.torrent.to_str().unwrap(),
+        &seed,
     ));
-    let get = dir.join("get");
-    let started = Instant::now();
-    let mut down = lt_dht(&net, 3, dir, "download", &link, &get);
-    wait_success(
-        &mut down,
+    let down = lt_dht(&s.net, 3, dir, "download", &s.link, &dir.join("get"));
+    s.finish(
+        down,
         "libtorrent, from our seed found through the DHT,",
-        dir,
         &["libtorrent-download", "ours-seed", "bootstrap"],
     );
-    eprintln!(
-        "libtorrent: bare magnet to complete in {:.1} s",
-        started.elapsed().as_secs_f64()
-    );
-    data.compare(&get, false).unwrap();
 }
 
 fn hex(bytes: &[u8; 20]) -> String {

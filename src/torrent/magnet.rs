@@ -13,7 +13,7 @@
 //! [`Engine::handle_checked`] as for any torrent. The torrent's identity (info hash,
 //! session id) never changes.
 
-use super::fetch::{MetadataFetch, Received, Request};
+use super::fetch::{FetchError, MetadataFetch, Received, Request};
 use super::peer::MAX_EARLY_HAVES;
 use super::{Action, DisconnectReason, Engine, TorrentConfig, TorrentError, TorrentState};
 use crate::core::{Geometry, InfoHash, PeerKey};
@@ -172,20 +172,7 @@ impl Engine {
                 }
                 self.request_metadata(now)
             }
-            Err(e) => {
-                tracing::info!(
-                    "{}: refusing its metadata: {e}",
-                    self.peers
-                        .get(&key)
-                        .map_or_else(String::new, |p| p.addr.to_string())
-                );
-                self.close(
-                    now,
-                    key,
-                    DisconnectReason::BadExtension(e.to_string()),
-                    None,
-                );
-            }
+            Err(e) => self.refuse_metadata(now, key, "refusing its metadata", &e),
         }
     }
 
@@ -228,21 +215,21 @@ impl Engine {
                 }
                 self.request_metadata(now);
             }
-            Err(e) => {
-                tracing::info!(
-                    "{}: bad metadata piece: {e}",
-                    self.peers
-                        .get(&key)
-                        .map_or_else(String::new, |p| p.addr.to_string())
-                );
-                self.close(
-                    now,
-                    key,
-                    DisconnectReason::BadExtension(e.to_string()),
-                    None,
-                );
-            }
+            Err(e) => self.refuse_metadata(now, key, "bad metadata piece", &e),
         }
+    }
+
+    /// A peer's metadata offer or piece broke the rules: say why in the log, close it.
+    fn refuse_metadata(&mut self, now: Instant, key: PeerKey, what: &str, why: &FetchError) {
+        if let Some(p) = self.peers.get(&key) {
+            tracing::info!("{}: {what}: {why}", p.addr);
+        }
+        self.close(
+            now,
+            key,
+            DisconnectReason::BadExtension(why.to_string()),
+            None,
+        );
     }
 
     /// Sends the metadata requests the fetch wants now.
