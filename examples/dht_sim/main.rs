@@ -148,6 +148,18 @@ fn run(size: usize, args: &Args) -> Row {
         net.with_node(origin, |d, now| d.get_peers(now, hash, Some(PEER_PORT)));
     }
     net.run_until(net.now + Duration::from_secs(60));
+    // Only hashes stored somewhere are looked up (an announcer may leave before its
+    // announce went out).
+    let stored = |net: &Net, hash: InfoHash| {
+        net.probes.list.iter().any(|p| {
+            p.kind == Kind::Announce && p.hash == hash && p.done.is_some_and(|d| d.announced > 0)
+        })
+    };
+    let hashes: Vec<(InfoHash, usize)> = hashes
+        .into_iter()
+        .filter(|&(hash, _)| stored(&net, hash))
+        .collect();
+    assert!(!hashes.is_empty(), "no announce went out");
 
     // Lookups, staggered, for the announced hashes from other nodes.
     let start = net.now;
@@ -311,6 +323,9 @@ fn summarize(list: &[Probe], kind: Kind) -> Summary {
     for p in list.iter().filter(|p| p.kind == kind) {
         s.started += 1;
         s.aborted += usize::from(p.aborted);
+        if p.aborted {
+            continue;
+        }
         if let Some(t) = p.first_peer {
             s.found += 1;
             s.first_peer_ms.0.push(t.as_secs_f64() * 1e3);

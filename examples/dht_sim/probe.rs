@@ -5,11 +5,12 @@
 //! The critical path: each `get_peers` query the lookup sends gets a depth. The first
 //! queries have depth 1; a query sent on an answer (or error) to a query of depth d has
 //! depth d + 1; a query sent for any other reason (a query turned slow or expired, which
-//! freed a slot) has the depth of the oldest query still waiting, plus one: that wait was
-//! a round trip's worth of time spent. The lookup's chain is the depth of the query whose
-//! answer (or expiry) ended it. So it counts round trips in sequence along the path that
-//! decided when the lookup ended, waits included; `LookupStats::rounds` counts hops of
-//! the deepest answer, wherever it was in time.
+//! freed a slot) has the depth of the oldest query still awaited, plus one: that wait was
+//! a round trip's worth of time spent. The lookup's chain is the greatest depth completed
+//! (answered, or expired) when it ends: round trips in sequence, waits counted as one
+//! each. `LookupStats::rounds` counts something else: hops of knowledge (a node learned
+//! from a seed's answer is one hop away, however long it waited for one of the
+//! [`ALPHA`](battorrent::dht::lookup::ALPHA) slots), so it can be less.
 
 use battorrent::core::InfoHash;
 use battorrent::dht::lookup::LookupStats;
@@ -34,7 +35,7 @@ pub struct Done {
     pub elapsed: Duration,
     pub stats: LookupStats,
     pub announced: usize,
-    /// Round trips along the critical path (see the module documentation).
+    /// Round trips in sequence (see the module documentation).
     pub chain: u32,
 }
 
@@ -198,8 +199,9 @@ impl Probes {
             } if *info_hash == probe.hash => {
                 let chain = match self.cause {
                     Cause::Answer(d) => d,
-                    Cause::Other => probe.waited_on(now).max(probe.deepest),
+                    Cause::Other => probe.waited_on(now),
                 };
+                let chain = chain.max(probe.deepest);
                 probe.done = Some(Done {
                     elapsed: now - probe.started,
                     stats: *stats,
@@ -221,11 +223,12 @@ impl Probes {
 
 impl Probe {
     /// The depth of the oldest query still awaited at `now` (one expiring now counts:
-    /// its expiry is what the node is reacting to); 0 if none.
+    /// its expiry is what the node is reacting to; one sent now does not: it is a sibling
+    /// of the query being sent); 0 if none.
     fn waited_on(&self, now: Duration) -> u32 {
         self.waiting
             .values()
-            .filter(|(sent, _)| *sent + QUERY_TIMEOUT >= now)
+            .filter(|(sent, _)| *sent < now && *sent + QUERY_TIMEOUT >= now)
             .min_by_key(|(sent, _)| *sent)
             .map_or(0, |&(_, depth)| depth)
     }
