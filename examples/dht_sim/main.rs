@@ -6,7 +6,7 @@
 //! if asked, runs from then on); the routing tables' health is taken. Then `--hashes`
 //! random nodes announce themselves as peers of random info hashes, and `--lookups`
 //! get_peers lookups start from random other nodes, one every `--gap-ms`, each for one of
-//! the announced hashes. Per lookup: rounds (the node's `LookupStats`), round trips along
+//! the hashes whose announce went out. Per lookup: rounds (the node's `LookupStats`), round trips along
 //! the critical path (computed from the datagrams, see `probe.rs`), queries sent, answers,
 //! whether the announced peer was found, the simulated time to the end of the lookup and
 //! to the peer. Medians and 95th percentiles, the process's peak RSS and the wall time of
@@ -316,6 +316,9 @@ impl Dist {
     fn p95(&self) -> f64 {
         self.at(0.95)
     }
+    fn mean(&self) -> f64 {
+        self.0.iter().sum::<f64>() / self.0.len() as f64
+    }
 }
 
 fn summarize(list: &[Probe], kind: Kind) -> Summary {
@@ -401,7 +404,12 @@ fn print_size(
         ("time to the peer, ms", &l.first_peer_ms),
         ("round trips to the peer", &l.peer_chain),
     ] {
-        println!("  {name:<28} median {:>7.1}  p95 {:>7.1}", d.med(), d.p95());
+        println!(
+            "  {name:<28} median {:>7.1}  p95 {:>7.1}  mean {:>7.2}",
+            d.med(),
+            d.p95(),
+            d.mean()
+        );
     }
     let secs = measured.as_secs_f64();
     let live = net.live().len() as f64;
@@ -430,28 +438,33 @@ fn print_size(
 
 fn print_table(rows: &[Row]) {
     println!(
-        "\n| nodes | found | rounds med/p95 | critical RTs med/p95 | queries med/p95 \
-         | lookup ms med/p95 | to peer ms med/p95 | live/good per table | K nearest held \
+        "\n| nodes | found | rounds med/p95 (mean) | critical RTs med/p95 (mean) | queries med/p95 \
+         | lookup ms med/p95 | to peer ms med/p95 | RTs to peer med/p95 | live/good per table | K nearest held \
          | peak RSS | wall |"
     );
-    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for r in rows {
         let l = &r.lookups;
         println!(
-            "| {} | {:.1}% | {:.0} / {:.0} | {:.0} / {:.0} | {:.0} / {:.0} | {:.0} / {:.0} \
-             | {:.0} / {:.0} | {:.0} / {:.0} | {:.1} of {K} | {:.0} MiB | {:.0} s |",
+            "| {} | {:.1}% | {:.0} / {:.0} ({:.2}) | {:.0} / {:.0} ({:.2}) | {:.0} / {:.0} \
+             | {:.0} / {:.0} \
+             | {:.0} / {:.0} | {:.0} / {:.0} | {:.0} / {:.0} | {:.1} of {K} | {:.0} MiB | {:.0} s |",
             r.nodes,
             100.0 * l.found as f64 / (l.started - l.aborted).max(1) as f64,
             l.rounds.med(),
             l.rounds.p95(),
+            l.rounds.mean(),
             l.chain.med(),
             l.chain.p95(),
+            l.chain.mean(),
             l.queries.med(),
             l.queries.p95(),
             l.time_ms.med(),
             l.time_ms.p95(),
             l.first_peer_ms.med(),
             l.first_peer_ms.p95(),
+            l.peer_chain.med(),
+            l.peer_chain.p95(),
             r.health.live,
             r.health.good,
             r.health.nearest,
