@@ -23,7 +23,7 @@ mod tests;
 
 use super::id::NodeId;
 use super::krpc::{Body, Message, Method, NodeInfo, Query, Response, TransactionId, Want};
-use super::lookup::{Kind, Lookup, LookupStats};
+use super::lookup::{Kind, Lookup, LookupStats, SLOW_AFTER};
 use super::responder::{Responder, ResponderConfig, Tables};
 use super::routing::{Config, Contact, Health, RoutingTable, K};
 use crate::core::InfoHash;
@@ -43,8 +43,6 @@ const BOOTSTRAP_EVERY: Duration = Duration::from_secs(10);
 const UPKEEP_EVERY: Duration = Duration::from_secs(5);
 /// Pings sent per upkeep tick at most.
 const PINGS_PER_TICK: usize = 8;
-/// How often a lookup in progress is looked at (slow queries free their slot).
-const LOOKUP_TICK: Duration = Duration::from_millis(250);
 
 /// How the node behaves.
 #[derive(Debug, Clone)]
@@ -157,6 +155,9 @@ pub struct Dht {
     rng: fastrand::Rng,
     responder: Responder,
     counters: Counters,
+    /// The latest time we were given: [`Dht::poll_timeout`] never asks to be woken
+    /// before it for what is already past.
+    now: Instant,
 }
 
 #[derive(Debug, Default, Clone, Copy)]
@@ -218,6 +219,7 @@ impl Dht {
             next_upkeep: now,
             rng,
             counters: Counters::default(),
+            now,
         }
     }
 
@@ -253,6 +255,7 @@ impl Dht {
     /// A node to try (from a peer's BEP 5 `port` message, or a saved table): pinged, and
     /// added once it answers.
     pub fn add_node(&mut self, now: Instant, addr: SocketAddr) {
+        self.now = self.now.max(now);
         if self.routing.get(addr).is_none() && self.pending.len() < MAX_PENDING {
             self.send_query(now, addr, Method::Ping, Purpose::Ping);
         }
@@ -261,6 +264,7 @@ impl Dht {
     /// Looks for peers of `info_hash`; with `announce_port`, announces us once done.
     /// Peers other nodes announced to us come out at once.
     pub fn get_peers(&mut self, now: Instant, info_hash: InfoHash, announce_port: Option<u16>) {
+        self.now = self.now.max(now);
         let local = self
             .responder
             .store()
@@ -290,6 +294,7 @@ impl Dht {
 
     /// A datagram from `from`: a query to answer, or an answer to one of ours.
     pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]) {
+        self.now = self.now.max(now);
         self.counters.datagrams_in += 1;
         let message = match Message::parse(bytes) {
             Ok(m) => m,
@@ -311,6 +316,7 @@ impl Dht {
 
     /// Time passed: expired queries fail, lookups move on, the table is kept up.
     pub fn handle_timeout(&mut self, now: Instant) {
+        self.now = self.now.max(now);
         let expired: Vec<u16> = self
             .pending
             .iter()
@@ -334,20 +340,27 @@ impl Dht {
         self.drive(now);
     }
 
-    /// When [`Dht::handle_timeout`] is next due.
+    /// When [`Dht::handle_timeout`] is next due: the next upkeep, the next query to
+    /// expire, or the next lookup query to turn slow (which frees its lookup a slot).
+    /// After a `handle_*` call at `now`, never before `now` unless something is due then.
     pub fn poll_timeout(&self) -> Option<Instant> {
         let mut at = self.next_upkeep;
-        if !self.lookups.is_empty() || !self.pending.is_empty() {
-            let soon = self
+        if let Some(expiry) = self.pending.values().map(|p| p.sent + QUERY_TIMEOUT).min() {
+            at = at.min(expiry);
+        }
+        if !self.lookups.is_empty() {
+            // Only a query still to turn slow counts: one already slow changes nothing
+            // more until it expires (counting it would ask to be woken in the past,
+            // again and again).
+            let slow = self
                 .pending
                 .values()
-                .map(|p| p.sent + QUERY_TIMEOUT)
-                .min()
-                .unwrap_or(at);
-            at = at.min(soon);
-            if !self.lookups.is_empty() {
-                let oldest = self.pending.values().map(|p| p.sent).min();
-                at = at.min(oldest.map_or(at, |s| s + LOOKUP_TICK));
+                .filter(|p| matches!(p.purpose, Purpose::Lookup(_)))
+                .map(|p| p.sent + SLOW_AFTER)
+                .filter(|&t| t > self.now)
+                .min();
+            if let Some(slow) = slow {
+                at = at.min(slow);
             }
         }
         Some(at)

@@ -273,3 +273,31 @@ fn unanswered_queries_time_out_and_count_against_the_node() {
     assert!(ended);
     assert_eq!(net.nodes[3].stats(net.now).pending, 0);
 }
+
+#[test]
+fn a_lookup_wakes_the_node_when_a_query_turns_slow_and_never_asks_for_the_past() {
+    let t0 = Instant::now();
+    let mut a = Dht::new(t0, DhtConfig::default());
+    let b = addr(2);
+    a.add_node(t0, b);
+    let (_, ping) = a.poll_transmit().unwrap();
+    let ping = Message::parse(&ping).unwrap();
+    let pong = Message::response(ping.transaction, addr(1), Response::new(NodeId([9; 20])));
+    a.handle_datagram(t0, b, &pong.to_bytes());
+    a.handle_timeout(t0);
+    a.get_peers(t0, InfoHash([0x42; 20]), None);
+    let (to, _) = a
+        .poll_transmit()
+        .expect("a get_peers to the one node known");
+    assert_eq!(to, b);
+    // Unanswered: the node wants to look again when the query turns slow.
+    let slow = t0 + crate::dht::lookup::SLOW_AFTER;
+    assert_eq!(a.poll_timeout(), Some(slow));
+    // Past that, the next wake-up is ahead (the query's expiry), not in the past: a
+    // caller sleeping until `poll_timeout` must not spin.
+    let later = slow + Duration::from_millis(500);
+    a.handle_timeout(later);
+    let next = a.poll_timeout().unwrap();
+    assert!(next > later, "woken again {:?} early", later - next);
+    assert_eq!(next, t0 + QUERY_TIMEOUT);
+}
