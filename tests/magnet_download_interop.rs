@@ -20,8 +20,8 @@ mod fixture;
 mod netns;
 
 use battorrent::metainfo::Metainfo;
-use clients::{Client, Run, READY, SEEDER, TRACKER, TRACKER_PORT};
-use fixture::{create_torrent, info_hash, magnet, network_for, Dataset, Scratch, Shape};
+use clients::{Client, Run, READY, SEEDER, TRACKER};
+use fixture::{info_hash, magnet, network_for, tracked_set, Scratch};
 use std::time::Instant;
 
 #[test]
@@ -44,12 +44,7 @@ fn magnet_to_ours(seeder: Client) {
         return;
     };
     let scratch = Scratch::new();
-    let data = Dataset::new(Shape::ManyFiles);
-    let seed_dir = scratch.0.join("seed");
-    data.write(&seed_dir);
-    let torrent = scratch.0.join("set.torrent");
-    let announce = format!("http://{}:{TRACKER_PORT}/announce", net.addr(TRACKER));
-    create_torrent(&data, &seed_dir, Some(&announce), &torrent);
+    let (data, seed_dir, torrent) = tracked_set(&net, &scratch, TRACKER);
     let original = Metainfo::load(&torrent).unwrap().info_bytes;
     let link = match seeder {
         Client::Libtorrent => format!(

@@ -17,7 +17,7 @@ mod fixture;
 mod netns;
 
 use clients::{Client, Run, READY, TRACKER, TRACKER_PORT};
-use fixture::{create_torrent, info_hash, magnet, network_for, Dataset, Scratch, Shape};
+use fixture::{info_hash, magnet, network_for, tracked_set, Scratch};
 use std::time::Instant;
 
 #[test]
@@ -42,12 +42,8 @@ fn magnet_from_ours(leecher: Client) {
         return;
     };
     let scratch = Scratch::new();
-    let data = Dataset::new(Shape::ManyFiles);
-    let seed_dir = scratch.0.join("seed");
-    data.write(&seed_dir);
-    let torrent = scratch.0.join("set.torrent");
+    let (data, seed_dir, torrent) = tracked_set(&net, &scratch, TRACKER);
     let announce = format!("http://{}:{TRACKER_PORT}/announce", net.addr(TRACKER));
-    create_torrent(&data, &seed_dir, Some(&announce), &torrent);
     let info = battorrent::metainfo::Metainfo::load(&torrent)
         .unwrap()
         .info_bytes;

@@ -99,6 +99,9 @@ struct Shared {
 
 /// How often the state to save is refreshed.
 const SAVE_EVERY: Duration = Duration::from_secs(60);
+/// How often the torrents' lookups are looked at and the figures published (not on every
+/// datagram: both cost time in proportion to the torrents and the table).
+const SCAN_EVERY: Duration = Duration::from_secs(1);
 
 /// A torrent the DHT looks for.
 struct Wanted {
@@ -118,14 +121,9 @@ async fn run(
 ) {
     let mut wanted: HashMap<InfoHash, Wanted> = HashMap::new();
     let mut next_save = Instant::now() + SAVE_EVERY;
+    let mut next_scan = Instant::now();
     loop {
-        let now = Instant::now();
-        let next_lookup = wanted.values().map(|w| w.next).min();
-        let wake = [node.poll_timeout(), next_lookup]
-            .into_iter()
-            .flatten()
-            .min()
-            .unwrap_or(now + Duration::from_secs(60));
+        let wake = node.poll_timeout().map_or(next_scan, |t| t.min(next_scan));
         tokio::select! {
             got = datagrams.recv() => match got {
                 Some((from, bytes)) => node.handle_datagram(Instant::now(), from, &bytes),
@@ -137,6 +135,7 @@ async fn run(
                         info_hash,
                         Wanted { torrent, next: Instant::now(), retry: FIRST_RETRY },
                     );
+                    next_scan = Instant::now();
                 }
                 Some(Command::Stop { info_hash }) => {
                     wanted.remove(&info_hash);
@@ -153,10 +152,19 @@ async fn run(
             }
         }
         let now = Instant::now();
-        for (hash, w) in wanted.iter_mut() {
-            if w.next <= now {
-                w.next = now + LOOKUP_EVERY;
-                node.get_peers(now, *hash, Some(port));
+        if now >= next_scan {
+            next_scan = now + SCAN_EVERY;
+            wanted.retain(|_, w| w.torrent.strong_count() > 0);
+            for (hash, w) in wanted.iter_mut() {
+                if w.next <= now {
+                    w.next = now + LOOKUP_EVERY;
+                    node.get_peers(now, *hash, Some(port));
+                }
+            }
+            *lock(&shared.stats) = node.stats(now);
+            if now >= next_save {
+                next_save = now + SAVE_EVERY;
+                *lock(&shared.saved) = Some(node.save().encode());
             }
         }
         while let Some((to, bytes)) = node.poll_transmit() {
@@ -197,12 +205,6 @@ async fn run(
                     }
                 }
             }
-        }
-        wanted.retain(|_, w| w.torrent.strong_count() > 0);
-        *lock(&shared.stats) = node.stats(now);
-        if now >= next_save {
-            next_save = now + SAVE_EVERY;
-            *lock(&shared.saved) = Some(node.save().encode());
         }
     }
 }

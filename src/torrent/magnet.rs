@@ -136,12 +136,13 @@ impl Engine {
             if early.all {
                 bits.fill(true);
             }
-            if let Some(&bad) = early.haves.iter().find(|&&p| p as usize >= pieces) {
-                let reason = match peer.rules.check(&Message::Have(bad)) {
-                    Err(v) => DisconnectReason::Violation(v),
-                    Ok(()) => DisconnectReason::MetadataReceived,
-                };
-                self.close(now, key, reason, None);
+            let rules = &mut peer.rules;
+            if let Some(v) = early
+                .haves
+                .iter()
+                .find_map(|&p| rules.check(&Message::Have(p)).err())
+            {
+                self.close(now, key, DisconnectReason::Violation(v), None);
                 continue;
             }
             for p in early.haves {

@@ -494,6 +494,7 @@ impl Engine {
     /// Progress figures now.
     pub fn stats(&self) -> TorrentStats {
         let live = || self.peers.values().filter(|p| p.is_live());
+        let (metadata_bytes, metadata_size) = self.metadata_progress();
         TorrentStats {
             pieces: self.picker.piece_count(),
             pieces_have: self.picker.have_count(),
@@ -510,8 +511,8 @@ impl Engine {
             seeds: live().filter(|p| p.bits.all()).count(),
             banned: self.bans.banned_count(),
             complete: !self.lacks_metadata() && self.picker.is_complete(),
-            metadata_bytes: self.metadata_progress().0,
-            metadata_size: self.metadata_progress().1,
+            metadata_bytes,
+            metadata_size,
             fast: self.fast_stats,
         }
     }

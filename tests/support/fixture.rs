@@ -73,6 +73,27 @@ pub fn create_torrent(data: &Dataset, dir: &Path, announce: Option<&str>, torren
     ours(args);
 }
 
+/// The magnet tests' torrent: `set/` (64 MiB in 40 files) written under `SCRATCH/seed`,
+/// and `SCRATCH/set.torrent` announcing to the tracker on host `tracker`. Returns the data,
+/// the seed folder and the torrent's path.
+pub fn tracked_set(
+    net: &Network,
+    scratch: &Scratch,
+    tracker: usize,
+) -> (Dataset, PathBuf, PathBuf) {
+    let data = Dataset::new(Shape::ManyFiles);
+    let seed_dir = scratch.0.join("seed");
+    data.write(&seed_dir);
+    let torrent = scratch.0.join("set.torrent");
+    let announce = format!(
+        "http://{}:{}/announce",
+        net.addr(tracker),
+        crate::clients::TRACKER_PORT
+    );
+    create_torrent(&data, &seed_dir, Some(&announce), &torrent);
+    (data, seed_dir, torrent)
+}
+
 /// The magnet link `battorrent magnet` prints for `torrent`.
 pub fn magnet(torrent: &Path) -> String {
     ours([OsStr::new("magnet"), torrent.as_os_str()])
