@@ -191,14 +191,20 @@ impl Lookup {
         for n in nodes {
             self.add(*n, round);
         }
-        if self.kind == Kind::GetPeers {
-            for &p in values {
-                if self.peers.len() >= MAX_PEERS {
-                    break;
-                }
-                if p.port() != 0 && self.peer_set.insert(p) {
-                    self.peers.push(p);
-                }
+        self.collect(values);
+    }
+
+    /// Keeps the peers of a `get_peers` answer, up to [`MAX_PEERS`].
+    fn collect(&mut self, values: &[SocketAddr]) {
+        if self.kind != Kind::GetPeers {
+            return;
+        }
+        for &p in values {
+            if self.peers.len() >= MAX_PEERS {
+                break;
+            }
+            if p.port() != 0 && self.peer_set.insert(p) {
+                self.peers.push(p);
             }
         }
     }
@@ -271,6 +277,39 @@ impl Lookup {
             })
             .take(K)
             .collect()
+    }
+
+    /// A bootstrap router, asked outside the lookup's order (its id was not known), answered
+    /// this lookup's query: it joins as an answered node (so a router that keeps peers, such
+    /// as a private swarm's own node, gets the announce), and its nodes and peers count as
+    /// any answer's do.
+    pub fn on_router_response(
+        &mut self,
+        from: SocketAddr,
+        id: NodeId,
+        nodes: &[NodeInfo],
+        values: &[SocketAddr],
+        token: Option<Token>,
+    ) {
+        if self.candidates.values().any(|c| c.info.addr == from) {
+            return self.on_response(from, id, nodes, values, token);
+        }
+        let dist = self.target.distance(&id);
+        if from.port() != 0 && !self.candidates.contains_key(&dist) && self.seen.insert(from) {
+            self.candidates.insert(
+                dist,
+                Candidate {
+                    info: NodeInfo { id, addr: from },
+                    state: State::Answered(token),
+                },
+            );
+            self.depth.insert(dist, 0);
+            self.stats.answers += 1;
+        }
+        for n in nodes {
+            self.add(*n, 1);
+        }
+        self.collect(values);
     }
 
     /// Nodes from elsewhere (a bootstrap router's answer) join the candidates.

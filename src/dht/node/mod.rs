@@ -37,8 +37,12 @@ pub const QUERY_TIMEOUT: Duration = Duration::from_secs(4);
 pub const MAX_PENDING: usize = 256;
 /// Lookups running at most (more wait in a queue of the same size, then are refused).
 pub const MAX_LOOKUPS: usize = 16;
-/// Least time between two bootstrap rounds.
+/// The window in which at most [`BOOTSTRAP_ROUNDS`] bootstrap rounds go out.
 const BOOTSTRAP_EVERY: Duration = Duration::from_secs(10);
+/// Bootstrap rounds per [`BOOTSTRAP_EVERY`]: enough for the table's own lookup and the first
+/// torrents' lookups at start (each asks the routers its own question), few enough that a
+/// thousand torrents starting on an empty table do not flood the public routers.
+const BOOTSTRAP_ROUNDS: usize = 4;
 /// The upkeep tick: pings and refreshes.
 const UPKEEP_EVERY: Duration = Duration::from_secs(5);
 /// Pings sent per upkeep tick at most.
@@ -96,8 +100,8 @@ pub enum DhtEvent {
 #[derive(Debug, Clone, Copy)]
 enum Purpose {
     Ping,
-    /// A router asked for nodes near `target` (its answer seeds lookups).
-    Bootstrap,
+    /// A router asked the query of lookup `id` (its nodes seed every lookup running).
+    Bootstrap(u64),
     /// A query of lookup `id`.
     Lookup(u64),
     Announce,
@@ -118,6 +122,22 @@ struct Running {
     announce: Option<u16>,
     /// Peers already reported.
     reported: usize,
+}
+
+impl Running {
+    /// What this lookup asks each node.
+    fn method(&self) -> Method {
+        match self.info_hash {
+            Some(info_hash) => Method::GetPeers {
+                info_hash,
+                want: Want::default(),
+            },
+            None => Method::FindNode {
+                target: self.lookup.target(),
+                want: Want::default(),
+            },
+        }
+    }
 }
 
 /// Figures for people and scripts.
@@ -150,7 +170,8 @@ pub struct Dht {
     queued: VecDeque<(InfoHash, Option<u16>)>,
     out: VecDeque<(SocketAddr, Vec<u8>)>,
     events: VecDeque<DhtEvent>,
-    last_bootstrap: Option<Instant>,
+    /// When the last bootstrap rounds went out (at most [`BOOTSTRAP_ROUNDS`]).
+    bootstraps: VecDeque<Instant>,
     next_upkeep: Instant,
     rng: fastrand::Rng,
     responder: Responder,
@@ -215,7 +236,7 @@ impl Dht {
             queued: VecDeque::new(),
             out: VecDeque::new(),
             events: VecDeque::new(),
-            last_bootstrap: None,
+            bootstraps: VecDeque::new(),
             next_upkeep: now,
             rng,
             counters: Counters::default(),
@@ -431,7 +452,7 @@ impl Dht {
             }
         };
         self.counters.queries_answered += 1;
-        let bootstrap = matches!(p.purpose, Purpose::Bootstrap);
+        let bootstrap = matches!(p.purpose, Purpose::Bootstrap(_));
         if !bootstrap {
             self.routing.insert(now, r.id, from, Contact::Responded);
         }
@@ -447,10 +468,16 @@ impl Dht {
                         .on_response(from, r.id, &nodes, &r.values, r.token);
                 }
             }
-            Purpose::Bootstrap => {
-                // A router's nodes seed every lookup running (our own id's first).
-                for run in self.lookups.values_mut() {
-                    run.lookup.add_candidates(&nodes);
+            Purpose::Bootstrap(asker) => {
+                // The lookup that asked takes the whole answer (peers and token too); the
+                // router's nodes seed every other lookup running.
+                for (&id, run) in self.lookups.iter_mut() {
+                    if id == asker {
+                        run.lookup
+                            .on_router_response(from, r.id, &nodes, &r.values, r.token);
+                    } else {
+                        run.lookup.add_candidates(&nodes);
+                    }
                 }
             }
             Purpose::Ping | Purpose::Announce => {}
@@ -471,17 +498,7 @@ impl Dht {
                 let Some(node) = run.lookup.next_query(now) else {
                     break;
                 };
-                let target = run.lookup.target();
-                let method = match run.info_hash {
-                    Some(info_hash) => Method::GetPeers {
-                        info_hash,
-                        want: Want::default(),
-                    },
-                    None => Method::FindNode {
-                        target,
-                        want: Want::default(),
-                    },
-                };
+                let method = run.method();
                 self.send_query(now, node.addr, method, Purpose::Lookup(id));
             }
             let Some(run) = self.lookups.get_mut(&id) else {
@@ -518,7 +535,7 @@ impl Dht {
     fn bootstrapping(&self) -> bool {
         self.pending
             .values()
-            .any(|p| matches!(p.purpose, Purpose::Bootstrap))
+            .any(|p| matches!(p.purpose, Purpose::Bootstrap(_)))
     }
 
     fn finish(&mut self, now: Instant, id: u64) {
@@ -573,26 +590,32 @@ impl Dht {
             },
         );
         if seeds.len() < K {
-            self.bootstrap(now, target);
+            self.bootstrap(now, id);
         }
         self.drive(now);
     }
 
-    /// Asks the routers for nodes near `target` (at most once per [`BOOTSTRAP_EVERY`]).
-    fn bootstrap(&mut self, now: Instant, target: NodeId) {
-        if self
-            .last_bootstrap
-            .is_some_and(|t| now.saturating_duration_since(t) < BOOTSTRAP_EVERY)
+    /// Asks the routers lookup `id`'s query (at most [`BOOTSTRAP_ROUNDS`] rounds per
+    /// [`BOOTSTRAP_EVERY`]): a `get_peers` to a router that keeps peers finds them, and
+    /// earns its token.
+    fn bootstrap(&mut self, now: Instant, id: u64) {
+        while self
+            .bootstraps
+            .front()
+            .is_some_and(|&t| now.saturating_duration_since(t) >= BOOTSTRAP_EVERY)
         {
+            self.bootstraps.pop_front();
+        }
+        if self.bootstraps.len() >= BOOTSTRAP_ROUNDS {
             return;
         }
-        self.last_bootstrap = Some(now);
+        let Some(run) = self.lookups.get(&id) else {
+            return;
+        };
+        let method = run.method();
+        self.bootstraps.push_back(now);
         for addr in self.config.bootstrap.clone() {
-            let method = Method::FindNode {
-                target,
-                want: Want::default(),
-            };
-            self.send_query(now, addr, method, Purpose::Bootstrap);
+            self.send_query(now, addr, method.clone(), Purpose::Bootstrap(id));
         }
     }
 

@@ -301,3 +301,36 @@ fn a_lookup_wakes_the_node_when_a_query_turns_slow_and_never_asks_for_the_past()
     assert!(next > later, "woken again {:?} early", later - next);
     assert_eq!(next, t0 + QUERY_TIMEOUT);
 }
+
+#[test]
+fn in_a_three_node_swarm_the_router_keeps_the_seed_announce_and_hands_it_out() {
+    // A router, a seed and a downloader that start at once: when the seed looks, the router
+    // knows nobody else, so only the router itself can hold the announce. It must be asked
+    // the lookup's own get_peers (earning a token), announced to, and asked again by the
+    // downloader, which finds the seed at once instead of at a later retry.
+    let mut net = Net::new(3);
+    let hash = InfoHash([0x77; 20]);
+    let now = net.now;
+    net.nodes[1].get_peers(now, hash, Some(7001));
+    net.settle();
+    let mut announced = 0;
+    while let Some(e) = net.nodes[1].poll_event() {
+        if let DhtEvent::LookupDone { announced: n, .. } = e {
+            announced = n;
+        }
+    }
+    assert_eq!(announced, 1, "the seed announced to the router");
+    net.nodes[2].get_peers(now, hash, None);
+    net.settle();
+    let mut found = Vec::new();
+    while let Some(e) = net.nodes[2].poll_event() {
+        if let DhtEvent::Peers { peers, .. } = e {
+            found.extend(peers);
+        }
+    }
+    assert_eq!(found, vec![SocketAddr::new(net.addrs[1].ip(), 7001)]);
+    assert!(
+        net.nodes[2].routing().get(net.addrs[0]).is_none(),
+        "the router still never enters a table"
+    );
+}
