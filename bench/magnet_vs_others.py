@@ -75,12 +75,12 @@ def start_seeds(net, torrent, data_dir, work, real):
     procs = []
     for h in SEEDS:
         if real:
-            argv = [OURS, "seed", torrent, "--dir", data_dir, "--port", "6881"]
+            argv = [OURS, "seed", "--no-dht", torrent, "--dir", data_dir, "--port", "6881"]
         else:
             d = os.path.join(work, f"holder-{h}")
             shutil.rmtree(d, ignore_errors=True)
             os.makedirs(d)
-            argv = [OURS, "download", torrent, "--dir", d, "--port", "6881"]
+            argv = [OURS, "download", "--no-dht", torrent, "--dir", d, "--port", "6881"]
         procs.append(subprocess.Popen(net.cmd(h, *argv), stdout=subprocess.DEVNULL,
                                       stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL))
     for h, p in zip(SEEDS, procs):
@@ -91,7 +91,7 @@ def start_seeds(net, torrent, data_dir, work, real):
 
 def client_argv(client, link, dl_dir, metadata_only):
     if client == "ours":
-        return [OURS, "download", link, "--dir", dl_dir, "--port", "6881"]
+        return [OURS, "download", "--no-dht", link, "--dir", dl_dir, "--port", "6881"]
     if client == "libtorrent":
         return ["/usr/bin/python3", LT, "magnet", link, dl_dir, addr(CLIENT)]
     if client == "aria2":

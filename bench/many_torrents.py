@@ -100,7 +100,7 @@ def ours_seed(torrents, data, count):
     port = free_port()
     files = sorted(os.listdir(torrents))[:count]
     start = time.time()
-    p = subprocess.Popen([OURS, "seed", *[os.path.join(torrents, f) for f in files],
+    p = subprocess.Popen([OURS, "seed", "--no-dht", *[os.path.join(torrents, f) for f in files],
                           "--dir", data, "--no-trackers", "--bind", "127.0.0.1",
                           "--port", str(port)],
                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -164,7 +164,7 @@ def download_100(work, torrents, data, count):
     shutil.rmtree(out, ignore_errors=True)
     os.makedirs(out)
     start = time.time()
-    p = subprocess.Popen([OURS, "download", *[os.path.join(torrents, f) for f in files],
+    p = subprocess.Popen([OURS, "download", "--no-dht", *[os.path.join(torrents, f) for f in files],
                           "--dir", out, "--no-trackers", "--bind", "127.0.0.1", "--port", "0",
                           "--peer", f"127.0.0.1:{port}", "--json"],
                          stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)

@@ -39,6 +39,19 @@ TRACKER_HOST = 3
 BINARIES = {"ours": OURS}
 
 
+
+_NO_DHT = {}
+
+
+def no_dht(binary):
+    """`--no-dht` for a build whose DHT is on by default (older builds lack the flag and
+    never joined the DHT): a benchmark never contacts the public routers."""
+    if binary not in _NO_DHT:
+        help_text = subprocess.run([binary, "download", "--help"], capture_output=True,
+                                   text=True).stdout
+        _NO_DHT[binary] = ["--no-dht"] if "--no-dht" in help_text else []
+    return _NO_DHT[binary]
+
 def sh(*cmd, check=True):
     return subprocess.run(cmd, check=check, capture_output=True, text=True)
 
@@ -94,9 +107,9 @@ def client_commands(client, torrent, seed_dir, dl_dir, seed_host, dl_host):
     if client in BINARIES:
         binary = BINARIES[client]
         return (
-            [binary, "seed", torrent, "--dir", seed_dir, "--port", "6881"],
+            [binary, "seed", *no_dht(binary), torrent, "--dir", seed_dir, "--port", "6881"],
             6881,
-            [binary, "download", torrent, "--dir", dl_dir, "--port", "6881"],
+            [binary, "download", *no_dht(binary), torrent, "--dir", dl_dir, "--port", "6881"],
         )
     if client == "rqbit":
         common = ["rqbit", "--disable-dht", "--disable-upnp-port-forward", "--disable-lsd",
@@ -181,7 +194,7 @@ def crowd(net, n, torrent, data, work, binary=OURS):
     """One seeder of ours on host 1, n downloaders of ours on hosts 4.. ."""
     seed_dir = os.path.dirname(data)
     seeder = subprocess.Popen(
-        net.cmd(1, binary, "seed", torrent, "--dir", seed_dir, "--port", "6881", "--json"),
+        net.cmd(1, binary, "seed", *no_dht(binary), torrent, "--dir", seed_dir, "--port", "6881", "--json"),
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
     try:
         wait_port(net, 1, 6881, seeder)
@@ -192,7 +205,7 @@ def crowd(net, n, torrent, data, work, binary=OURS):
             shutil.rmtree(d, ignore_errors=True)
             os.makedirs(d)
             procs.append((d, subprocess.Popen(
-                net.cmd(4 + i, binary, "download", torrent, "--dir", d, "--port", "6881"),
+                net.cmd(4 + i, binary, "download", *no_dht(binary), torrent, "--dir", d, "--port", "6881"),
                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)))
         for d, p in procs:
             if p.wait(timeout=600) != 0:

@@ -359,3 +359,38 @@ fn output_into_a_closed_pipe_ends_quietly() {
     assert!(!err.contains("panicked"), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_private_dht_node_runs_without_any_router_and_no_dht_excludes_dht_options() {
+    let scratch = Scratch::new("dht-none");
+    let dir = scratch.path("");
+    // `--dht-bootstrap none`: the first node of a private swarm (no public router asked).
+    let out = ok(
+        &dir,
+        &[
+            "dht",
+            "--bind",
+            "127.0.0.1:0",
+            "--dht-bootstrap",
+            "none",
+            "--seconds",
+            "1",
+            "--json",
+        ],
+    );
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["dht"]["nodes"], 0, "{out}");
+    assert_eq!(v["dht"]["queries_sent"], 0, "no router was asked: {out}");
+    let (code, _, err) = fails(
+        &dir,
+        &[
+            "download",
+            "x.torrent",
+            "--no-dht",
+            "--dht-bootstrap",
+            "127.0.0.1:1",
+        ],
+    );
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("--no-dht"), "{err}");
+}

@@ -48,11 +48,18 @@ fn tail(dir: &Path, name: &str) -> String {
 fn bootstrap(net: &Network, dir: &Path) -> Proc {
     let bind = format!("{}:6881", net.addr(1));
     let mut cmd = net.command(1, BIN);
-    cmd.args(["dht", "--bind", &bind, "--dht-any-ip"])
-        .env("RUST_LOG", "battorrent=debug")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(log(dir, "bootstrap"));
+    cmd.args([
+        "dht",
+        "--bind",
+        &bind,
+        "--dht-any-ip",
+        "--dht-bootstrap",
+        "none",
+    ])
+    .env("RUST_LOG", "battorrent=debug")
+    .stdin(Stdio::null())
+    .stdout(Stdio::null())
+    .stderr(log(dir, "bootstrap"));
     Proc(cmd.spawn().unwrap())
 }
 

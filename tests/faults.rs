@@ -64,6 +64,7 @@ fn make_torrent(dir: &Path, size: usize, tracker: Option<&str>) -> (Vec<u8>, Pat
 fn download_args(torrent: &Path, dl: &Path, extra: &[&str]) -> Vec<String> {
     let mut args: Vec<String> = [
         "download",
+        "--no-dht",
         torrent.to_str().unwrap(),
         "--dir",
         dl.to_str().unwrap(),
@@ -147,6 +148,7 @@ fn start_seeder_with(dir: &Path, torrent: &Path, options: &[&str]) -> (Proc, Str
     let seed_dir = dir.join("seed");
     let mut args = vec![
         "seed",
+        "--no-dht",
         torrent.to_str().unwrap(),
         "--dir",
         seed_dir.to_str().unwrap(),
@@ -329,6 +331,8 @@ fn the_only_seeder_leaves_and_a_later_one_finishes_the_download() {
     let first_seeder = start(
         &[
             "seed",
+            "--no-dht",
+            "--no-dht",
             t,
             "--dir",
             seed_dir.to_str().unwrap(),
@@ -355,6 +359,8 @@ fn the_only_seeder_leaves_and_a_later_one_finishes_the_download() {
     let _second_seeder = start(
         &[
             "seed",
+            "--no-dht",
+            "--no-dht",
             t,
             "--dir",
             seed2.to_str().unwrap(),

@@ -57,6 +57,7 @@ fn ours_connects_to_a_peer_it_learns_from_libtorrent_pex() {
     let dir = empty_dir(&scratch, "ours");
     let args: Vec<OsString> = vec![
         "download".into(),
+        "--no-dht".into(),
         torrent.clone().into(),
         "--dir".into(),
         dir.into(),
@@ -95,6 +96,7 @@ fn libtorrent_connects_to_a_peer_it_learns_from_our_pex() {
 
     let args: Vec<OsString> = vec![
         "seed".into(),
+        "--no-dht".into(),
         torrent.clone().into(),
         "--dir".into(),
         scratch.0.join("seed").into(),

@@ -212,6 +212,7 @@ fn ours_complete_transfers_through_opentracker_over_udp_from_a_torrent_and_a_mag
         Command::new(BIN)
             .args([
                 "seed",
+                "--no-dht",
                 t,
                 "--dir",
                 seed_dir.to_str().unwrap(),
@@ -233,6 +234,7 @@ fn ours_complete_transfers_through_opentracker_over_udp_from_a_torrent_and_a_mag
             "60",
             BIN,
             "download",
+            "--no-dht",
             t,
             "--dir",
             get_dir.to_str().unwrap(),
@@ -264,6 +266,7 @@ fn ours_complete_transfers_through_opentracker_over_udp_from_a_torrent_and_a_mag
             "60",
             BIN,
             "download",
+            "--no-dht",
             &link,
             "--dir",
             magnet_dir.to_str().unwrap(),

@@ -11,14 +11,25 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
+/// The public routers a node joins the Mainline DHT through when no `--dht-bootstrap` is
+/// given (the ones libtorrent, Transmission and qBittorrent use). They are asked for nodes
+/// only: never added to the routing table.
+pub const PUBLIC_ROUTERS: [&str; 4] = [
+    "router.bittorrent.com:6881",
+    "router.utorrent.com:6881",
+    "dht.transmissionbt.com:6881",
+    "dht.libtorrent.org:25401",
+];
+
 /// DHT options of `seed`, `download` and `dht`.
 #[derive(Debug, Args, Clone)]
 pub struct DhtArgs {
-    /// Join the Mainline DHT (BEP 5) to find peers without trackers (off by default for
-    /// now).
-    #[arg(long)]
-    pub dht: bool,
-    /// A node to join the DHT through (HOST:PORT); may be repeated; implies --dht.
+    /// Stay out of the Mainline DHT (BEP 5): find peers through trackers and peers only.
+    /// Private torrents never use the DHT.
+    #[arg(long, conflicts_with_all = ["bootstrap", "dht_state", "dht_any_ip"])]
+    pub no_dht: bool,
+    /// A node to join the DHT through (HOST:PORT), instead of the public routers; may be
+    /// repeated. `none`: no router at all (the first node of a private swarm).
     #[arg(long = "dht-bootstrap", value_name = "HOST:PORT")]
     pub bootstrap: Vec<String>,
     /// Let many DHT nodes share one IP address or /24 (test networks; libtorrent's
@@ -32,23 +43,48 @@ pub struct DhtArgs {
 }
 
 impl DhtArgs {
-    /// The DHT configuration these options ask for, if any.
+    /// The DHT configuration these options ask for (none with `--no-dht`).
     pub fn config(&self) -> anyhow::Result<Option<DhtConfig>> {
-        if !self.dht && self.bootstrap.is_empty() {
+        if self.no_dht {
             return Ok(None);
         }
         self.node_config().map(Some)
     }
 
-    /// The DHT configuration, on whether or not --dht was given.
-    fn node_config(&self) -> anyhow::Result<DhtConfig> {
-        let mut bootstrap = Vec::new();
+    /// The routers to join through: `--dht-bootstrap` (each must resolve), or the public
+    /// ones (those that do not resolve are skipped with a note: no network is not an error).
+    fn routers(&self) -> anyhow::Result<Vec<SocketAddr>> {
+        let mut routers = Vec::new();
+        if self.bootstrap.is_empty() {
+            for r in PUBLIC_ROUTERS {
+                match r.to_socket_addrs() {
+                    Ok(addrs) => routers.extend(addrs.filter(SocketAddr::is_ipv4).take(1)),
+                    Err(e) => tracing::info!("DHT router {r} not resolved: {e}"),
+                }
+            }
+            if routers.is_empty() {
+                eprintln!(
+                    "note: no public DHT router could be resolved (no network?); the DHT starts \
+                     from saved nodes and the peers' nodes only"
+                );
+            }
+            return Ok(routers);
+        }
         for b in &self.bootstrap {
+            if b == "none" {
+                continue;
+            }
             let addrs = b
                 .to_socket_addrs()
                 .with_context(|| format!("cannot resolve the DHT node {}", format::escape(b)))?;
-            bootstrap.extend(addrs.filter(SocketAddr::is_ipv4).take(1));
+            routers.extend(addrs.filter(SocketAddr::is_ipv4).take(1));
         }
+        Ok(routers)
+    }
+
+    /// The DHT configuration.
+    fn node_config(&self) -> anyhow::Result<DhtConfig> {
+        let bootstrap = self.routers()?;
         let saved = self.dht_state.as_deref().and_then(|path| {
             let bytes = std::fs::read(path).ok()?;
             match Saved::decode(&bytes) {
@@ -103,6 +139,9 @@ pub struct DhtNodeArgs {
 }
 
 pub fn run(args: DhtNodeArgs) -> anyhow::Result<ExitCode> {
+    if args.dht.no_dht {
+        anyhow::bail!("`dht --no-dht` would run nothing; leave out --no-dht");
+    }
     let dht = args.dht.node_config()?;
     let config = SessionConfig {
         bind: args.bind,
@@ -120,19 +159,24 @@ pub fn run(args: DhtNodeArgs) -> anyhow::Result<ExitCode> {
         let until = args.seconds.map(|s| Instant::now() + Duration::from_secs(s));
         let mut signal = std::pin::pin!(super::peer::shutdown_signal());
         let mut every = tokio::time::interval(Duration::from_secs(5));
+        let end = async move {
+            match until {
+                Some(u) => tokio::time::sleep_until(u.into()).await,
+                None => std::future::pending().await,
+            }
+        };
+        let mut end = std::pin::pin!(end);
         loop {
             tokio::select! {
                 _ = every.tick() => {}
                 _ = &mut signal => break,
+                _ = &mut end => break,
             }
             if let Some(s) = session.dht_stats() {
                 eprintln!(
                     "{} nodes ({} good, {} questionable, {} bad) in {} buckets; {} queries sent, {} answered",
                     s.nodes, s.good, s.questionable, s.bad, s.buckets, s.queries_sent, s.queries_answered
                 );
-            }
-            if until.is_some_and(|u| Instant::now() >= u) {
-                break;
             }
         }
         let stats = session.dht_stats();

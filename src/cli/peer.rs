@@ -202,7 +202,7 @@ fn run(
                 m.trackers.is_empty() && m.peer_addrs().is_empty(),
             ),
         };
-        if no_peers && args.peers.is_empty() && !args.dht.dht && args.dht.bootstrap.is_empty() {
+        if no_peers && args.peers.is_empty() && args.dht.no_dht {
             eprintln!(
                 "note: {} lists no tracker and no peer, and no --peer was given: waiting for \
                  peers to connect",

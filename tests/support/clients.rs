@@ -220,6 +220,7 @@ impl<'a> Run<'a> {
             Client::Ours => {
                 let mut cmd = self.ours(SEEDER);
                 cmd.arg("seed")
+                    .arg("--no-dht")
                     .arg(&self.torrent)
                     .arg("--dir")
                     .arg(data)
@@ -260,6 +261,7 @@ impl<'a> Run<'a> {
             Client::Ours => {
                 let mut cmd = self.ours(LEECHER);
                 cmd.arg("download")
+                    .arg("--no-dht")
                     .arg(self.wanted())
                     .arg("--dir")
                     .arg(dir)
