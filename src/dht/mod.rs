@@ -13,6 +13,7 @@
 //! is bounded, whatever arrives; nothing from outside is trusted alone (a node id, an
 //! `ip` field): addresses are what counts.
 
+pub mod external;
 pub mod id;
 pub mod krpc;
 pub mod lookup;

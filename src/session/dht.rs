@@ -9,7 +9,7 @@ use crate::dht::{Dht, DhtConfig, DhtEvent, DhtStats};
 use crate::torrent::PeerSource;
 use crate::tracker::udp::endpoint::UdpEndpoint;
 use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
@@ -32,6 +32,8 @@ pub enum Command {
     Stop { info_hash: InfoHash },
     /// A node to try (a peer's BEP 5 `port` message).
     AddNode(SocketAddr),
+    /// A peer's view of our address (`yourip`).
+    ExternalIp { voter: IpAddr, seen: IpAddr },
 }
 
 /// The session's handle on the DHT task.
@@ -141,6 +143,9 @@ async fn run(
                     wanted.remove(&info_hash);
                 }
                 Some(Command::AddNode(addr)) => node.add_node(Instant::now(), addr),
+                Some(Command::ExternalIp { voter, seen }) => {
+                    node.external_ip_vote(Instant::now(), voter, seen)
+                }
                 None => return,
             },
             _ = tokio::time::sleep_until(wake.into()) => {

@@ -294,6 +294,11 @@ impl TorrentHandle {
                         dht.send(super::dht::Command::AddNode(addr));
                     }
                 }
+                Action::ExternalIp { voter, seen } => {
+                    if let Some(dht) = &self.shared.dht {
+                        dht.send(super::dht::Command::ExternalIp { voter, seen });
+                    }
+                }
                 Action::Completed => {
                     let _ = self.shared.events.send(SessionEvent::Completed(self.id));
                 }

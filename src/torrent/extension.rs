@@ -78,6 +78,12 @@ impl Engine {
                     if self.is_fetching() {
                         self.fetch_offer(now, key, theirs.ut_metadata, theirs.metadata_size);
                     }
+                    if let (Some(seen), Some(peer)) = (theirs.yourip, self.peers.get(&key)) {
+                        self.actions.push_back(super::Action::ExternalIp {
+                            voter: peer.addr.ip(),
+                            seen,
+                        });
+                    }
                 }
                 Err(e) => self.close(
                     now,

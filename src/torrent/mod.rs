@@ -70,7 +70,7 @@ use crate::tracker::Event;
 use crate::wire::max_message_len;
 use peer::Peer;
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 /// Requests a peer may queue with us; one more ends the connection (a real client keeps
@@ -204,6 +204,9 @@ pub enum Action {
     Announce { event: Event },
     /// A peer runs a DHT node at this address (its BEP 5 `port` message): worth trying.
     DhtNode { addr: SocketAddr },
+    /// A peer at `voter` sees us at `seen` (its `yourip`, BEP 10): a vote on our external
+    /// address, which gives the DHT node its BEP 42 id.
+    ExternalIp { voter: IpAddr, seen: IpAddr },
     /// Every piece is verified (sent once per download).
     Completed,
     /// The lifecycle state changed.

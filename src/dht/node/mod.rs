@@ -18,6 +18,8 @@
 //!   [`DhtEvent::Peers`] as they arrive; with an announce port, the 8 closest nodes that
 //!   gave a token are then told we are a peer (`announce_peer`).
 
+mod identity;
+
 #[cfg(test)]
 mod tests;
 
@@ -144,6 +146,10 @@ impl Running {
 #[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct DhtStats {
     pub id: String,
+    /// Where others see us, once they agree (BEP 42).
+    pub external_ip: Option<String>,
+    /// Whether our id is derived from that address (BEP 42; exempt addresses keep theirs).
+    pub id_secure: bool,
     pub nodes: usize,
     pub good: usize,
     pub questionable: usize,
@@ -176,6 +182,8 @@ pub struct Dht {
     rng: fastrand::Rng,
     responder: Responder,
     counters: Counters,
+    /// Where others see us (BEP 42 ids).
+    external: crate::dht::external::ExternalIp,
     /// The latest time we were given: [`Dht::poll_timeout`] never asks to be woken
     /// before it for what is already past.
     now: Instant,
@@ -240,6 +248,7 @@ impl Dht {
             next_upkeep: now,
             rng,
             counters: Counters::default(),
+            external: Default::default(),
             now,
         }
     }
@@ -257,8 +266,11 @@ impl Dht {
     /// The table's health and the node's counters.
     pub fn stats(&self, now: Instant) -> DhtStats {
         let health: Health = self.routing.health(now);
+        let external = self.external.current();
         DhtStats {
             id: self.id.to_string(),
+            external_ip: external.map(|ip| ip.to_string()),
+            id_secure: external.is_some_and(|ip| self.id.is_secure_for(ip)),
             nodes: self.routing.len(),
             good: health.good,
             questionable: health.questionable,
@@ -329,8 +341,16 @@ impl Dht {
         };
         match message.body {
             Body::Query(ref q) => self.on_query(now, from, &message, q),
-            Body::Response(ref r) => self.on_answer(now, from, &message.transaction, Ok(r)),
-            Body::Error(_) => self.on_answer(now, from, &message.transaction, Err(())),
+            Body::Response(ref r) => {
+                if self.on_answer(now, from, &message.transaction, Ok(r)) {
+                    if let Some(seen) = message.ip {
+                        self.external_ip_vote(now, from.ip(), seen.ip());
+                    }
+                }
+            }
+            Body::Error(_) => {
+                self.on_answer(now, from, &message.transaction, Err(()));
+            }
         }
         self.drive(now);
     }
@@ -419,26 +439,27 @@ impl Dht {
         }
     }
 
+    /// An answer (or error) to one of our queries; whether it was a valid answer to one.
     fn on_answer(
         &mut self,
         now: Instant,
         from: SocketAddr,
         tid: &TransactionId,
         answer: Result<&Response, ()>,
-    ) {
+    ) -> bool {
         let Some(key) = <[u8; 2]>::try_from(tid.as_bytes())
             .ok()
             .map(u16::from_be_bytes)
         else {
-            return;
+            return false;
         };
         match self.pending.get(&key) {
             Some(p) if p.addr == from => {}
             // Not ours, or from another address than we asked: dropped.
-            _ => return,
+            _ => return false,
         }
         let Some(p) = self.pending.remove(&key) else {
-            return;
+            return false;
         };
         let r = match answer {
             Ok(r) => r,
@@ -448,7 +469,7 @@ impl Dht {
                         run.lookup.on_failure(from);
                     }
                 }
-                return;
+                return false;
             }
         };
         self.counters.queries_answered += 1;
@@ -482,6 +503,7 @@ impl Dht {
             }
             Purpose::Ping | Purpose::Announce => {}
         }
+        true
     }
 
     /// Sends what the lookups want, reports peers, finishes lookups that are done.

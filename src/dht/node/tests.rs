@@ -22,8 +22,13 @@ fn addr(i: usize) -> SocketAddr {
 
 impl Net {
     fn new(n: usize) -> Net {
+        Net::at((0..n).map(addr).collect())
+    }
+
+    /// Nodes at `addrs`; the first is the router.
+    fn at(addrs: Vec<SocketAddr>) -> Net {
         let now = Instant::now();
-        let addrs: Vec<SocketAddr> = (0..n).map(addr).collect();
+        let n = addrs.len();
         let nodes = (0..n)
             .map(|i| {
                 let config = DhtConfig {
@@ -333,4 +338,52 @@ fn in_a_three_node_swarm_the_router_keeps_the_seed_announce_and_hands_it_out() {
         net.nodes[2].routing().get(net.addrs[0]).is_none(),
         "the router still never enters a table"
     );
+}
+
+#[test]
+fn nodes_at_public_addresses_learn_them_and_take_bep42_ids_without_losing_their_tables() {
+    // 198.18.0.0/15 is not exempt from BEP 42: every node's random id is insecure there.
+    let addrs: Vec<SocketAddr> = (0..30u8)
+        .map(|i| SocketAddr::from(([198, 18, 0, i + 1], 6881)))
+        .collect();
+    let mut net = Net::at(addrs.clone());
+    let before: Vec<NodeId> = net.nodes.iter().map(|n| n.id()).collect();
+    net.advance(Duration::from_secs(40));
+    for (i, n) in net.nodes.iter().enumerate().skip(1) {
+        let ip = addrs[i].ip();
+        assert_eq!(n.external_ip(), Some(ip), "node {i}");
+        assert!(n.id().is_secure_for(ip), "node {i} took a BEP 42 id");
+        assert_ne!(n.id(), before[i]);
+        assert!(n.routing().len() >= K, "node {i} has {}", n.routing().len());
+        assert_eq!(n.stats(net.now).id, n.id().to_string());
+    }
+    // The network still works: an announce is found.
+    let hash = InfoHash([0x42; 20]);
+    let now = net.now;
+    net.nodes[3].get_peers(now, hash, Some(5555));
+    net.advance(Duration::from_secs(10));
+    let now = net.now;
+    net.nodes[20].get_peers(now, hash, None);
+    net.advance(Duration::from_secs(10));
+    let mut found = Vec::new();
+    while let Some(e) = net.nodes[20].poll_event() {
+        if let DhtEvent::Peers { peers, .. } = e {
+            found.extend(peers);
+        }
+    }
+    assert!(
+        found.contains(&SocketAddr::new(addrs[3].ip(), 5555)),
+        "{found:?}"
+    );
+}
+
+#[test]
+fn nodes_at_private_addresses_keep_their_ids() {
+    let mut net = Net::new(12);
+    let before: Vec<NodeId> = net.nodes.iter().map(|n| n.id()).collect();
+    net.advance(Duration::from_secs(30));
+    for (i, n) in net.nodes.iter().enumerate().skip(1) {
+        assert_eq!(n.external_ip(), Some(net.addrs[i].ip()));
+        assert_eq!(n.id(), before[i], "10/8 is exempt from BEP 42");
+    }
 }

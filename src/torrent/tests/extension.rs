@@ -132,3 +132,32 @@ fn a_malformed_extension_handshake_ends_the_connection() {
         Some(DisconnectReason::BadExtension(_))
     ));
 }
+
+#[test]
+fn a_peers_yourip_is_a_vote_on_our_external_address() {
+    let mut p = seed(None);
+    p.received();
+    let mut payload = Vec::new();
+    ExtHandshake {
+        yourip: Some("203.0.113.5".parse().unwrap()),
+        ..ExtHandshake::default()
+    }
+    .encode(&mut payload);
+    p.send(Message::Extended {
+        id: 0,
+        payload: &payload,
+    });
+    p.received();
+    let votes: Vec<_> = p
+        .actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::ExternalIp { voter, seen } => Some((*voter, *seen)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        votes,
+        vec![(harness::addr(9).ip(), "203.0.113.5".parse().unwrap())]
+    );
+}

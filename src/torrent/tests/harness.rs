@@ -417,7 +417,7 @@ impl Swarm {
             }
             Action::Announce { event } => self.nodes[i].announces.push(event),
             Action::Completed => self.nodes[i].completed += 1,
-            Action::DhtNode { .. } => {}
+            Action::DhtNode { .. } | Action::ExternalIp { .. } => {}
             Action::State(_) | Action::Metadata { .. } => {}
         }
     }
