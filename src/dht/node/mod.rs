@@ -19,6 +19,7 @@
 //!   gave a token are then told we are a peer (`announce_peer`).
 
 mod identity;
+mod reachability;
 
 #[cfg(test)]
 mod tests;
@@ -150,6 +151,10 @@ pub struct DhtStats {
     pub external_ip: Option<String>,
     /// Whether our id is derived from that address (BEP 42; exempt addresses keep theirs).
     pub id_secure: bool,
+    /// Whether our queries say read-only (BEP 43): configured, or no query reached us.
+    pub read_only: bool,
+    /// Queries from other nodes that reached us (a sign we are reachable).
+    pub queries_received: u64,
     pub nodes: usize,
     pub good: usize,
     pub questionable: usize,
@@ -184,6 +189,8 @@ pub struct Dht {
     counters: Counters,
     /// Where others see us (BEP 42 ids).
     external: crate::dht::external::ExternalIp,
+    /// Whether others reach us, else BEP 43 read-only.
+    reach: reachability::Reachability,
     /// The latest time we were given: [`Dht::poll_timeout`] never asks to be woken
     /// before it for what is already past.
     now: Instant,
@@ -249,6 +256,7 @@ impl Dht {
             rng,
             counters: Counters::default(),
             external: Default::default(),
+            reach: reachability::Reachability::new(now),
             now,
         }
     }
@@ -271,6 +279,8 @@ impl Dht {
             id: self.id.to_string(),
             external_ip: external.map(|ip| ip.to_string()),
             id_secure: external.is_some_and(|ip| self.id.is_secure_for(ip)),
+            read_only: self.read_only(),
+            queries_received: self.reach.queries(),
             nodes: self.routing.len(),
             good: health.good,
             questionable: health.questionable,
@@ -376,6 +386,7 @@ impl Dht {
         }
         if now >= self.next_upkeep {
             self.next_upkeep = now + UPKEEP_EVERY;
+            self.reach.tick(now, self.routing.len());
             self.upkeep(now);
         }
         self.drive(now);
@@ -417,6 +428,11 @@ impl Dht {
         self.events.pop_front()
     }
 
+    /// Whether our queries say `ro=1` (BEP 43): configured so, or nobody reaches us.
+    pub fn read_only(&self) -> bool {
+        self.config.read_only || self.reach.read_only()
+    }
+
     /// Nodes worth saving for the next start (the live ones).
     pub fn nodes_to_save(&self) -> Vec<NodeInfo> {
         self.routing.nodes().map(|n| n.info()).collect()
@@ -425,6 +441,7 @@ impl Dht {
     fn on_query(&mut self, now: Instant, from: SocketAddr, message: &Message, q: &Query) {
         if !q.read_only {
             self.routing.insert(now, q.id, from, Contact::Queried);
+            self.reach.on_query(now);
         }
         let tables = Tables {
             own: self.id,
@@ -669,7 +686,7 @@ impl Dht {
         let transaction = TransactionId::new(&tid.to_be_bytes()).expect("2 bytes fit");
         let mut message = Message::query(transaction, self.id, method);
         if let Body::Query(q) = &mut message.body {
-            q.read_only = self.config.read_only;
+            q.read_only = self.read_only();
         }
         self.out.push_back((addr, message.to_bytes()));
         self.pending.insert(

@@ -10,6 +10,8 @@ struct Net {
     addrs: Vec<SocketAddr>,
     /// Nodes that drop everything.
     down: Vec<bool>,
+    /// Nodes behind a NAT: queries do not reach them, answers to theirs do.
+    nat: Vec<bool>,
     delivered: u64,
 }
 
@@ -50,6 +52,7 @@ impl Net {
             nodes,
             addrs,
             down: vec![false; n],
+            nat: vec![false; n],
             delivered: 0,
         }
     }
@@ -71,7 +74,8 @@ impl Net {
                         continue;
                     }
                     if let Some(&j) = index.get(&to) {
-                        if !self.down[j] {
+                        let query = bytes.windows(6).any(|w| w == b"1:y1:q");
+                        if !self.down[j] && !(self.nat[j] && query) {
                             self.delivered += 1;
                             let from = self.addrs[i];
                             self.nodes[j].handle_datagram(self.now, from, &bytes);
@@ -386,4 +390,41 @@ fn nodes_at_private_addresses_keep_their_ids() {
         assert_eq!(n.external_ip(), Some(net.addrs[i].ip()));
         assert_eq!(n.id(), before[i], "10/8 is exempt from BEP 42");
     }
+}
+
+#[test]
+fn a_node_behind_a_nat_goes_read_only_and_leaves_the_tables() {
+    let mut net = Net::new(30);
+    net.nat[7] = true;
+    net.advance(Duration::from_secs(60));
+    assert!(!net.nodes[7].read_only(), "too early to judge");
+    assert!(
+        net.nodes[7].routing().len() >= K,
+        "it still fills its own table"
+    );
+    net.advance(Duration::from_secs(31 * 60));
+    let stats = net.nodes[7].stats(net.now);
+    assert!(stats.read_only, "{stats:?}");
+    assert_eq!(stats.queries_received, 0);
+    // (A reachable node in a network this small and quiet may go read-only too: nothing
+    // needs to query it for half an hour. It still answers, so it stays in the tables.)
+    for (i, n) in net.nodes.iter().enumerate() {
+        if i != 7 {
+            assert!(
+                !n.routing().is_live(net.addrs[7]),
+                "node {i} keeps the unreachable node live"
+            );
+        }
+    }
+    // Its lookups still work.
+    let now = net.now;
+    net.nodes[7].get_peers(now, InfoHash([9; 20]), None);
+    net.advance(Duration::from_secs(10));
+    let mut answers = 0;
+    while let Some(e) = net.nodes[7].poll_event() {
+        if let DhtEvent::LookupDone { stats, .. } = e {
+            answers = stats.answers;
+        }
+    }
+    assert!(answers >= K, "{answers}");
 }
