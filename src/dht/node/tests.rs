@@ -75,7 +75,8 @@ impl Net {
                     }
                     if let Some(&j) = index.get(&to) {
                         let query = bytes.windows(6).any(|w| w == b"1:y1:q");
-                        if !self.down[j] && !(self.nat[j] && query) {
+                        let dropped = self.down[j] || (self.nat[j] && query);
+                        if !dropped {
                             self.delivered += 1;
                             let from = self.addrs[i];
                             self.nodes[j].handle_datagram(self.now, from, &bytes);
