@@ -7,7 +7,7 @@ use battorrent::metainfo::create::{build, scan, CreateOptions};
 use battorrent::metainfo::Magnet;
 use battorrent::session::{AddMagnet, AddTorrent, Session, SessionConfig, TorrentState};
 use battorrent::wire::Bitfield;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 fn dht(bootstrap: Vec<SocketAddr>) -> DhtConfig {
@@ -24,9 +24,9 @@ fn dht(bootstrap: Vec<SocketAddr>) -> DhtConfig {
     config
 }
 
-fn session(ip: [u8; 4], dht: DhtConfig) -> SessionConfig {
+fn session(ip: IpAddr, dht: DhtConfig) -> SessionConfig {
     SessionConfig {
-        bind: SocketAddr::from((ip, 0)),
+        bind: SocketAddr::new(ip, 0),
         use_trackers: false,
         direct_writes: false,
         dht: Some(dht),
@@ -36,7 +36,26 @@ fn session(ip: [u8; 4], dht: DhtConfig) -> SessionConfig {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bare_magnet_link_downloads_from_a_seed_found_through_the_dht() {
-    let dir = std::env::temp_dir().join(format!("battorrent-dht-{}", std::process::id()));
+    let ip = |last| IpAddr::from([127, 0, 0, last]);
+    through_the_dht("v4", [ip(21), ip(22), ip(23)]).await;
+}
+
+/// The same over IPv6 (BEP 32): the sessions listen on ::1, so their DHT nodes speak IPv6
+/// only and keep IPv6 tables.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_over_ipv6() {
+    let v6 = IpAddr::from(std::net::Ipv6Addr::LOCALHOST);
+    if std::net::UdpSocket::bind((v6, 0)).is_err() {
+        eprintln!("skipped: no IPv6 loopback here");
+        return;
+    }
+    through_the_dht("v6", [v6, v6, v6]).await;
+}
+
+/// A router, a seed and a downloader at `ips`: the downloader gets the bare magnet link's
+/// metadata and data from the seed, found only through the DHT.
+async fn through_the_dht(tag: &str, ips: [IpAddr; 3]) {
+    let dir = std::env::temp_dir().join(format!("battorrent-dht-{tag}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let seed_dir = dir.join("seed");
     std::fs::create_dir_all(&seed_dir).unwrap();
@@ -49,11 +68,9 @@ async fn a_bare_magnet_link_downloads_from_a_seed_found_through_the_dht() {
         .unwrap()
         .metainfo;
 
-    let router = Session::start(session([127, 0, 0, 21], dht(vec![])))
-        .await
-        .unwrap();
+    let router = Session::start(session(ips[0], dht(vec![]))).await.unwrap();
     let boot = vec![router.local_addr()];
-    let seeder = Session::start(session([127, 0, 0, 22], dht(boot.clone())))
+    let seeder = Session::start(session(ips[1], dht(boot.clone())))
         .await
         .unwrap();
     seeder
@@ -65,9 +82,7 @@ async fn a_bare_magnet_link_downloads_from_a_seed_found_through_the_dht() {
             paused: false,
         })
         .unwrap();
-    let getter = Session::start(session([127, 0, 0, 23], dht(boot)))
-        .await
-        .unwrap();
+    let getter = Session::start(session(ips[2], dht(boot))).await.unwrap();
     // Nothing but the info hash.
     let magnet = Magnet {
         info_hash: meta.info_hash,
@@ -103,6 +118,12 @@ async fn a_bare_magnet_link_downloads_from_a_seed_found_through_the_dht() {
         r = router.dht_stats().unwrap();
     }
     assert!(r.nodes >= 2, "the bootstrap node knows both: {r:?}");
+    let family_nodes = if ips[0].is_ipv6() {
+        r.nodes6
+    } else {
+        r.nodes - r.nodes6
+    };
+    assert_eq!(family_nodes, r.nodes, "all in the {tag} table: {r:?}");
     getter.shutdown().await;
     seeder.shutdown().await;
     router.shutdown().await;

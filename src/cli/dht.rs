@@ -58,7 +58,7 @@ impl DhtArgs {
         if self.bootstrap.is_empty() {
             for r in PUBLIC_ROUTERS {
                 match r.to_socket_addrs() {
-                    Ok(addrs) => routers.extend(addrs.filter(SocketAddr::is_ipv4).take(1)),
+                    Ok(addrs) => routers.extend(one_per_family(addrs)),
                     Err(e) => tracing::info!("DHT router {r} not resolved: {e}"),
                 }
             }
@@ -77,7 +77,7 @@ impl DhtArgs {
             let addrs = b
                 .to_socket_addrs()
                 .with_context(|| format!("cannot resolve the DHT node {}", format::escape(b)))?;
-            routers.extend(addrs.filter(SocketAddr::is_ipv4).take(1));
+            routers.extend(one_per_family(addrs));
         }
         Ok(routers)
     }
@@ -121,6 +121,14 @@ impl DhtArgs {
             .and_then(|()| std::fs::rename(&tmp, path))
             .with_context(|| format!("cannot save the DHT state to {}", path.display()))
     }
+}
+
+/// The first IPv4 and the first IPv6 address of a name (each family has its own DHT).
+fn one_per_family(addrs: impl Iterator<Item = SocketAddr>) -> Vec<SocketAddr> {
+    let addrs: Vec<SocketAddr> = addrs.collect();
+    let v4 = addrs.iter().find(|a| a.is_ipv4());
+    let v6 = addrs.iter().find(|a| a.is_ipv6());
+    v4.into_iter().chain(v6).copied().collect()
 }
 
 #[derive(Debug, Args)]

@@ -5,6 +5,7 @@
 
 use super::driver::{lock, TorrentHandle};
 use crate::core::InfoHash;
+use crate::dht::node::Family;
 use crate::dht::{Dht, DhtConfig, DhtEvent, DhtStats};
 use crate::torrent::PeerSource;
 use crate::tracker::udp::endpoint::UdpEndpoint;
@@ -36,6 +37,32 @@ pub enum Command {
     ExternalIp { voter: IpAddr, seen: IpAddr },
 }
 
+/// The UDP sockets the DHT speaks over: one per family (an IPv6 one only where the host
+/// has IPv6). Datagrams go out through the socket of the destination's family.
+#[derive(Clone, Default)]
+pub struct Sockets {
+    pub v4: Option<Arc<UdpEndpoint>>,
+    pub v6: Option<Arc<UdpEndpoint>>,
+}
+
+impl Sockets {
+    fn for_addr(&self, to: SocketAddr) -> Option<&Arc<UdpEndpoint>> {
+        match Family::of(&to) {
+            Family::V4 => self.v4.as_ref(),
+            Family::V6 => self.v6.as_ref(),
+        }
+    }
+
+    /// The family whose lookups decide when a torrent looks again: IPv4 where we have it.
+    fn primary(&self) -> Family {
+        if self.v4.is_some() {
+            Family::V4
+        } else {
+            Family::V6
+        }
+    }
+}
+
 /// The session's handle on the DHT task.
 pub struct DhtHandle {
     commands: mpsc::Sender<Command>,
@@ -63,13 +90,17 @@ impl DhtHandle {
 
 /// Starts the DHT task on `endpoint`; `port` is the port peers reach us on (announced).
 pub fn start(
-    endpoint: Arc<UdpEndpoint>,
-    config: DhtConfig,
+    sockets: Sockets,
+    mut config: DhtConfig,
     port: u16,
     stop: CancellationToken,
 ) -> (DhtHandle, tokio::task::JoinHandle<()>) {
     let (datagrams_tx, datagrams) = mpsc::channel(DATAGRAM_QUEUE);
-    endpoint.attach_dht(datagrams_tx);
+    for endpoint in sockets.v4.iter().chain(&sockets.v6) {
+        endpoint.attach_dht(datagrams_tx.clone());
+    }
+    config.ipv4 = sockets.v4.is_some();
+    config.ipv6 = sockets.v6.is_some();
     let (commands_tx, commands) = mpsc::channel(4096);
     let stats = Arc::new(Mutex::new(DhtStats::default()));
     let saved = Arc::new(Mutex::new(None));
@@ -78,7 +109,7 @@ pub fn start(
         stats: stats.clone(),
         saved: saved.clone(),
     };
-    let task = tokio::spawn(run(node, endpoint, datagrams, commands, port, shared, stop));
+    let task = tokio::spawn(run(node, sockets, datagrams, commands, port, shared, stop));
     (
         DhtHandle {
             commands: commands_tx,
@@ -114,7 +145,7 @@ struct Wanted {
 
 async fn run(
     mut node: Dht,
-    endpoint: Arc<UdpEndpoint>,
+    sockets: Sockets,
     mut datagrams: mpsc::Receiver<(SocketAddr, Vec<u8>)>,
     mut commands: mpsc::Receiver<Command>,
     port: u16,
@@ -173,7 +204,9 @@ async fn run(
             }
         }
         while let Some((to, bytes)) = node.poll_transmit() {
-            let _ = endpoint.send_to(&bytes, to).await;
+            if let Some(endpoint) = sockets.for_addr(to) {
+                let _ = endpoint.send_to(&bytes, to).await;
+            }
         }
         while let Some(event) = node.poll_event() {
             match event {
@@ -189,6 +222,7 @@ async fn run(
                 }
                 DhtEvent::LookupDone {
                     info_hash,
+                    family,
                     stats,
                     peers,
                     announced,
@@ -199,7 +233,10 @@ async fn run(
                         stats.queries,
                         stats.answers
                     );
-                    if let Some(w) = wanted.get_mut(&info_hash) {
+                    // One family's lookups decide (an empty IPv6 DHT must not keep a
+                    // torrent looking every few seconds).
+                    let decides = family == sockets.primary();
+                    if let Some(w) = wanted.get_mut(&info_hash).filter(|_| decides) {
                         if stats.answers < crate::dht::K {
                             // Too few nodes yet: look again soon, then less and less often.
                             w.next = now + w.retry;

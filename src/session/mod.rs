@@ -151,10 +151,14 @@ impl Session {
         };
         let shutdown = CancellationToken::new();
         let mut dht_task = None;
-        let dht = match (&config.dht, &udp) {
-            (Some(settings), Some(endpoint)) => {
+        let dht_sockets = match (&config.dht, &udp) {
+            (Some(_), Some(endpoint)) => dht_sockets(endpoint, config.bind, local_addr.port()),
+            _ => dht::Sockets::default(),
+        };
+        let dht = match &config.dht {
+            Some(settings) if dht_sockets.v4.is_some() || dht_sockets.v6.is_some() => {
                 let (handle, task) = dht::start(
-                    endpoint.clone(),
+                    dht_sockets.clone(),
                     settings.clone(),
                     local_addr.port(),
                     shutdown.clone(),
@@ -206,6 +210,9 @@ impl Session {
         ];
         if let Some(udp) = udp {
             tasks.push(tokio::spawn(udp.run(inner.shutdown.clone())));
+        }
+        if let Some(v6) = dht_sockets.v6.filter(|_| local_addr.is_ipv4()) {
+            tasks.push(tokio::spawn(v6.run(inner.shutdown.clone())));
         }
         tasks.extend(dht_task);
         Ok(Session { inner, tasks })
@@ -687,4 +694,27 @@ async fn check_then_start(torrent: Arc<TorrentHandle>, meta: Arc<Metainfo>, dir:
         ),
     }
     torrent.dispatch(&mut d);
+}
+
+/// The DHT's sockets: the session's UDP socket for its family and, when the session listens
+/// on every IPv4 address, an IPv6-only socket on the same port where the host has IPv6.
+fn dht_sockets(udp: &Arc<UdpEndpoint>, bind: SocketAddr, port: u16) -> dht::Sockets {
+    if bind.is_ipv6() {
+        return dht::Sockets {
+            v4: None,
+            v6: Some(udp.clone()),
+        };
+    }
+    let v6 = if bind.ip().is_unspecified() {
+        let any6 = SocketAddr::from((std::net::Ipv6Addr::UNSPECIFIED, port));
+        UdpEndpoint::bind_v6_only(any6)
+            .map_err(|e| tracing::info!("no IPv6 DHT (port {port}): {e}"))
+            .ok()
+    } else {
+        None
+    };
+    dht::Sockets {
+        v4: Some(udp.clone()),
+        v6,
+    }
 }

@@ -4,7 +4,7 @@
 //! address, BEP 42) and rebuilds its routing table around it, keeping every node it knew.
 //! Addresses BEP 42 exempts (private, loopback, link-local) keep the id as it is.
 
-use super::Dht;
+use super::{new_table, Dht, Family};
 use crate::dht::id::{bep42_exempt, NodeId};
 use crate::dht::routing::{Contact, RoutingTable};
 use std::net::IpAddr;
@@ -24,33 +24,38 @@ impl Dht {
         self.external.current()
     }
 
-    /// Takes a BEP 42 id for `ip` unless ours already is one (or `ip` is exempt).
+    /// Takes a BEP 42 id for `ip` unless ours already is one (or `ip` is exempt). One id
+    /// serves both families: a node that speaks IPv4 derives it from its IPv4 address only
+    /// (else the two addresses would take turns changing it).
     fn adopt_external_ip(&mut self, now: Instant, ip: IpAddr) {
-        if bep42_exempt(ip) || self.id.is_secure_for(ip) {
+        if bep42_exempt(ip) || self.id.is_secure_for(ip) || (ip.is_ipv6() && self.config.ipv4) {
             return;
         }
         let id = NodeId::secure_for(ip, NodeId::random(&mut self.rng));
         tracing::info!("DHT: new node id {id} for our address {ip} (BEP 42)");
+        self.id = id;
+        self.routing = self.rebuilt(now, Family::V4);
+        self.routing6 = self.rebuilt(now, Family::V6);
+        // The buckets near the new id are empty: look for our neighbours at once.
+        self.next_upkeep = now;
+    }
+
+    /// `family`'s table around our (new) id, with every node the old one held.
+    fn rebuilt(&mut self, now: Instant, family: Family) -> RoutingTable {
         let old: Vec<_> = self
-            .routing
+            .table(family)
             .nodes()
             .map(|n| (n.id(), n.addr(), n.confirmed()))
             .collect();
-        let mut routing = RoutingTable::with_rng(id, self.config.routing, self.rng.fork());
-        for &addr in &self.config.bootstrap {
-            routing.exclude(addr);
-        }
+        let mut table = new_table(self.id, &self.config, self.rng.fork());
         for (node_id, addr, confirmed) in old {
             let contact = if confirmed {
                 Contact::Responded
             } else {
                 Contact::Heard
             };
-            routing.insert(now, node_id, addr, contact);
+            table.insert(now, node_id, addr, contact);
         }
-        self.id = id;
-        self.routing = routing;
-        // The buckets near the new id are empty: look for our neighbours at once.
-        self.next_upkeep = now;
+        table
     }
 }

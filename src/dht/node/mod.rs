@@ -58,8 +58,11 @@ pub struct DhtConfig {
     pub bootstrap: Vec<SocketAddr>,
     /// The routing table's rules (tests on one /24 turn `restrict_ips` off).
     pub routing: Config,
-    /// BEP 43: answer no queries and say so in ours (while we are not reachable).
+    /// BEP 43: answer no queries and say so in ours.
     pub read_only: bool,
+    /// The families we can send to (a socket for each): lookups run in these.
+    pub ipv4: bool,
+    pub ipv6: bool,
     /// Answers to others: rate limits, the peer store's caps.
     pub responder: ResponderConfig,
     /// A state saved by an earlier run ([`Dht::save`]): its id is kept and its nodes are
@@ -75,6 +78,8 @@ impl Default for DhtConfig {
             bootstrap: Vec::new(),
             routing: Config::default(),
             read_only: false,
+            ipv4: true,
+            ipv6: false,
             responder: ResponderConfig::default(),
             saved: None,
             seed: fastrand::u64(..),
@@ -93,10 +98,31 @@ pub enum DhtEvent {
     /// A `get_peers` lookup ended: how it went, and to how many nodes we announced.
     LookupDone {
         info_hash: InfoHash,
+        /// The DHT it ran in (a torrent looks in each family's).
+        family: Family,
         stats: LookupStats,
         peers: usize,
         announced: usize,
     },
+}
+
+/// An address family. The node keeps one routing table per family and runs one lookup
+/// per family (BEP 32): the IPv4 and IPv6 DHTs are separate networks, each with its own
+/// closest nodes for a target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Family {
+    V4,
+    V6,
+}
+
+impl Family {
+    pub fn of(addr: &SocketAddr) -> Family {
+        if addr.ip().to_canonical().is_ipv4() {
+            Family::V4
+        } else {
+            Family::V6
+        }
+    }
 }
 
 /// Why a query went out, to know what to do with the answer.
@@ -119,6 +145,7 @@ struct Pending {
 
 struct Running {
     lookup: Lookup,
+    family: Family,
     /// The info hash of a `get_peers` lookup (none for a table refresh).
     info_hash: Option<InfoHash>,
     /// Where we listen for peers, to announce once done.
@@ -155,7 +182,10 @@ pub struct DhtStats {
     pub read_only: bool,
     /// Queries from other nodes that reached us (a sign we are reachable).
     pub queries_received: u64,
+    /// Nodes in both tables.
     pub nodes: usize,
+    /// Of which IPv6 (BEP 32).
+    pub nodes6: usize,
     pub good: usize,
     pub questionable: usize,
     pub bad: usize,
@@ -173,12 +203,14 @@ pub struct Dht {
     id: NodeId,
     config: DhtConfig,
     routing: RoutingTable,
+    /// The IPv6 table (BEP 32).
+    routing6: RoutingTable,
     pending: HashMap<u16, Pending>,
     next_tid: u16,
     lookups: HashMap<u64, Running>,
     next_lookup: u64,
     /// Lookups asked for while [`MAX_LOOKUPS`] ran.
-    queued: VecDeque<(InfoHash, Option<u16>)>,
+    queued: VecDeque<(InfoHash, Option<u16>, Family)>,
     out: VecDeque<(SocketAddr, Vec<u8>)>,
     events: VecDeque<DhtEvent>,
     /// When the last bootstrap rounds went out (at most [`BOOTSTRAP_ROUNDS`]).
@@ -231,10 +263,8 @@ impl Dht {
     /// A node with the given id (a saved one, or a test's).
     pub fn with_id(now: Instant, id: NodeId, config: DhtConfig) -> Dht {
         let mut rng = fastrand::Rng::with_seed(config.seed);
-        let mut routing = RoutingTable::with_rng(id, config.routing, rng.fork());
-        for &addr in &config.bootstrap {
-            routing.exclude(addr);
-        }
+        let routing = new_table(id, &config, rng.fork());
+        let routing6 = new_table(id, &config, rng.fork());
         Dht {
             id,
             responder: {
@@ -244,6 +274,7 @@ impl Dht {
             },
             config,
             routing,
+            routing6,
             pending: HashMap::new(),
             next_tid: rng.u16(..),
             lookups: HashMap::new(),
@@ -266,14 +297,41 @@ impl Dht {
         self.id
     }
 
-    /// The routing table (read only).
+    /// The IPv4 routing table (read only).
     pub fn routing(&self) -> &RoutingTable {
         &self.routing
     }
 
+    /// The IPv6 routing table (read only).
+    pub fn routing6(&self) -> &RoutingTable {
+        &self.routing6
+    }
+
+    fn table(&self, family: Family) -> &RoutingTable {
+        match family {
+            Family::V4 => &self.routing,
+            Family::V6 => &self.routing6,
+        }
+    }
+
+    fn table_mut(&mut self, family: Family) -> &mut RoutingTable {
+        match family {
+            Family::V4 => &mut self.routing,
+            Family::V6 => &mut self.routing6,
+        }
+    }
+
+    /// The families we can send to.
+    fn families(&self) -> impl Iterator<Item = Family> {
+        let (v4, v6) = (self.config.ipv4, self.config.ipv6);
+        [(Family::V4, v4), (Family::V6, v6)]
+            .into_iter()
+            .filter_map(|(f, on)| on.then_some(f))
+    }
+
     /// The table's health and the node's counters.
     pub fn stats(&self, now: Instant) -> DhtStats {
-        let health: Health = self.routing.health(now);
+        let (h4, h6): (Health, Health) = (self.routing.health(now), self.routing6.health(now));
         let external = self.external.current();
         DhtStats {
             id: self.id.to_string(),
@@ -281,10 +339,11 @@ impl Dht {
             id_secure: external.is_some_and(|ip| self.id.is_secure_for(ip)),
             read_only: self.read_only(),
             queries_received: self.reach.queries(),
-            nodes: self.routing.len(),
-            good: health.good,
-            questionable: health.questionable,
-            bad: health.bad,
+            nodes: self.routing.len() + self.routing6.len(),
+            nodes6: self.routing6.len(),
+            good: h4.good + h6.good,
+            questionable: h4.questionable + h6.questionable,
+            bad: h4.bad + h6.bad,
             buckets: self.routing.bucket_count(),
             pending: self.pending.len(),
             lookups: self.lookups.len(),
@@ -299,7 +358,12 @@ impl Dht {
     /// added once it answers.
     pub fn add_node(&mut self, now: Instant, addr: SocketAddr) {
         self.now = self.now.max(now);
-        if self.routing.get(addr).is_none() && self.pending.len() < MAX_PENDING {
+        let addr = canonical(addr);
+        let family = Family::of(&addr);
+        if self.families().any(|f| f == family)
+            && self.table(family).get(addr).is_none()
+            && self.pending.len() < MAX_PENDING
+        {
             self.send_query(now, addr, Method::Ping, Purpose::Ping);
         }
     }
@@ -308,36 +372,49 @@ impl Dht {
     /// Peers other nodes announced to us come out at once.
     pub fn get_peers(&mut self, now: Instant, info_hash: InfoHash, announce_port: Option<u16>) {
         self.now = self.now.max(now);
-        let local = self
-            .responder
-            .store()
-            .get_peers(now, &info_hash, 100, false, &mut self.rng);
-        if !local.is_empty() {
-            self.events.push_back(DhtEvent::Peers {
-                info_hash,
-                peers: local,
-            });
-        }
-        if self.lookups.len() >= MAX_LOOKUPS {
-            if self.queued.len() < MAX_LOOKUPS * 4
-                && !self.queued.iter().any(|(h, _)| *h == info_hash)
-            {
-                self.queued.push_back((info_hash, announce_port));
+        let families: Vec<Family> = self.families().collect();
+        for &family in &families {
+            let local = self.responder.store().get_peers(
+                now,
+                &info_hash,
+                100,
+                family == Family::V6,
+                &mut self.rng,
+            );
+            if !local.is_empty() {
+                self.events.push_back(DhtEvent::Peers {
+                    info_hash,
+                    peers: local,
+                });
             }
-            return;
         }
-        self.start_lookup(
-            now,
-            NodeId::from(info_hash),
-            Kind::GetPeers,
-            Some(info_hash),
-            announce_port,
-        );
+        for family in families {
+            if self.lookups.len() >= MAX_LOOKUPS {
+                if self.queued.len() < MAX_LOOKUPS * 4
+                    && !self
+                        .queued
+                        .iter()
+                        .any(|(h, _, f)| *h == info_hash && *f == family)
+                {
+                    self.queued.push_back((info_hash, announce_port, family));
+                }
+                continue;
+            }
+            self.start_lookup(
+                now,
+                NodeId::from(info_hash),
+                Some(info_hash),
+                announce_port,
+                family,
+            );
+        }
     }
 
     /// A datagram from `from`: a query to answer, or an answer to one of ours.
     pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]) {
         self.now = self.now.max(now);
+        // A dual-stack socket reports IPv4 senders as IPv4-mapped IPv6 addresses.
+        let from = canonical(from);
         self.counters.datagrams_in += 1;
         let message = match Message::parse(bytes) {
             Ok(m) => m,
@@ -376,7 +453,7 @@ impl Dht {
             .collect();
         for tid in expired {
             if let Some(p) = self.pending.remove(&tid) {
-                self.routing.failed(now, p.addr);
+                self.table_mut(Family::of(&p.addr)).failed(now, p.addr);
                 if let Purpose::Lookup(id) = p.purpose {
                     if let Some(r) = self.lookups.get_mut(&id) {
                         r.lookup.on_failure(p.addr);
@@ -386,7 +463,8 @@ impl Dht {
         }
         if now >= self.next_upkeep {
             self.next_upkeep = now + UPKEEP_EVERY;
-            self.reach.tick(now, self.routing.len());
+            let nodes = self.routing.len() + self.routing6.len();
+            self.reach.tick(now, nodes);
             self.upkeep(now);
         }
         self.drive(now);
@@ -435,18 +513,23 @@ impl Dht {
 
     /// Nodes worth saving for the next start (the live ones).
     pub fn nodes_to_save(&self) -> Vec<NodeInfo> {
-        self.routing.nodes().map(|n| n.info()).collect()
+        self.routing
+            .nodes()
+            .chain(self.routing6.nodes())
+            .map(|n| n.info())
+            .collect()
     }
 
     fn on_query(&mut self, now: Instant, from: SocketAddr, message: &Message, q: &Query) {
         if !q.read_only {
-            self.routing.insert(now, q.id, from, Contact::Queried);
+            self.table_mut(Family::of(&from))
+                .insert(now, q.id, from, Contact::Queried);
             self.reach.on_query(now);
         }
         let tables = Tables {
             own: self.id,
             v4: Some(&self.routing),
-            v6: None,
+            v6: Some(&self.routing6),
         };
         if let Some(reply) = self
             .responder
@@ -492,7 +575,8 @@ impl Dht {
         self.counters.queries_answered += 1;
         let bootstrap = matches!(p.purpose, Purpose::Bootstrap(_));
         if !bootstrap {
-            self.routing.insert(now, r.id, from, Contact::Responded);
+            self.table_mut(Family::of(&from))
+                .insert(now, r.id, from, Contact::Responded);
         }
         let nodes: Vec<NodeInfo> = if from.is_ipv4() {
             r.nodes.clone()
@@ -508,12 +592,13 @@ impl Dht {
             }
             Purpose::Bootstrap(asker) => {
                 // The lookup that asked takes the whole answer (peers and token too); the
-                // router's nodes seed every other lookup running.
+                // router's nodes seed every other lookup running in that family.
+                let family = Family::of(&from);
                 for (&id, run) in self.lookups.iter_mut() {
                     if id == asker {
                         run.lookup
                             .on_router_response(from, r.id, &nodes, &r.values, r.token);
-                    } else {
+                    } else if run.family == family {
                         run.lookup.add_candidates(&nodes);
                     }
                 }
@@ -557,16 +642,10 @@ impl Dht {
             }
         }
         while self.lookups.len() < MAX_LOOKUPS {
-            let Some((info_hash, port)) = self.queued.pop_front() else {
+            let Some((info_hash, port, family)) = self.queued.pop_front() else {
                 break;
             };
-            self.start_lookup(
-                now,
-                NodeId::from(info_hash),
-                Kind::GetPeers,
-                Some(info_hash),
-                port,
-            );
+            self.start_lookup(now, NodeId::from(info_hash), Some(info_hash), port, family);
         }
     }
 
@@ -602,27 +681,36 @@ impl Dht {
         }
         self.events.push_back(DhtEvent::LookupDone {
             info_hash,
+            family: run.family,
             stats: run.lookup.stats(),
             peers: run.lookup.peers().len(),
             announced,
         });
     }
 
+    /// Starts a lookup of `target` in `family`'s DHT: `get_peers` for `info_hash` (and an
+    /// announce of `announce` at the end), else `find_node`.
     fn start_lookup(
         &mut self,
         now: Instant,
         target: NodeId,
-        kind: Kind,
         info_hash: Option<InfoHash>,
         announce: Option<u16>,
+        family: Family,
     ) {
-        let seeds = self.routing.closest(&target, K);
+        let seeds = self.table(family).closest(&target, K);
+        let kind = if info_hash.is_some() {
+            Kind::GetPeers
+        } else {
+            Kind::FindNode
+        };
         let id = self.next_lookup;
         self.next_lookup += 1;
         self.lookups.insert(
             id,
             Running {
                 lookup: Lookup::new(target, kind, &seeds),
+                family,
                 info_hash,
                 announce,
                 reported: 0,
@@ -653,26 +741,38 @@ impl Dht {
         };
         let method = run.method();
         self.bootstraps.push_back(now);
-        for addr in self.config.bootstrap.clone() {
+        let family = run.family;
+        let routers: Vec<SocketAddr> = self
+            .config
+            .bootstrap
+            .iter()
+            .copied()
+            .filter(|a| Family::of(a) == family)
+            .collect();
+        for addr in routers {
             self.send_query(now, addr, method.clone(), Purpose::Bootstrap(id));
         }
     }
 
     /// Pings questionable nodes, refreshes quiet buckets, bootstraps a small table.
     fn upkeep(&mut self, now: Instant) {
-        if self.routing.len() < K && self.lookups.is_empty() {
-            let own = self.id;
-            self.start_lookup(now, own, Kind::FindNode, None, None);
-        }
-        for node in self.routing.nodes_to_ping(now, PINGS_PER_TICK) {
-            if self.pending.len() >= MAX_PENDING {
-                break;
+        let families: Vec<Family> = self.families().collect();
+        for family in families {
+            let running = self.lookups.values().any(|r| r.family == family);
+            if self.table(family).len() < K && !running {
+                let own = self.id;
+                self.start_lookup(now, own, None, None, family);
             }
-            self.send_query(now, node.addr, Method::Ping, Purpose::Ping);
-        }
-        if self.lookups.len() < MAX_LOOKUPS / 2 {
-            if let Some(target) = self.routing.needs_refresh(now).into_iter().next() {
-                self.start_lookup(now, target, Kind::FindNode, None, None);
+            for node in self.table_mut(family).nodes_to_ping(now, PINGS_PER_TICK) {
+                if self.pending.len() >= MAX_PENDING {
+                    break;
+                }
+                self.send_query(now, node.addr, Method::Ping, Purpose::Ping);
+            }
+            if self.lookups.len() < MAX_LOOKUPS / 2 {
+                if let Some(target) = self.table_mut(family).needs_refresh(now).into_iter().next() {
+                    self.start_lookup(now, target, None, None, family);
+                }
             }
         }
     }
@@ -699,4 +799,18 @@ impl Dht {
         );
         self.counters.queries_sent += 1;
     }
+}
+
+/// A routing table for `id` that never takes the routers.
+fn new_table(id: NodeId, config: &DhtConfig, rng: fastrand::Rng) -> RoutingTable {
+    let mut table = RoutingTable::with_rng(id, config.routing, rng);
+    for &addr in &config.bootstrap {
+        table.exclude(addr);
+    }
+    table
+}
+
+/// `addr` with an IPv4-mapped IPv6 address as plain IPv4.
+fn canonical(addr: SocketAddr) -> SocketAddr {
+    SocketAddr::new(addr.ip().to_canonical(), addr.port())
 }

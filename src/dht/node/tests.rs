@@ -8,6 +8,8 @@ struct Net {
     now: Instant,
     nodes: Vec<Dht>,
     addrs: Vec<SocketAddr>,
+    /// The IPv6 address of a dual-stack node.
+    addrs6: Vec<Option<SocketAddr>>,
     /// Nodes that drop everything.
     down: Vec<bool>,
     /// Nodes behind a NAT: queries do not reach them, answers to theirs do.
@@ -22,27 +24,49 @@ fn addr(i: usize) -> SocketAddr {
     )
 }
 
+/// One /64 per node (the rate limits count an IPv6 /64 as one source).
+fn addr6(i: usize) -> SocketAddr {
+    SocketAddr::new(
+        IpAddr::V6(std::net::Ipv6Addr::new(0xfd00, 0, 0, i as u16, 0, 0, 0, 1)),
+        6881,
+    )
+}
+
 impl Net {
     fn new(n: usize) -> Net {
         Net::at((0..n).map(addr).collect())
     }
 
-    /// Nodes at `addrs`; the first is the router.
+    /// Nodes at `addrs` (one family each); the first is the router.
     fn at(addrs: Vec<SocketAddr>) -> Net {
+        let n = addrs.len();
+        Net::build(addrs, vec![None; n])
+    }
+
+    /// `n` dual-stack nodes: 10.0.x.y and fd00:0:0:i::1.
+    fn dual(n: usize) -> Net {
+        Net::build(
+            (0..n).map(addr).collect(),
+            (0..n).map(|i| Some(addr6(i))).collect(),
+        )
+    }
+
+    fn build(addrs: Vec<SocketAddr>, addrs6: Vec<Option<SocketAddr>>) -> Net {
         let now = Instant::now();
         let n = addrs.len();
+        let router: Vec<SocketAddr> = std::iter::once(addrs[0]).chain(addrs6[0]).collect();
         let nodes = (0..n)
             .map(|i| {
                 let config = DhtConfig {
-                    bootstrap: if i == 0 { vec![] } else { vec![addrs[0]] },
+                    bootstrap: if i == 0 { vec![] } else { router.clone() },
                     routing: Config {
                         restrict_ips: false,
                         ..Config::default()
                     },
-                    read_only: false,
-                    responder: crate::dht::responder::ResponderConfig::default(),
-                    saved: None,
+                    ipv4: addrs[i].is_ipv4(),
+                    ipv6: addrs[i].is_ipv6() || addrs6[i].is_some(),
                     seed: i as u64 + 1,
+                    ..DhtConfig::default()
                 };
                 Dht::new(now, config)
             })
@@ -51,6 +75,7 @@ impl Net {
             now,
             nodes,
             addrs,
+            addrs6,
             down: vec![false; n],
             nat: vec![false; n],
             delivered: 0,
@@ -64,6 +89,12 @@ impl Net {
             .iter()
             .enumerate()
             .map(|(i, a)| (*a, i))
+            .chain(
+                self.addrs6
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, a)| a.map(|a| (a, i))),
+            )
             .collect();
         for _ in 0..1_000_000 {
             let mut moved = false;
@@ -77,9 +108,16 @@ impl Net {
                         let query = bytes.windows(6).any(|w| w == b"1:y1:q");
                         let dropped = self.down[j] || (self.nat[j] && query);
                         if !dropped {
-                            self.delivered += 1;
-                            let from = self.addrs[i];
-                            self.nodes[j].handle_datagram(self.now, from, &bytes);
+                            // Sent from the sender's address of the destination's family.
+                            let from = if to.is_ipv6() && self.addrs[i].is_ipv4() {
+                                self.addrs6[i]
+                            } else {
+                                Some(self.addrs[i])
+                            };
+                            if let Some(from) = from {
+                                self.delivered += 1;
+                                self.nodes[j].handle_datagram(self.now, from, &bytes);
+                            }
                         }
                     }
                 }
@@ -428,4 +466,80 @@ fn a_node_behind_a_nat_goes_read_only_and_leaves_the_tables() {
         }
     }
     assert!(answers >= K, "{answers}");
+}
+
+#[test]
+fn dual_stack_nodes_fill_both_tables_and_find_peers_in_each_family() {
+    let mut net = Net::dual(40);
+    net.advance(Duration::from_secs(30));
+    for (i, n) in net.nodes.iter().enumerate().skip(1) {
+        assert!(
+            n.routing().len() >= K,
+            "node {i}: {} IPv4",
+            n.routing().len()
+        );
+        assert!(
+            n.routing6().len() >= K,
+            "node {i}: {} IPv6",
+            n.routing6().len()
+        );
+        assert!(n.routing6().nodes().all(|x| x.addr().is_ipv6()));
+        assert!(n.routing().nodes().all(|x| x.addr().is_ipv4()));
+    }
+    // Node 5 announces: it is stored at the closest nodes of each DHT, under the address
+    // each family saw it at; node 30 finds both.
+    let hash = InfoHash([0x66; 20]);
+    let now = net.now;
+    net.nodes[5].get_peers(now, hash, Some(6006));
+    net.advance(Duration::from_secs(10));
+    let mut done = Vec::new();
+    while let Some(e) = net.nodes[5].poll_event() {
+        if let DhtEvent::LookupDone {
+            family, announced, ..
+        } = e
+        {
+            done.push((family, announced));
+        }
+    }
+    done.sort_by_key(|(f, _)| *f == Family::V6);
+    assert_eq!(done.len(), 2, "{done:?}");
+    assert!(done.iter().all(|(_, a)| *a >= 1), "{done:?}");
+    let now = net.now;
+    net.nodes[30].get_peers(now, hash, None);
+    net.advance(Duration::from_secs(10));
+    let mut found = Vec::new();
+    while let Some(e) = net.nodes[30].poll_event() {
+        if let DhtEvent::Peers { peers, .. } = e {
+            found.extend(peers);
+        }
+    }
+    let v4 = SocketAddr::new(net.addrs[5].ip(), 6006);
+    let v6 = SocketAddr::new(net.addrs6[5].unwrap().ip(), 6006);
+    assert!(found.contains(&v4) && found.contains(&v6), "{found:?}");
+}
+
+#[test]
+fn an_ipv6_only_network_works_alone() {
+    let addrs: Vec<SocketAddr> = (0..30).map(addr6).collect();
+    let mut net = Net::at(addrs);
+    net.advance(Duration::from_secs(30));
+    for (i, n) in net.nodes.iter().enumerate().skip(1) {
+        assert_eq!(n.routing().len(), 0);
+        assert!(n.routing6().len() >= K, "node {i}: {}", n.routing6().len());
+        assert_eq!(n.stats(net.now).nodes6, n.routing6().len());
+    }
+    let hash = InfoHash([0x06; 20]);
+    let now = net.now;
+    net.nodes[2].get_peers(now, hash, Some(7000));
+    net.advance(Duration::from_secs(10));
+    let now = net.now;
+    net.nodes[20].get_peers(now, hash, None);
+    net.advance(Duration::from_secs(10));
+    let mut found = Vec::new();
+    while let Some(e) = net.nodes[20].poll_event() {
+        if let DhtEvent::Peers { peers, .. } = e {
+            found.extend(peers);
+        }
+    }
+    assert_eq!(found, vec![SocketAddr::new(net.addrs[2].ip(), 7000)]);
 }

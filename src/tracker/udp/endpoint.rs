@@ -82,14 +82,29 @@ impl Drop for Registered<'_> {
 impl UdpEndpoint {
     /// Binds the socket (a port of 0 picks one).
     pub async fn bind(addr: SocketAddr) -> io::Result<Arc<UdpEndpoint>> {
-        let socket = UdpSocket::bind(addr).await?;
-        Ok(Arc::new(UdpEndpoint {
+        Ok(UdpEndpoint::with_socket(UdpSocket::bind(addr).await?))
+    }
+
+    /// Binds an IPv6 socket that takes IPv6 only (`IPV6_V6ONLY`): it can share its port
+    /// with an IPv4 socket on the unspecified address.
+    pub fn bind_v6_only(addr: SocketAddr) -> io::Result<Arc<UdpEndpoint>> {
+        use socket2::{Domain, Protocol, Socket, Type};
+        let socket = Socket::new(Domain::IPV6, Type::DGRAM, Some(Protocol::UDP))?;
+        socket.set_only_v6(true)?;
+        socket.set_nonblocking(true)?;
+        socket.bind(&addr.into())?;
+        let socket = UdpSocket::from_std(std::net::UdpSocket::from(socket))?;
+        Ok(UdpEndpoint::with_socket(socket))
+    }
+
+    fn with_socket(socket: UdpSocket) -> Arc<UdpEndpoint> {
+        Arc::new(UdpEndpoint {
             socket,
             waiting: Mutex::new(HashMap::new()),
             connections: Mutex::new(HashMap::new()),
             transactions: Arc::new(AtomicU32::new(fastrand::u32(..))),
             dht: std::sync::OnceLock::new(),
-        }))
+        })
     }
 
     /// Sends DHT datagrams to `to` from now on (once per endpoint).
