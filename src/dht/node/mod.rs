@@ -19,7 +19,10 @@
 //!   gave a token are then told we are a peer (`announce_peer`).
 
 mod identity;
+mod lookups;
 mod reachability;
+
+use lookups::Running;
 
 #[cfg(test)]
 mod tests;
@@ -141,33 +144,6 @@ struct Pending {
     addr: SocketAddr,
     sent: Instant,
     purpose: Purpose,
-}
-
-struct Running {
-    lookup: Lookup,
-    family: Family,
-    /// The info hash of a `get_peers` lookup (none for a table refresh).
-    info_hash: Option<InfoHash>,
-    /// Where we listen for peers, to announce once done.
-    announce: Option<u16>,
-    /// Peers already reported.
-    reported: usize,
-}
-
-impl Running {
-    /// What this lookup asks each node.
-    fn method(&self) -> Method {
-        match self.info_hash {
-            Some(info_hash) => Method::GetPeers {
-                info_hash,
-                want: Want::default(),
-            },
-            None => Method::FindNode {
-                target: self.lookup.target(),
-                want: Want::default(),
-            },
-        }
-    }
 }
 
 /// Figures for people and scripts.
@@ -606,152 +582,6 @@ impl Dht {
             Purpose::Ping | Purpose::Announce => {}
         }
         true
-    }
-
-    /// Sends what the lookups want, reports peers, finishes lookups that are done.
-    fn drive(&mut self, now: Instant) {
-        let ids: Vec<u64> = self.lookups.keys().copied().collect();
-        for id in ids {
-            loop {
-                if self.pending.len() >= MAX_PENDING {
-                    break;
-                }
-                let Some(run) = self.lookups.get_mut(&id) else {
-                    break;
-                };
-                let Some(node) = run.lookup.next_query(now) else {
-                    break;
-                };
-                let method = run.method();
-                self.send_query(now, node.addr, method, Purpose::Lookup(id));
-            }
-            let Some(run) = self.lookups.get_mut(&id) else {
-                continue;
-            };
-            if let Some(info_hash) = run.info_hash {
-                let found = run.lookup.peers();
-                if found.len() > run.reported {
-                    let peers = found[run.reported..].to_vec();
-                    run.reported = found.len();
-                    self.events.push_back(DhtEvent::Peers { info_hash, peers });
-                }
-            }
-            // A lookup waits for the routers' answers before it may end with nothing.
-            if run.lookup.is_done(now) && !self.bootstrapping() {
-                self.finish(now, id);
-            }
-        }
-        while self.lookups.len() < MAX_LOOKUPS {
-            let Some((info_hash, port, family)) = self.queued.pop_front() else {
-                break;
-            };
-            self.start_lookup(now, NodeId::from(info_hash), Some(info_hash), port, family);
-        }
-    }
-
-    /// Whether a router's answer is awaited.
-    fn bootstrapping(&self) -> bool {
-        self.pending
-            .values()
-            .any(|p| matches!(p.purpose, Purpose::Bootstrap(_)))
-    }
-
-    fn finish(&mut self, now: Instant, id: u64) {
-        let Some(run) = self.lookups.remove(&id) else {
-            return;
-        };
-        let Some(info_hash) = run.info_hash else {
-            return;
-        };
-        let mut announced = 0;
-        if let Some(port) = run.announce {
-            for target in run.lookup.announce_targets() {
-                if self.pending.len() >= MAX_PENDING {
-                    break;
-                }
-                let method = Method::AnnouncePeer {
-                    info_hash,
-                    port,
-                    implied_port: false,
-                    token: target.token,
-                };
-                self.send_query(now, target.node.addr, method, Purpose::Announce);
-                announced += 1;
-            }
-        }
-        self.events.push_back(DhtEvent::LookupDone {
-            info_hash,
-            family: run.family,
-            stats: run.lookup.stats(),
-            peers: run.lookup.peers().len(),
-            announced,
-        });
-    }
-
-    /// Starts a lookup of `target` in `family`'s DHT: `get_peers` for `info_hash` (and an
-    /// announce of `announce` at the end), else `find_node`.
-    fn start_lookup(
-        &mut self,
-        now: Instant,
-        target: NodeId,
-        info_hash: Option<InfoHash>,
-        announce: Option<u16>,
-        family: Family,
-    ) {
-        let seeds = self.table(family).closest(&target, K);
-        let kind = if info_hash.is_some() {
-            Kind::GetPeers
-        } else {
-            Kind::FindNode
-        };
-        let id = self.next_lookup;
-        self.next_lookup += 1;
-        self.lookups.insert(
-            id,
-            Running {
-                lookup: Lookup::new(target, kind, &seeds),
-                family,
-                info_hash,
-                announce,
-                reported: 0,
-            },
-        );
-        if seeds.len() < K {
-            self.bootstrap(now, id);
-        }
-        self.drive(now);
-    }
-
-    /// Asks the routers lookup `id`'s query (at most [`BOOTSTRAP_ROUNDS`] rounds per
-    /// [`BOOTSTRAP_EVERY`]): a `get_peers` to a router that keeps peers finds them, and
-    /// earns its token.
-    fn bootstrap(&mut self, now: Instant, id: u64) {
-        while self
-            .bootstraps
-            .front()
-            .is_some_and(|&t| now.saturating_duration_since(t) >= BOOTSTRAP_EVERY)
-        {
-            self.bootstraps.pop_front();
-        }
-        if self.bootstraps.len() >= BOOTSTRAP_ROUNDS {
-            return;
-        }
-        let Some(run) = self.lookups.get(&id) else {
-            return;
-        };
-        let method = run.method();
-        self.bootstraps.push_back(now);
-        let family = run.family;
-        let routers: Vec<SocketAddr> = self
-            .config
-            .bootstrap
-            .iter()
-            .copied()
-            .filter(|a| Family::of(a) == family)
-            .collect();
-        for addr in routers {
-            self.send_query(now, addr, method.clone(), Purpose::Bootstrap(id));
-        }
     }
 
     /// Pings questionable nodes, refreshes quiet buckets, bootstraps a small table.
