@@ -143,10 +143,25 @@ pub struct Picker {
     requests: HashMap<PeerKey, HashSet<BlockId>>,
     max_partial: usize,
     rng: fastrand::Rng,
-    /// Rarest-first candidates `(availability, random tie-break, piece)`, kept between calls
-    /// to reuse the allocation.
-    scratch: Vec<Reverse<(u32, u32, u32)>>,
+    /// Each piece's priority: 0 not wanted, [`NORMAL`] by default, up to [`URGENT`] (the
+    /// highest of the files it holds, or a reader waiting for it).
+    priority: Vec<u8>,
+    /// Pieces wanted (priority above 0), and how many of them we hold.
+    wanted: usize,
+    have_wanted: usize,
+    /// Start pieces in order instead of rarest first (playing while downloading).
+    sequential: bool,
+    /// Candidates `(inverted priority, availability or index, random tie-break, piece)`,
+    /// kept between calls to reuse the allocation.
+    scratch: Vec<Reverse<(u8, u32, u32, u32)>>,
 }
+
+/// Priority of a piece not wanted.
+pub const SKIP: u8 = 0;
+/// Default priority.
+pub const NORMAL: u8 = 4;
+/// Priority of a piece a reader waits for (streaming).
+pub const URGENT: u8 = 7;
 
 impl Picker {
     /// A picker for a torrent of `total_length` bytes in pieces of `piece_length` bytes.
@@ -178,6 +193,10 @@ impl Picker {
             requests: HashMap::new(),
             max_partial: DEFAULT_MAX_PARTIAL,
             rng,
+            priority: vec![NORMAL; pieces as usize],
+            wanted: pieces as usize,
+            have_wanted: 0,
+            sequential: false,
             scratch: Vec::new(),
         }
     }
@@ -219,6 +238,46 @@ impl Picker {
         self.have_count == self.pieces as usize
     }
 
+    /// Whether we hold every wanted piece: nothing is left to download.
+    pub fn is_done(&self) -> bool {
+        self.have_wanted == self.wanted
+    }
+
+    /// Sets each piece's priority ([`SKIP`] to [`URGENT`]; one per piece, else ignored).
+    /// Pieces already started are finished whatever their new priority.
+    pub fn set_priorities(&mut self, priority: &[u8]) {
+        if priority.len() != self.pieces as usize {
+            return;
+        }
+        self.priority.copy_from_slice(priority);
+        self.wanted = priority.iter().filter(|&&p| p != SKIP).count();
+        self.have_wanted = self
+            .have
+            .iter_ones()
+            .filter(|&i| priority[i] != SKIP)
+            .count();
+    }
+
+    /// Each piece's priority.
+    pub fn priorities(&self) -> &[u8] {
+        &self.priority
+    }
+
+    /// Starts new pieces in order (`true`) or rarest first (`false`, the default).
+    /// Priorities come first either way.
+    pub fn set_sequential(&mut self, sequential: bool) {
+        self.sequential = sequential;
+    }
+
+    /// Whether pieces are started in order.
+    pub fn sequential(&self) -> bool {
+        self.sequential
+    }
+
+    fn wanted(&self, piece: usize) -> bool {
+        self.priority.get(piece).is_some_and(|&p| p != SKIP)
+    }
+
     /// Pieces already verified on disk at start-up (resume). Out of range: no-op.
     pub fn set_have(&mut self, piece: u32) {
         self.mark_have(piece);
@@ -258,12 +317,12 @@ impl Picker {
         }
     }
 
-    /// Whether `peer_has` holds any piece we lack (decides `interested`).
+    /// Whether `peer_has` holds any wanted piece we lack (decides `interested`).
     pub fn wants_any(&self, peer_has: &BitSlice<u8, Msb0>) -> bool {
         peer_has
             .iter_ones()
             .take_while(|&i| i < self.have.len())
-            .any(|i| !self.have[i])
+            .any(|i| !self.have[i] && self.wanted(i))
     }
 
     /// Assigns up to `max` more blocks to `peer` (which holds `peer_has`), appending them to
@@ -302,16 +361,24 @@ impl Picker {
         if want == 0 || self.is_complete() {
             return;
         }
+        let priority = &self.priority;
         let holds = |p: u32| peer_has.get(p as usize).is_some_and(|b| *b);
 
-        let mut started: Vec<(u32, u32)> = self
+        let mut started: Vec<(u8, u32, u32)> = self
             .partial
             .iter()
             .filter(|(&p, part)| part.unassigned > 0 && holds(p))
-            .map(|(&p, part)| (part.unassigned, p))
+            .map(|(&p, part)| {
+                (
+                    URGENT - priority[p as usize].min(URGENT),
+                    part.unassigned,
+                    p,
+                )
+            })
             .collect();
+        // The most urgent first, then those nearest completion.
         started.sort_unstable();
-        for (_, piece) in started {
+        for (_, _, piece) in started {
             if want == 0 {
                 return;
             }
@@ -389,8 +456,15 @@ impl Picker {
         candidates.clear();
         for i in peer_has.iter_ones().take_while(|&i| i < self.have.len()) {
             let piece = i as u32;
-            if !self.have[i] && !self.partial.contains_key(&piece) {
-                candidates.push(Reverse((self.availability[i], self.rng.u32(..), piece)));
+            let priority = self.priority[i];
+            if !self.have[i] && priority != SKIP && !self.partial.contains_key(&piece) {
+                let (order, tie) = if self.sequential {
+                    (piece, 0)
+                } else {
+                    (self.availability[i], self.rng.u32(..))
+                };
+                let inverted = URGENT - priority.min(URGENT);
+                candidates.push(Reverse((inverted, order, tie, piece)));
             }
         }
         // A heap orders only the few pieces actually started: O(pieces) to build.
@@ -398,7 +472,7 @@ impl Picker {
         let mut assigned = 0;
         let mut started = 0;
         while assigned < want && started < pieces && self.partial.len() < limit {
-            let Some(Reverse((_, _, piece))) = heap.pop() else {
+            let Some(Reverse((_, _, _, piece))) = heap.pop() else {
                 break;
             };
             started += 1;
@@ -609,8 +683,7 @@ impl Picker {
         }
         self.drop_partial(piece);
         if self.have[piece as usize] {
-            self.have.set(piece as usize, false);
-            self.have_count -= 1;
+            self.unmark_have(piece);
         }
     }
 
@@ -637,16 +710,22 @@ impl Picker {
         if piece >= self.pieces || !self.have[piece as usize] {
             return;
         }
-        self.have.set(piece as usize, false);
-        self.have_count -= 1;
+        self.unmark_have(piece);
         self.hold(piece);
     }
 
     /// Whether every block still needed is already requested from someone, so
     /// [`Picker::pick`] hands out duplicates. False once complete.
     pub fn in_endgame(&self) -> bool {
-        let unstarted = (self.pieces as usize).saturating_sub(self.have_count + self.partial.len());
-        !self.is_complete() && unstarted == 0 && self.partial.values().all(|p| p.unassigned == 0)
+        let partial_wanted = self
+            .partial
+            .keys()
+            .filter(|&&p| self.wanted(p as usize))
+            .count();
+        let unstarted = self
+            .wanted
+            .saturating_sub(self.have_wanted + partial_wanted);
+        !self.is_done() && unstarted == 0 && self.partial.values().all(|p| p.unassigned == 0)
     }
 
     /// The block index of `block` if such a block exists (offset and length both match).
@@ -666,6 +745,17 @@ impl Picker {
         self.drop_partial(piece);
         self.have.set(piece as usize, true);
         self.have_count += 1;
+        if self.wanted(piece as usize) {
+            self.have_wanted += 1;
+        }
+    }
+
+    fn unmark_have(&mut self, piece: u32) {
+        self.have.set(piece as usize, false);
+        self.have_count -= 1;
+        if self.wanted(piece as usize) {
+            self.have_wanted -= 1;
+        }
     }
 
     /// Lists `piece` as complete and awaiting its hash: neither picked nor had.

@@ -494,3 +494,58 @@ fn pick_whole_assigns_one_entire_new_piece() {
     p.pick_whole(C, &all(3), &mut out);
     assert!(out.is_empty(), "partial limit reached");
 }
+
+/// Receives and verifies every block handed out, as a fast peer would.
+fn complete_all(p: &mut Picker, peer: PeerKey, blocks: &[Block]) {
+    for b in blocks {
+        if let Received::New {
+            piece_complete: true,
+            ..
+        } = p.block_received(peer, *b)
+        {
+            p.piece_verified(b.piece);
+        }
+    }
+}
+
+#[test]
+fn skipped_pieces_are_never_picked_and_done_means_every_wanted_piece() {
+    let mut p = picker(8, 1, 1);
+    p.set_priorities(&[NORMAL, SKIP, SKIP, NORMAL, SKIP, SKIP, SKIP, NORMAL]);
+    assert!(!p.wants_any(&bits(8, &[1, 2, 4])), "only unwanted pieces");
+    assert!(p.wants_any(&bits(8, &[1, 3])));
+    let got = pick(&mut p, A, &all(8), 100);
+    let mut pieces: Vec<u32> = got.iter().map(|b| b.piece).collect();
+    pieces.sort_unstable();
+    assert_eq!(pieces, vec![0, 3, 7]);
+    assert!(!p.is_done());
+    complete_all(&mut p, A, &got);
+    assert!(p.is_done() && !p.is_complete());
+    assert!(!p.in_endgame(), "nothing left to want");
+    assert!(pick(&mut p, A, &all(8), 100).is_empty());
+    // Wanting one more piece makes the torrent not done again.
+    p.set_priorities(&[NORMAL, SKIP, NORMAL, NORMAL, SKIP, SKIP, SKIP, NORMAL]);
+    assert!(!p.is_done());
+    assert_eq!(pick(&mut p, A, &all(8), 100)[0].piece, 2);
+}
+
+#[test]
+fn higher_priority_pieces_start_first_and_sequential_goes_in_order() {
+    let mut p = picker(10, 1, 7);
+    let mut prio = vec![NORMAL; 10];
+    prio[6] = URGENT;
+    prio[8] = URGENT;
+    p.set_priorities(&prio);
+    p.set_sequential(true);
+    let order: Vec<u32> = pick(&mut p, A, &all(10), 10)
+        .iter()
+        .map(|b| b.piece)
+        .collect();
+    assert_eq!(order, vec![6, 8, 0, 1, 2, 3, 4, 5, 7, 9]);
+    // Rarest first otherwise: the rare piece before the common ones.
+    let mut p = picker(4, 1, 7);
+    p.peer_bitfield(&all(4));
+    p.peer_bitfield(&bits(4, &[0, 1, 3]));
+    let first = pick(&mut p, A, &all(4), 1);
+    assert_eq!(first[0].piece, 2);
+}

@@ -152,6 +152,8 @@ pub struct TorrentHandle {
     /// The engine's count of pieces it stopped serving ([`Engine::revocations`]), copied
     /// after each call: a writer that read blocks while it changed sends none of them.
     pub revoked: AtomicU64,
+    /// The file priorities last set (`None`: every file at the default).
+    pub file_priority: Mutex<Option<Vec<u8>>>,
     /// Spilled pieces hashed as their blocks are written.
     pub written: super::inorder::WrittenHashes,
 }

@@ -22,11 +22,13 @@ mod inorder;
 mod limit;
 mod listener;
 mod magnet;
+mod selection;
 mod types;
 mod verify;
 
 pub use crate::torrent::{TorrentState, TorrentStats};
 pub use conn::{Transport, CONNECT_TIMEOUT, WRITE_TIMEOUT};
+pub use selection::{piece_priorities, FileStat};
 pub use types::{
     new_peer_id, AddMagnet, AddTorrent, SessionConfig, SessionError, SessionEvent, SessionStats,
     TorrentId, TorrentSummary,
@@ -372,6 +374,7 @@ impl Session {
             cancel: inner.shutdown.child_token(),
             timer_at: AtomicU64::new(u64::MAX),
             revoked: AtomicU64::new(0),
+            file_priority: Mutex::new(None),
             written: Default::default(),
             check_cancel: r
                 .have
@@ -399,7 +402,7 @@ impl Session {
         Ok(id)
     }
 
-    fn torrent(&self, id: TorrentId) -> Result<Arc<TorrentHandle>, SessionError> {
+    pub(super) fn torrent(&self, id: TorrentId) -> Result<Arc<TorrentHandle>, SessionError> {
         lock(&self.inner.registry)
             .by_id
             .get(&id)
@@ -408,7 +411,7 @@ impl Session {
     }
 
     /// Runs `f` on a torrent's engine with `now`, then carries out its actions.
-    fn drive(
+    pub(super) fn drive(
         &self,
         id: TorrentId,
         f: impl FnOnce(&mut Engine, Instant),

@@ -93,6 +93,14 @@ pub enum SessionError {
     Duplicate(InfoHash),
     #[error("no torrent {0:?} in the session")]
     Unknown(TorrentId),
+    #[error("torrent {0:?} has no metadata yet (a magnet link still fetching it): try again once it has")]
+    NoMetadata(TorrentId),
+    #[error("torrent {id:?} has {files} files, but {given} file priorities were given")]
+    FileCount {
+        id: TorrentId,
+        files: usize,
+        given: usize,
+    },
     #[error(transparent)]
     Storage(#[from] crate::storage::StorageError),
 }

@@ -91,7 +91,7 @@ impl Engine {
     pub fn handle_closed(&mut self, now: Instant, peer: PeerKey) {
         if let Some(p) = self.peers.get(&peer) {
             // A peer that went away cleanly is worth trying again later.
-            let retry = if !self.lacks_metadata() && self.picker.is_complete() && p.is_seed() {
+            let retry = if !self.lacks_metadata() && self.picker.is_done() && p.is_seed() {
                 None
             } else {
                 Some(REDIAL_AFTER)

@@ -129,7 +129,7 @@ impl Engine {
         self.refill_all(now);
     }
 
-    fn update_all_interest(&mut self) {
+    pub(super) fn update_all_interest(&mut self) {
         let keys: Vec<PeerKey> = self.peers.keys().copied().collect();
         for key in keys {
             if self.peers.get(&key).is_some_and(|p| p.is_live()) {

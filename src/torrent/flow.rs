@@ -174,7 +174,8 @@ impl Engine {
             return;
         }
         let elapsed = now.saturating_duration_since(self.epoch);
-        let seeding = self.picker.is_complete();
+        // Nothing more to download (every wanted piece): upload as a seed does.
+        let seeding = self.picker.is_done();
         let candidates: Vec<ChokerPeer> = self
             .peers
             .iter()
@@ -349,7 +350,8 @@ impl Engine {
         good: bool,
         banned: Vec<BanKey>,
     ) {
-        let complete = self.picker.is_complete();
+        // Done: every wanted piece (all of them unless files were left out).
+        let complete = self.picker.is_done();
         let mut to_close = Vec::new();
         let keys: Vec<PeerKey> = self.peers.keys().copied().collect();
         for key in keys {

@@ -24,7 +24,7 @@ impl Engine {
                 self.verified_bytes += u64::from(self.geometry.piece_len(piece));
             }
         }
-        self.downloading = !self.picker.is_complete();
+        self.downloading = !self.picker.is_done();
         if self.pause_after_check {
             self.set_state(TorrentState::Paused);
             // A magnet torrent keeps the connections it fetched the metadata over.
@@ -41,7 +41,7 @@ impl Engine {
     }
 
     pub(super) fn go_live(&mut self, now: Instant) {
-        let state = if self.picker.is_complete() {
+        let state = if self.picker.is_done() {
             TorrentState::Seeding
         } else {
             TorrentState::Downloading

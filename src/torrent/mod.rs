@@ -48,6 +48,7 @@ mod messages;
 mod peer;
 mod pex;
 mod rate;
+mod selection;
 mod slots;
 mod spill;
 
@@ -226,6 +227,10 @@ pub struct TorrentStats {
     pub pieces_have: usize,
     pub total_bytes: u64,
     pub verified_bytes: u64,
+    /// Bytes of the wanted pieces (all unless files were left out), and of those still
+    /// to verify.
+    pub wanted_bytes: u64,
+    pub left_bytes: u64,
     /// Piece bytes received from peers (good or not).
     pub downloaded: u64,
     /// Piece bytes sent.
@@ -498,11 +503,14 @@ impl Engine {
     pub fn stats(&self) -> TorrentStats {
         let live = || self.peers.values().filter(|p| p.is_live());
         let (metadata_bytes, metadata_size) = self.metadata_progress();
+        let (wanted_bytes, left_bytes) = self.wanted_bytes();
         TorrentStats {
             pieces: self.picker.piece_count(),
             pieces_have: self.picker.have_count(),
             total_bytes: self.geometry.total_length,
             verified_bytes: self.verified_bytes,
+            wanted_bytes,
+            left_bytes,
             downloaded: self.counters.downloaded,
             uploaded: self.counters.uploaded,
             wasted: self.counters.wasted,
@@ -513,7 +521,7 @@ impl Engine {
             peers: live().count(),
             seeds: live().filter(|p| p.bits.all()).count(),
             banned: self.bans.banned_count(),
-            complete: !self.lacks_metadata() && self.picker.is_complete(),
+            complete: !self.lacks_metadata() && self.picker.is_done(),
             metadata_bytes,
             metadata_size,
             fast: self.fast_stats,

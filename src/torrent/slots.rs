@@ -60,7 +60,7 @@ impl Engine {
         // Exactly full: dropping one frees a slot to dial from (with more connections
         // still handshaking, it would not).
         let full = self.peers.len() + self.dialing.len() == self.config.max_peers;
-        if full && !self.picker.is_complete() && self.book.ready(now) {
+        if full && !self.picker.is_done() && self.book.ready(now) {
             self.make_room(now);
         }
     }

@@ -8,6 +8,7 @@ mod hardening;
 mod harness;
 mod magnet;
 mod pex;
+mod selection;
 
 use super::*;
 use crate::picker::Block;

@@ -1,0 +1,116 @@
+//! Choosing files in the session (loopback): a file left out is not downloaded beyond the
+//! pieces it shares with wanted ones, the torrent is done once the wanted files are, and
+//! wanting the rest later completes it.
+
+use battorrent::metainfo::create::{build, scan, CreateOptions};
+use battorrent::picker::{NORMAL, SKIP};
+use battorrent::session::{AddTorrent, Session, SessionConfig, TorrentState};
+use battorrent::wire::Bitfield;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+fn config() -> SessionConfig {
+    SessionConfig {
+        bind: SocketAddr::from(([127, 0, 0, 1], 0)),
+        use_trackers: false,
+        direct_writes: false,
+        ..SessionConfig::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_left_out_is_not_downloaded_and_wanting_it_later_completes_the_torrent() {
+    let dir = std::env::temp_dir().join(format!("battorrent-selection-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let seed_dir = dir.join("seed");
+    let folder = seed_dir.join("set");
+    std::fs::create_dir_all(&folder).unwrap();
+    let sizes = [
+        ("a.bin", 100_000u32),
+        ("b.bin", 300_000),
+        ("c.bin", 200_000),
+    ];
+    for (i, (name, size)) in sizes.iter().enumerate() {
+        let data: Vec<u8> = (0..*size)
+            .map(|x| (x.wrapping_mul(2_654_435_761).wrapping_add(i as u32) >> 9) as u8)
+            .collect();
+        std::fs::write(folder.join(name), data).unwrap();
+    }
+    let input = scan(&folder, false, false).unwrap();
+    let options = CreateOptions {
+        piece_length: Some(32 * 1024),
+        ..CreateOptions::default()
+    };
+    let meta = build(&input, &options, |_| {}).unwrap().metainfo;
+    let names: Vec<&str> = meta.info.files.iter().map(|f| &*f.path).collect();
+    assert_eq!(names, ["a.bin", "b.bin", "c.bin"]);
+
+    let seeder = Session::start(config()).await.unwrap();
+    seeder
+        .add(AddTorrent {
+            meta: meta.clone(),
+            dir: seed_dir.clone(),
+            have: Some(Bitfield::repeat(true, meta.info.piece_count())),
+            peers: vec![],
+            paused: false,
+        })
+        .unwrap();
+    let getter = Session::start(config()).await.unwrap();
+    let get_dir = dir.join("get");
+    let id = getter
+        .add(AddTorrent {
+            meta: meta.clone(),
+            dir: get_dir.clone(),
+            have: Some(Bitfield::repeat(false, meta.info.piece_count())),
+            peers: vec![seeder.local_addr()],
+            paused: true,
+        })
+        .unwrap();
+    getter
+        .set_file_priorities(id, &[NORMAL, SKIP, NORMAL])
+        .unwrap();
+    assert!(
+        getter.set_file_priorities(id, &[NORMAL]).is_err(),
+        "one per file"
+    );
+    getter.resume(id).unwrap();
+    tokio::time::timeout(Duration::from_secs(30), getter.completed(id))
+        .await
+        .expect("the wanted files complete");
+    let stats = getter.stats(id).unwrap();
+    assert_eq!(stats.wanted_bytes, stats.verified_bytes);
+    assert_eq!(stats.left_bytes, 0);
+    assert!(stats.verified_bytes < 600_000);
+    let files = getter.file_stats(id).unwrap();
+    assert_eq!(files[0].done_bytes, 100_000);
+    assert_eq!(files[2].done_bytes, 200_000);
+    assert_eq!(files[1].priority, SKIP);
+    // b.bin: only the pieces it shares with a.bin and c.bin (32 KiB at most at each end).
+    assert!(files[1].done_bytes <= 2 * 32 * 1024, "{files:?}");
+    for name in ["a.bin", "c.bin"] {
+        assert_eq!(
+            std::fs::read(get_dir.join("set").join(name)).unwrap(),
+            std::fs::read(folder.join(name)).unwrap(),
+            "{name}"
+        );
+    }
+    assert_eq!(getter.torrents()[0].state, TorrentState::Seeding);
+
+    // Wanting b.bin too: the torrent downloads again and completes.
+    getter.set_file_priorities(id, &[NORMAL; 3]).unwrap();
+    assert!(!getter.stats(id).unwrap().complete);
+    getter.add_peers(id, &[seeder.local_addr()]).unwrap();
+    tokio::time::timeout(Duration::from_secs(30), getter.completed(id))
+        .await
+        .expect("the whole torrent completes");
+    for (name, _) in sizes {
+        assert_eq!(
+            std::fs::read(get_dir.join("set").join(name)).unwrap(),
+            std::fs::read(folder.join(name)).unwrap(),
+            "{name}"
+        );
+    }
+    getter.shutdown().await;
+    seeder.shutdown().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
