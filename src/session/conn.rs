@@ -150,6 +150,7 @@ async fn read_loop(
                 "closed by peer",
             ));
         }
+        let wait = super::limit::both(&torrent.shared.limits.down, &torrent.limits.down, n as u64);
         end += n;
         {
             let mut d = torrent.lock();
@@ -158,6 +159,14 @@ async fn read_loop(
         }
         if start == end {
             (start, end) = (0, 0);
+        }
+        if !wait.is_zero() {
+            // Over the download limit: what was read is handled; read no more until the
+            // rate allows (the peer's sending then slows to it through TCP's window).
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = link.cancel.cancelled() => return Ok(()),
+            }
         }
     }
 }
@@ -201,13 +210,11 @@ async fn write_loop(
         }
         let mut payload: u64 = blocks.iter().map(|b| u64::from(b.len)).sum();
         if !blocks.is_empty() {
-            if let Some(limiter) = &torrent.shared.limiter {
-                let wait = limiter.reserve(payload);
-                if !wait.is_zero() {
-                    tokio::select! {
-                        _ = tokio::time::sleep(wait) => {}
-                        _ = link.cancel.cancelled() => return,
-                    }
+            let wait = super::limit::both(&torrent.shared.limits.up, &torrent.limits.up, payload);
+            if !wait.is_zero() {
+                tokio::select! {
+                    _ = tokio::time::sleep(wait) => {}
+                    _ = link.cancel.cancelled() => return,
                 }
             }
             // The blocks are read from disk straight behind their headers, after the

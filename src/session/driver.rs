@@ -7,7 +7,6 @@
 //! straight from each connection's receive buffer, with no copy and no channel hop.)
 
 use super::announce::TrackerSlot;
-use super::limit::Limiter;
 use super::verify::{Job, VerifyPool, Work};
 use super::{SessionEvent, TorrentId};
 use crate::core::{InfoHash, PeerKey};
@@ -39,7 +38,8 @@ pub struct Shared {
     /// Spawns connection tasks from any thread (the verify pool's too).
     pub runtime: tokio::runtime::Handle,
     pub pool: VerifyPool,
-    pub limiter: Option<Limiter>,
+    /// The session's rate limits (every torrent's connections wait on them).
+    pub limits: super::limit::Limiters,
     /// Open files of every torrent, bounded.
     pub open_files: Arc<crate::storage::OpenFiles>,
     /// Write verified pieces with `O_DIRECT` where possible.
@@ -154,6 +154,8 @@ pub struct TorrentHandle {
     pub revoked: AtomicU64,
     /// The file priorities last set (`None`: every file at the default).
     pub file_priority: Mutex<Option<Vec<u8>>>,
+    /// This torrent's own rate limits (on top of the session's).
+    pub limits: super::limit::Limiters,
     /// Spilled pieces hashed as their blocks are written.
     pub written: super::inorder::WrittenHashes,
 }

@@ -20,6 +20,7 @@ mod dht;
 mod driver;
 mod inorder;
 mod limit;
+mod limits_api;
 mod listener;
 mod magnet;
 mod selection;
@@ -28,6 +29,7 @@ mod verify;
 
 pub use crate::torrent::{TorrentState, TorrentStats};
 pub use conn::{Transport, CONNECT_TIMEOUT, WRITE_TIMEOUT};
+pub use limit::Limits;
 pub use selection::{piece_priorities, FileStat};
 pub use types::{
     new_peer_id, AddMagnet, AddTorrent, SessionConfig, SessionError, SessionEvent, SessionStats,
@@ -42,7 +44,7 @@ use crate::tracker::client::{http_client, TrackerClient};
 use crate::tracker::udp::endpoint::UdpEndpoint;
 use crate::wire::Bitfield;
 use driver::{lock, Driven, Files, Shared, TorrentHandle};
-use limit::Limiter;
+use limit::Limiters;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -178,7 +180,10 @@ impl Session {
             bind: config.bind,
             runtime: tokio::runtime::Handle::current(),
             pool: verify::VerifyPool::new(threads).map_err(SessionError::Threads)?,
-            limiter: config.upload_limit.map(Limiter::new),
+            limits: Limiters::new(Limits {
+                download: None,
+                upload: config.upload_limit,
+            }),
             open_files: OpenFiles::new(config.open_files),
             direct_writes: config.direct_writes,
             events: broadcast::channel(1024).0,
@@ -375,6 +380,7 @@ impl Session {
             timer_at: AtomicU64::new(u64::MAX),
             revoked: AtomicU64::new(0),
             file_priority: Mutex::new(None),
+            limits: Limiters::default(),
             written: Default::default(),
             check_cancel: r
                 .have

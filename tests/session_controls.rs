@@ -1,10 +1,11 @@
-//! Choosing files in the session (loopback): a file left out is not downloaded beyond the
-//! pieces it shares with wanted ones, the torrent is done once the wanted files are, and
-//! wanting the rest later completes it.
+//! What a user controls in a running session (loopback): choosing files (a file left out
+//! is not downloaded beyond the pieces it shares with wanted ones, the torrent is done once
+//! the wanted files are, wanting the rest later completes it) and rate limits (a torrent's
+//! download limit and the session's upload limit hold, and lifting them takes effect).
 
 use battorrent::metainfo::create::{build, scan, CreateOptions};
 use battorrent::picker::{NORMAL, SKIP};
-use battorrent::session::{AddTorrent, Session, SessionConfig, TorrentState};
+use battorrent::session::{AddTorrent, Limits, Session, SessionConfig, TorrentState};
 use battorrent::wire::Bitfield;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -110,6 +111,103 @@ async fn a_file_left_out_is_not_downloaded_and_wanting_it_later_completes_the_to
             "{name}"
         );
     }
+    getter.shutdown().await;
+    seeder.shutdown().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A seeder and a downloader of `size` bytes; returns them with the downloader's torrent
+/// id, paused.
+async fn pair(
+    tag: &str,
+    size: usize,
+) -> (
+    Session,
+    Session,
+    battorrent::session::TorrentId,
+    std::path::PathBuf,
+) {
+    let dir = std::env::temp_dir().join(format!("battorrent-limits-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let seed_dir = dir.join("seed");
+    std::fs::create_dir_all(&seed_dir).unwrap();
+    let data: Vec<u8> = (0..size as u32)
+        .map(|x| (x.wrapping_mul(2_654_435_761) >> 7) as u8)
+        .collect();
+    std::fs::write(seed_dir.join("d.bin"), data).unwrap();
+    let input = scan(&seed_dir.join("d.bin"), false, false).unwrap();
+    let meta = build(&input, &CreateOptions::default(), |_| {})
+        .unwrap()
+        .metainfo;
+    let seeder = Session::start(config()).await.unwrap();
+    seeder
+        .add(AddTorrent {
+            meta: meta.clone(),
+            dir: seed_dir,
+            have: Some(Bitfield::repeat(true, meta.info.piece_count())),
+            peers: vec![],
+            paused: false,
+        })
+        .unwrap();
+    let getter = Session::start(config()).await.unwrap();
+    let id = getter
+        .add(AddTorrent {
+            meta: meta.clone(),
+            dir: dir.join("get"),
+            have: Some(Bitfield::repeat(false, meta.info.piece_count())),
+            peers: vec![seeder.local_addr()],
+            paused: true,
+        })
+        .unwrap();
+    (seeder, getter, id, dir)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_torrents_download_limit_and_the_sessions_upload_limit_hold() {
+    const SIZE: usize = 2 << 20;
+    // A torrent's download limit: 512 KiB/s for 2 MiB is about 4 s (a quarter second of
+    // burst).
+    let (seeder, getter, id, dir) = pair("down", SIZE).await;
+    let limits = Limits {
+        download: Some(512 * 1024),
+        upload: None,
+    };
+    getter.set_torrent_limits(id, limits).unwrap();
+    assert_eq!(getter.torrent_limits(id).unwrap(), limits);
+    let start = std::time::Instant::now();
+    getter.resume(id).unwrap();
+    tokio::time::timeout(Duration::from_secs(30), getter.completed(id))
+        .await
+        .expect("completes");
+    let took = start.elapsed().as_secs_f64();
+    assert!(
+        (3.2..12.0).contains(&took),
+        "2 MiB at 512 KiB/s took {took:.2} s"
+    );
+    getter.shutdown().await;
+    seeder.shutdown().await;
+    let _ = std::fs::remove_dir_all(&dir);
+
+    // The session's upload limit, set while running: 1 MiB/s for 2 MiB, about 2 s; then
+    // lifted.
+    let (seeder, getter, id, dir) = pair("up", SIZE).await;
+    seeder.set_limits(Limits {
+        download: None,
+        upload: Some(1 << 20),
+    });
+    assert_eq!(seeder.limits().upload, Some(1 << 20));
+    let start = std::time::Instant::now();
+    getter.resume(id).unwrap();
+    tokio::time::timeout(Duration::from_secs(30), getter.completed(id))
+        .await
+        .expect("completes");
+    let took = start.elapsed().as_secs_f64();
+    assert!(
+        (1.5..8.0).contains(&took),
+        "2 MiB at 1 MiB/s took {took:.2} s"
+    );
+    seeder.set_limits(Limits::default());
+    assert_eq!(seeder.limits(), Limits::default());
     getter.shutdown().await;
     seeder.shutdown().await;
     let _ = std::fs::remove_dir_all(&dir);
