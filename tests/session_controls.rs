@@ -116,11 +116,12 @@ async fn a_file_left_out_is_not_downloaded_and_wanting_it_later_completes_the_to
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// A seeder and a downloader of `size` bytes; returns them with the downloader's torrent
-/// id, paused.
+/// A seeder and a downloader of `size` bytes in pieces of `piece_length`; returns them
+/// with the downloader's torrent id, paused.
 async fn pair(
     tag: &str,
     size: usize,
+    piece_length: u64,
 ) -> (
     Session,
     Session,
@@ -136,9 +137,11 @@ async fn pair(
         .collect();
     std::fs::write(seed_dir.join("d.bin"), data).unwrap();
     let input = scan(&seed_dir.join("d.bin"), false, false).unwrap();
-    let meta = build(&input, &CreateOptions::default(), |_| {})
-        .unwrap()
-        .metainfo;
+    let options = CreateOptions {
+        piece_length: Some(piece_length),
+        ..CreateOptions::default()
+    };
+    let meta = build(&input, &options, |_| {}).unwrap().metainfo;
     let seeder = Session::start(config()).await.unwrap();
     seeder
         .add(AddTorrent {
@@ -167,7 +170,7 @@ async fn a_torrents_download_limit_and_the_sessions_upload_limit_hold() {
     const SIZE: usize = 2 << 20;
     // A torrent's download limit: 512 KiB/s for 2 MiB is about 4 s (a quarter second of
     // burst).
-    let (seeder, getter, id, dir) = pair("down", SIZE).await;
+    let (seeder, getter, id, dir) = pair("down", SIZE, 256 * 1024).await;
     let limits = Limits {
         download: Some(512 * 1024),
         upload: None,
@@ -190,7 +193,7 @@ async fn a_torrents_download_limit_and_the_sessions_upload_limit_hold() {
 
     // The session's upload limit, set while running: 1 MiB/s for 2 MiB, about 2 s; then
     // lifted.
-    let (seeder, getter, id, dir) = pair("up", SIZE).await;
+    let (seeder, getter, id, dir) = pair("up", SIZE, 256 * 1024).await;
     seeder.set_limits(Limits {
         download: None,
         upload: Some(1 << 20),
@@ -208,6 +211,45 @@ async fn a_torrents_download_limit_and_the_sessions_upload_limit_hold() {
     );
     seeder.set_limits(Limits::default());
     assert_eq!(seeder.limits(), Limits::default());
+    getter.shutdown().await;
+    seeder.shutdown().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reader_gets_the_bytes_it_asks_for_first_while_the_rest_downloads() {
+    const SIZE: usize = 4 << 20;
+    // 256 pieces of 16 KiB: most are not even started when the reader asks.
+    let (seeder, getter, id, dir) = pair("stream", SIZE, 16 * 1024).await;
+    let original = std::fs::read(dir.join("seed/d.bin")).unwrap();
+    // 1 MiB/s from the seeder: the whole torrent takes about 4 s.
+    seeder.set_limits(Limits {
+        download: None,
+        upload: Some(1 << 20),
+    });
+    getter.resume(id).unwrap();
+    // The end of the data, then a range across pieces in the middle.
+    let tail = getter
+        .read_at(id, (SIZE - 100_000) as u64, 100_000)
+        .await
+        .unwrap();
+    let progress = getter.stats(id).unwrap();
+    assert_eq!(tail, &original[SIZE - 100_000..]);
+    assert!(
+        progress.verified_bytes < (SIZE as u64) / 3,
+        "the reader's pieces came first: {} of {SIZE} bytes verified when they arrived",
+        progress.verified_bytes
+    );
+    let middle = getter.read_at(id, 1_000_000, 300_000).await.unwrap();
+    assert_eq!(middle, &original[1_000_000..1_300_000]);
+    assert!(
+        getter.read_at(id, SIZE as u64 - 1, 2).await.is_err(),
+        "past the end"
+    );
+    seeder.set_limits(Limits::default());
+    tokio::time::timeout(Duration::from_secs(30), getter.completed(id))
+        .await
+        .expect("completes");
     getter.shutdown().await;
     seeder.shutdown().await;
     let _ = std::fs::remove_dir_all(&dir);

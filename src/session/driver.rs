@@ -144,6 +144,10 @@ pub struct TorrentHandle {
     pub check_cancel: Option<Arc<std::sync::atomic::AtomicBool>>,
     /// Woken (all waiters) when the torrent completes, fails or stops.
     pub changed: Notify,
+    /// Woken (all waiters) when the count of verified pieces changes (readers streaming a
+    /// file wait on it); the count last seen.
+    pub pieces_changed: Notify,
+    pub pieces_seen: std::sync::atomic::AtomicUsize,
     /// Its trackers' state, served by the session's announce service (`None`: no
     /// trackers, or trackers turned off).
     pub tracker: Option<Mutex<TrackerSlot>>,
@@ -323,6 +327,10 @@ impl TorrentHandle {
         }
         self.revoked
             .store(d.engine.revocations(), Ordering::Relaxed);
+        let have = d.engine.pieces_have();
+        if self.pieces_seen.swap(have, Ordering::Relaxed) != have {
+            self.pieces_changed.notify_waiters();
+        }
         if let Some(at) = d.engine.poll_timeout() {
             let nanos = at.saturating_duration_since(self.shared.epoch).as_nanos() as u64;
             if nanos < self.timer_at.load(Ordering::Relaxed) {

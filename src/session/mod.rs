@@ -24,6 +24,7 @@ mod limits_api;
 mod listener;
 mod magnet;
 mod selection;
+mod stream;
 mod types;
 mod verify;
 
@@ -31,6 +32,7 @@ pub use crate::torrent::{TorrentState, TorrentStats};
 pub use conn::{Transport, CONNECT_TIMEOUT, WRITE_TIMEOUT};
 pub use limit::Limits;
 pub use selection::{piece_priorities, FileStat};
+pub use stream::StreamError;
 pub use types::{
     new_peer_id, AddMagnet, AddTorrent, SessionConfig, SessionError, SessionEvent, SessionStats,
     TorrentId, TorrentSummary,
@@ -380,6 +382,8 @@ impl Session {
             timer_at: AtomicU64::new(u64::MAX),
             revoked: AtomicU64::new(0),
             file_priority: Mutex::new(None),
+            pieces_changed: tokio::sync::Notify::new(),
+            pieces_seen: std::sync::atomic::AtomicUsize::new(0),
             limits: Limiters::default(),
             written: Default::default(),
             check_cancel: r

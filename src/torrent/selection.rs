@@ -39,6 +39,27 @@ impl Engine {
         }
     }
 
+    /// Raises the pieces in `pieces` to at least `priority` (a reader waits for them).
+    pub fn raise_priority(&mut self, now: Instant, pieces: std::ops::Range<u32>, priority: u8) {
+        let mut all = self.picker.priorities().to_vec();
+        let mut changed = false;
+        let count = all.len();
+        for p in pieces.take_while(|&p| (p as usize) < count) {
+            if all[p as usize] < priority {
+                all[p as usize] = priority;
+                changed = true;
+            }
+        }
+        if changed {
+            self.set_piece_priorities(now, &all);
+        }
+    }
+
+    /// Pieces verified so far.
+    pub fn pieces_have(&self) -> usize {
+        self.picker.have_count()
+    }
+
     /// Each piece's priority.
     pub fn piece_priorities(&self) -> &[u8] {
         self.picker.priorities()
