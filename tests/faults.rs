@@ -332,7 +332,6 @@ fn the_only_seeder_leaves_and_a_later_one_finishes_the_download() {
         &[
             "seed",
             "--no-dht",
-            "--no-dht",
             t,
             "--dir",
             seed_dir.to_str().unwrap(),
@@ -359,7 +358,6 @@ fn the_only_seeder_leaves_and_a_later_one_finishes_the_download() {
     let _second_seeder = start(
         &[
             "seed",
-            "--no-dht",
             "--no-dht",
             t,
             "--dir",
