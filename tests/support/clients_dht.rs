@@ -58,6 +58,30 @@ impl Run<'_> {
         });
     }
 
+    /// Starts tests/support/lt_dht_swarm.py on `host` as process `name`: `count` libtorrent
+    /// DHT nodes (ports 6881, 6882, ...) joining through the first of the run's DHT nodes,
+    /// one of which looks `info_hash` up until the answer holds `want` or `limit` passes,
+    /// then exits. Its JSON reports go to `NAME.out` (see the script).
+    pub fn start_lt_dht_swarm(
+        &mut self,
+        name: &str,
+        host: usize,
+        count: usize,
+        info_hash: &[u8; 20],
+        want: SocketAddr,
+        limit: Duration,
+    ) {
+        let hash: String = info_hash.iter().map(|b| format!("{b:02x}")).collect();
+        let mut cmd = self.net.command(host, "/usr/bin/python3");
+        cmd.arg(support_file("lt_dht_swarm.py"))
+            .arg(hash)
+            .arg(self.net.addr(host).to_string())
+            .args(["6881", &count.to_string(), &limit.as_secs().to_string()])
+            .arg(format!("--node={}", self.dht[0]))
+            .arg(format!("--want={want}"));
+        self.spawn(name, cmd, true, true);
+    }
+
     /// tests/support/lt_dht.py in `mode` (seed or download) on `what` (a .torrent or a magnet
     /// link), joining the DHT through the first node; it gives up by itself after `limit`.
     pub(super) fn lt_dht(
