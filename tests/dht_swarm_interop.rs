@@ -44,11 +44,8 @@ fn libtorrent_finds_our_seed_in_a_dht_of_a_dozen_nodes() {
     let hash = info_hash(&torrent);
 
     let mut run = Run::new(&net, &scratch.0, &torrent);
-    let bootstrap = SocketAddr::from((net.addr(1), 6881));
-    run.start_dht_node("Ours-bootstrap", 1, 6881, None);
-    for port in 6881..6881 + OUR_NODES {
-        run.start_dht_node(&format!("Ours-node-{port}"), 3, port, Some(bootstrap));
-    }
+    let bootstrap = run.start_dht_nodes("Ours-bootstrap", 1, 6881..6882, None)[0];
+    run.start_dht_nodes("Ours-node", 3, 6881..6881 + OUR_NODES, Some(bootstrap));
     run.use_dht(&[bootstrap]);
     let seed = SocketAddr::from((net.addr(SEEDER), 6881));
     run.start_lt_dht_swarm("libtorrent", 4, LT_NODES, &hash, seed, FIND);

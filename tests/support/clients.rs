@@ -3,7 +3,7 @@
 //! on host 3 (given the .torrent or a magnet link), and any further peers on hosts of
 //! their own, each started with its own temporary folders and logging into a file. With
 //! [`Run::use_dht`] every client has its DHT on and joins through the given nodes only
-//! (ours started with `battorrent dht` by [`Run::start_dht_node`]); otherwise it is off. A
+//! (ours started with `battorrent dht` by [`Run::start_dht_nodes`]); otherwise it is off. A
 //! [`Run`] kills and reaps every process it started, by process id, when dropped, and
 //! its failures print the end of every log.
 

@@ -4,6 +4,7 @@
 use super::{support_file, Run, READY};
 use std::ffi::OsString;
 use std::net::SocketAddr;
+use std::ops::Range;
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
@@ -37,25 +38,34 @@ impl Run<'_> {
         args
     }
 
-    /// Starts `battorrent dht` on `host`, UDP `port`, as process `name` (its table's health
-    /// once a second in `NAME.log`), joining through `join` (None: the first node of the
-    /// network), and waits until it listens.
-    pub fn start_dht_node(&mut self, name: &str, host: usize, port: u16, join: Option<SocketAddr>) {
-        let bind = format!("{}:{port}", self.net.addr(host));
+    /// Starts `battorrent dht` on `host` at each of `ports` (UDP) as processes `NAME-PORT`
+    /// (their tables' health once a second in the logs), joining through `join` (None: the
+    /// first node of the network), and waits until all of them listen; returns their
+    /// addresses.
+    pub fn start_dht_nodes(
+        &mut self,
+        name: &str,
+        host: usize,
+        ports: Range<u16>,
+        join: Option<SocketAddr>,
+    ) -> Vec<SocketAddr> {
         let join = join.map_or("none".into(), |node| node.to_string());
-        let mut cmd = self.ours(host);
-        cmd.args([
-            "dht",
-            "--bind",
-            &bind,
-            "--dht-any-ip",
-            "--dht-bootstrap",
-            &join,
-        ]);
-        self.spawn(name, cmd, false, false);
-        self.wait_until(&format!("{name} to listen"), READY, |run| {
-            run.log(name).contains("DHT node listening").then_some(())
-        });
+        let mut nodes = Vec::new();
+        for port in ports {
+            let node = SocketAddr::from((self.net.addr(host), port));
+            let mut cmd = self.ours(host);
+            cmd.args(["dht", "--bind", &node.to_string(), "--dht-any-ip"])
+                .args(["--dht-bootstrap", &join]);
+            self.spawn(&format!("{name}-{port}"), cmd, false, false);
+            nodes.push(node);
+        }
+        for node in &nodes {
+            let name = format!("{name}-{}", node.port());
+            self.wait_until(&format!("{name} to listen"), READY, |run| {
+                run.log(&name).contains("DHT node listening").then_some(())
+            });
+        }
+        nodes
     }
 
     /// Starts tests/support/lt_dht_swarm.py on `host` as process `name`: `count` libtorrent
