@@ -332,6 +332,10 @@ impl<'a> Run<'a> {
         }
         let mut cmd = self.net.command(host, "transmission-cli");
         cmd.arg("-g").arg(conf).arg("-w").arg(dir).arg(what);
+        if dht {
+            // Every DHT message it sends and takes, in its log.
+            cmd.env("TR_DHT_VERBOSE", "1");
+        }
         cmd
     }
 
