@@ -1,10 +1,13 @@
-//! The DHT with libtorrent on the namespace network, no tracker anywhere: libtorrent seeds
-//! a trackerless torrent and ours downloads its bare magnet link, and the other way round.
-//! Host 1 runs `battorrent dht` as the bootstrap node; both clients join through it only
-//! (libtorrent's public routers are turned off; the network reaches nothing else).
-//! 64 MiB (large.bin), bytes compared.
+//! The DHT with real clients on the namespace network, no tracker anywhere: a trackerless
+//! torrent's seed is found through the DHT alone by a downloader given its bare magnet link
+//! (`magnet:?xt=urn:btih:HASH`, nothing else). Host 1 runs `battorrent dht` as the bootstrap
+//! node, and every client joins through our nodes only (libtorrent's public routers turned
+//! off, aria2's entry point and Transmission's dht.bootstrap file naming ours; the network
+//! reaches nothing else). Seeds on host 2, downloaders on host 3, further `battorrent dht`
+//! nodes on host 4. 64 MiB (large.bin), bytes compared, and our logs must show no protocol
+//! violation.
 //!
-//! Needs root, iproute2 and python3-libtorrent (see .ci/run); with
+//! Needs root, iproute2, transmission-cli, aria2 and python3-libtorrent (see .ci/run); with
 //! BATTORRENT_SKIP_INTEROP=1 a test whose requirements are missing is skipped.
 
 #[path = "support/clients.rs"]
@@ -14,208 +17,85 @@ mod fixture;
 #[path = "support/netns.rs"]
 mod netns;
 
-use clients::{Client, BIN};
+use clients::{Client, Run};
 use fixture::{create_torrent, info_hash, network_for, Dataset, Scratch, Shape};
-use netns::Network;
-use std::path::Path;
-use std::process::{Child, Stdio};
-use std::time::{Duration, Instant};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Instant;
 
-/// Time for the whole download, bootstrap included.
-const LIMIT: Duration = Duration::from_secs(150);
-
-/// A process killed (by process id) when dropped.
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn log(dir: &Path, name: &str) -> std::fs::File {
-    std::fs::File::create(dir.join(format!("{name}.log"))).unwrap()
-}
-
-fn tail(dir: &Path, name: &str) -> String {
-    let text = std::fs::read_to_string(dir.join(format!("{name}.log"))).unwrap_or_default();
-    let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(15)..].join("\n")
-}
-
-/// The bootstrap node on host 1.
-fn bootstrap(net: &Network, dir: &Path) -> Proc {
-    let bind = format!("{}:6881", net.addr(1));
-    let mut cmd = net.command(1, BIN);
-    cmd.args([
-        "dht",
-        "--bind",
-        &bind,
-        "--dht-any-ip",
-        "--dht-bootstrap",
-        "none",
-    ])
-    .env("RUST_LOG", "battorrent=debug")
-    .stdin(Stdio::null())
-    .stdout(Stdio::null())
-    .stderr(log(dir, "bootstrap"));
-    Proc(cmd.spawn().unwrap())
-}
-
-fn lt_dht(net: &Network, host: usize, dir: &Path, mode: &str, what: &str, save: &Path) -> Child {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/lt_dht.py");
-    let mut cmd = net.command(host, "/usr/bin/python3");
-    cmd.arg(script)
-        .args([mode, what])
-        .arg(save)
-        .arg(net.addr(host).to_string())
-        .arg(LIMIT.as_secs().to_string())
-        .arg("--node")
-        .arg(format!("{}:6881", net.addr(1)))
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(log(dir, &format!("libtorrent-{mode}")));
-    cmd.spawn().unwrap()
-}
-
-fn ours(net: &Network, host: usize, dir: &Path, command: &str, what: &str, data: &Path) -> Child {
-    let ip = net.addr(host).to_string();
-    let node = format!("{}:6881", net.addr(1));
-    let mut cmd = net.command(host, BIN);
-    cmd.args([command, what, "--dir"])
-        .arg(data)
-        .args([
-            "--port",
-            "6881",
-            "--bind",
-            &ip,
-            "--dht-bootstrap",
-            &node,
-            "--dht-any-ip",
-        ])
-        .env("RUST_LOG", "info,battorrent=debug")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(log(dir, &format!("ours-{command}")));
-    cmd.spawn().unwrap()
-}
-
-/// Waits for `child` to exit 0 within LIMIT.
-fn wait_success(child: &mut Child, what: &str, dir: &Path, logs: &[&str]) {
-    let deadline = Instant::now() + LIMIT;
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            if status.success() {
-                return;
-            }
-            break;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let shown: Vec<String> = logs
-        .iter()
-        .map(|l| format!("--- {l} ---\n{}", tail(dir, l)))
-        .collect();
-    panic!("{what} did not complete in {LIMIT:?}\n{}", shown.join("\n"));
-}
-
-/// A scenario: the namespace network (None: skipped), its scratch folder, the 64 MiB data
-/// set written under `seed/`, a trackerless torrent of it and its bare magnet link, and the
-/// bootstrap node running on host 1.
-struct Scenario {
-    /// First, so it is killed before the network goes.
-    _node: Proc,
-    net: Network,
-    scratch: Scratch,
-    data: Dataset,
-    torrent: std::path::PathBuf,
-    link: String,
-}
-
-impl Scenario {
-    fn new() -> Option<Scenario> {
-        let net = network_for(&[Client::Libtorrent], 3)?;
-        let scratch = Scratch::new();
-        let data = Dataset::new(Shape::Large);
-        data.write(&scratch.0.join("seed"));
-        let torrent = scratch.0.join("large.torrent");
-        create_torrent(&data, &scratch.0.join("seed"), None, &torrent);
-        let link = format!("magnet:?xt=urn:btih:{}", hex(&info_hash(&torrent)));
-        let node = bootstrap(&net, &scratch.0);
-        std::thread::sleep(Duration::from_millis(500));
-        Some(Scenario {
-            net,
-            scratch,
-            data,
-            torrent,
-            link,
-            _node: node,
-        })
-    }
-
-    fn dir(&self) -> &Path {
-        &self.scratch.0
-    }
-
-    /// Waits for the downloader, then compares what it got.
-    fn finish(&self, mut down: Child, who: &str, logs: &[&str]) {
-        let started = Instant::now();
-        wait_success(&mut down, who, self.dir(), logs);
-        eprintln!(
-            "{who}: bare magnet to complete in {:.1} s",
-            started.elapsed().as_secs_f64()
-        );
-        self.data.compare(&self.dir().join("get"), false).unwrap();
-    }
-}
+/// The host of the extra DHT nodes.
+const NODES_HOST: usize = 4;
 
 #[test]
 fn ours_downloads_a_bare_magnet_link_seeded_by_libtorrent_through_the_dht() {
-    let Some(s) = Scenario::new() else {
-        return;
-    };
-    let (dir, seed) = (s.dir(), s.dir().join("seed"));
-    let _seed = Proc(lt_dht(
-        &s.net,
-        2,
-        dir,
-        "seed",
-        s.torrent.to_str().unwrap(),
-        &seed,
-    ));
-    let down = ours(&s.net, 3, dir, "download", &s.link, &dir.join("get"));
-    s.finish(
-        down,
-        "ours, from a libtorrent seed found through the DHT,",
-        &["ours-download", "libtorrent-seed", "bootstrap"],
-    );
+    bare_magnet(Client::Libtorrent, Client::Ours, 0);
 }
 
 #[test]
 fn libtorrent_downloads_a_bare_magnet_link_seeded_by_ours_through_the_dht() {
-    let Some(s) = Scenario::new() else {
+    bare_magnet(Client::Ours, Client::Libtorrent, 0);
+}
+
+/// Transmission 3.00 starts a lookup only once its table holds 4 nodes that answered it and
+/// 9 in all, so the network has 14 besides it: the bootstrap node, the seed and 12 more.
+#[test]
+fn transmission_downloads_a_bare_magnet_link_seeded_by_ours_through_the_dht() {
+    bare_magnet(Client::Ours, Client::Transmission, 12);
+}
+
+#[test]
+fn aria2_downloads_a_bare_magnet_link_seeded_by_ours_through_the_dht() {
+    bare_magnet(Client::Ours, Client::Aria2, 4);
+}
+
+/// `seeder` seeds large.bin from a trackerless torrent, and `downloader` gets it from the
+/// bare magnet link, both joining the DHT through the bootstrap node and `extra` more of
+/// our nodes.
+fn bare_magnet(seeder: Client, downloader: Client, extra: u16) {
+    let Some(net) = network_for(&[seeder, downloader], 4) else {
         return;
     };
-    let (dir, seed) = (s.dir(), s.dir().join("seed"));
-    let _seed = Proc(ours(
-        &s.net,
-        2,
-        dir,
-        "seed",
-        s.torrent.to_str().unwrap(),
-        &seed,
-    ));
-    let down = lt_dht(&s.net, 3, dir, "download", &s.link, &dir.join("get"));
-    s.finish(
-        down,
-        "libtorrent, from our seed found through the DHT,",
-        &["libtorrent-download", "ours-seed", "bootstrap"],
+    let scratch = Scratch::new();
+    let (data, torrent, link) = trackerless(&scratch);
+    let mut run = Run::new(&net, &scratch.0, &torrent);
+    let nodes = start_nodes(&mut run, extra);
+    run.use_dht(&nodes);
+    run.start_seeder(seeder, &scratch.0.join("seed"));
+    run.use_magnet(&link);
+    let dir = scratch.0.join("get");
+    std::fs::create_dir_all(&dir).unwrap();
+    let started = Instant::now();
+    run.download(downloader, &dir, data.total(), || {
+        data.compare(&dir, false).is_ok()
+    });
+    eprintln!(
+        "{downloader:?} from {seeder:?}, found through the DHT: bare magnet link to complete in {:.1} s",
+        started.elapsed().as_secs_f64()
     );
+    if let Err(e) = data.compare(&dir, false) {
+        run.fail(&format!("{downloader:?} downloaded wrong data: {e}"));
+    }
+    run.check_our_log();
+}
+
+/// The bootstrap node on host 1 (port 6881) and `extra` nodes joining through it on
+/// NODES_HOST (ports 6881, 6882, ...); returns their addresses, the bootstrap node's first.
+fn start_nodes(run: &mut Run, extra: u16) -> Vec<SocketAddr> {
+    let mut nodes = run.start_dht_nodes("Ours-bootstrap", 1, 6881..6882, None);
+    let bootstrap = Some(nodes[0]);
+    nodes.extend(run.start_dht_nodes("Ours-node", NODES_HOST, 6881..6881 + extra, bootstrap));
+    nodes
+}
+
+/// The 64 MiB data set written under `SCRATCH/seed`, a trackerless torrent of it and its
+/// bare magnet link.
+fn trackerless(scratch: &Scratch) -> (Dataset, PathBuf, String) {
+    let data = Dataset::new(Shape::Large);
+    data.write(&scratch.0.join("seed"));
+    let torrent = scratch.0.join("large.torrent");
+    create_torrent(&data, &scratch.0.join("seed"), None, &torrent);
+    let link = format!("magnet:?xt=urn:btih:{}", hex(&info_hash(&torrent)));
+    (data, torrent, link)
 }
 
 fn hex(bytes: &[u8; 20]) -> String {

@@ -1,17 +1,23 @@
 //! Ours and the real clients (Transmission 3.00, aria2, libtorrent) as processes on a
 //! namespace network (netns.rs): our tracker on host 1, a seeder on host 2, a downloader
 //! on host 3 (given the .torrent or a magnet link), and any further peers on hosts of
-//! their own, each started with its own temporary folders and logging into a file. A
+//! their own, each started with its own temporary folders and logging into a file. With
+//! [`Run::use_dht`] every client has its DHT on and joins through the given nodes only
+//! (ours started with `battorrent dht` by [`Run::start_dht_nodes`]); otherwise it is off. A
 //! [`Run`] kills and reaps every process it started, by process id, when dropped, and
 //! its failures print the end of every log.
 
 // Each test crate that includes this module uses a different part of it.
 #![allow(dead_code)]
 
+#[path = "clients_dht.rs"]
+mod dht;
+#[path = "clients_tracker.rs"]
+mod tracker;
+
 use crate::netns::Network;
 use std::ffi::OsString;
 use std::fs::File;
-use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -38,31 +44,6 @@ pub enum Client {
     Libtorrent,
 }
 
-/// Why `client` cannot run here, if it cannot.
-pub fn missing(client: Client) -> Option<String> {
-    let works = |program: &str, args: &[&str]| {
-        Command::new(program)
-            .args(args)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success())
-    };
-    match client {
-        Client::Ours => None,
-        Client::Transmission => (!works("transmission-cli", &["--version"]))
-            .then(|| "transmission-cli is not installed (apt-get install transmission-cli)".into()),
-        Client::Aria2 => (!works("aria2c", &["--version"]))
-            .then(|| "aria2c is not installed (apt-get install aria2)".into()),
-        Client::Libtorrent => {
-            (!works("/usr/bin/python3", &["-c", "import libtorrent"])).then(|| {
-                "/usr/bin/python3 cannot import libtorrent (apt-get install python3-libtorrent)"
-                    .into()
-            })
-        }
-    }
-}
-
 /// A process on the test network, its output going to `log`.
 struct Proc {
     name: String,
@@ -80,6 +61,10 @@ pub struct Run<'a> {
     torrent: PathBuf,
     /// Given to the downloader instead of the .torrent, when set.
     magnet: Option<String>,
+    /// The DHT nodes every client joins through; empty: DHT off.
+    dht: Vec<SocketAddr>,
+    /// Time for a whole download.
+    limit: Duration,
     procs: Vec<Proc>,
 }
 
@@ -100,6 +85,8 @@ impl<'a> Run<'a> {
             dir: dir.to_path_buf(),
             torrent: torrent.to_path_buf(),
             magnet: None,
+            dht: Vec::new(),
+            limit: DOWNLOAD,
             procs: Vec::new(),
         }
     }
@@ -163,14 +150,6 @@ impl<'a> Run<'a> {
         cmd
     }
 
-    pub fn start_tracker(&mut self) {
-        let bind = format!("{}:{TRACKER_PORT}", self.net.addr(TRACKER));
-        let mut cmd = self.ours(TRACKER);
-        cmd.args(["tracker", "--bind", &bind, "--interval", "5"]);
-        self.spawn("tracker", cmd, false, false);
-        self.wait_listening("the tracker", TRACKER, TRACKER_PORT);
-    }
-
     /// Waits until something on `host` accepts TCP connections at `port`.
     pub fn wait_listening(&mut self, what: &str, host: usize, port: u16) {
         let addr = SocketAddr::from((self.net.addr(host), port));
@@ -220,7 +199,7 @@ impl<'a> Run<'a> {
             Client::Ours => {
                 let mut cmd = self.ours(SEEDER);
                 cmd.arg("seed")
-                    .arg("--no-dht")
+                    .args(self.our_dht_args())
                     .arg(&self.torrent)
                     .arg("--dir")
                     .arg(data)
@@ -236,6 +215,10 @@ impl<'a> Run<'a> {
                 cmd.args(["--seed-ratio=0.0", "--check-integrity=true"]);
                 cmd
             }
+            Client::Libtorrent if !self.dht.is_empty() => {
+                let torrent = self.torrent.clone().into();
+                self.lt_dht(SEEDER, "seed", torrent, data, READY + self.limit)
+            }
             Client::Libtorrent => self.libtorrent(SEEDER, "lt_seed.py", data, ip, READY + DOWNLOAD),
         };
         self.spawn(&format!("{client:?}-seed"), cmd, false, false);
@@ -245,8 +228,8 @@ impl<'a> Run<'a> {
     /// [`Run::use_magnet`]) into `dir` and returns once it says it has all `total_bytes`
     /// (exiting 0; ours must also print a complete `--json` summary, which is returned) or,
     /// for Transmission, which never exits, once `complete()`. Fails the test if that does
-    /// not happen within [`DOWNLOAD`]. The process is named `CLIENT-download` (its log
-    /// `CLIENT-download.log`).
+    /// not happen within [`DOWNLOAD`] ([`dht::DHT_DOWNLOAD`] after [`Run::use_dht`]). The
+    /// process is named `CLIENT-download` (its log `CLIENT-download.log`).
     pub fn download(
         &mut self,
         client: Client,
@@ -256,12 +239,12 @@ impl<'a> Run<'a> {
     ) -> Option<serde_json::Value> {
         let ip = self.net.addr(LEECHER);
         let name = format!("{client:?}-download");
-        let deadline = Instant::now() + DOWNLOAD;
+        let deadline = Instant::now() + self.limit;
         match client {
             Client::Ours => {
                 let mut cmd = self.ours(LEECHER);
                 cmd.arg("download")
-                    .arg("--no-dht")
+                    .args(self.our_dht_args())
                     .arg(self.wanted())
                     .arg("--dir")
                     .arg(dir)
@@ -283,7 +266,7 @@ impl<'a> Run<'a> {
                 // transmission-cli keeps seeding once complete: watch the files instead.
                 let cmd = self.transmission(LEECHER, "transmission-download", dir, self.wanted());
                 self.spawn(&name, cmd, false, false);
-                self.wait_until("Transmission to download every byte", DOWNLOAD, |_| {
+                self.wait_until("Transmission to download every byte", self.limit, |_| {
                     complete().then_some(())
                 });
             }
@@ -295,6 +278,9 @@ impl<'a> Run<'a> {
             }
             Client::Libtorrent => {
                 let cmd = match self.magnet.clone() {
+                    Some(link) if !self.dht.is_empty() => {
+                        self.lt_dht(LEECHER, "download", link.into(), dir, self.limit)
+                    }
                     // lt_magnet.py is also given the seeder's address, like x.pe= would.
                     Some(link) => {
                         let mut cmd = self.net.command(LEECHER, "/usr/bin/python3");
@@ -317,26 +303,61 @@ impl<'a> Run<'a> {
     }
 
     /// transmission-cli with its own config folder, on `what` (a .torrent or a magnet
-    /// link): TCP only, no DHT, LPD, PEX or UPnP.
+    /// link): TCP only (3.00 tries uTP first and stalls against TCP-only peers), no LPD,
+    /// PEX or UPnP; the DHT only after [`Run::use_dht`], joining through a dht.bootstrap
+    /// file (its fallback, dht.transmissionbt.com, does not resolve in a namespace).
     fn transmission(&self, host: usize, conf: &str, dir: &Path, what: OsString) -> Command {
         let conf = self.dir.join(conf);
         std::fs::create_dir_all(&conf).unwrap();
+        // With the DHT: debug messages, which say how its table stands.
+        let (dht, level) = if self.dht.is_empty() {
+            (false, 2)
+        } else {
+            (true, 3)
+        };
         std::fs::write(
             conf.join("settings.json"),
-            r#"{"utp-enabled": false, "dht-enabled": false, "lpd-enabled": false, "pex-enabled": false, "port-forwarding-enabled": false}"#,
+            format!(
+                r#"{{"utp-enabled": false, "dht-enabled": {dht}, "lpd-enabled": false, "pex-enabled": false, "port-forwarding-enabled": false, "message-level": {level}}}"#
+            ),
         )
         .unwrap();
+        if dht {
+            let lines: String = self
+                .dht
+                .iter()
+                .map(|node| format!("{} {}\n", node.ip(), node.port()))
+                .collect();
+            std::fs::write(conf.join("dht.bootstrap"), lines).unwrap();
+        }
         let mut cmd = self.net.command(host, "transmission-cli");
         cmd.arg("-g").arg(conf).arg("-w").arg(dir).arg(what);
+        if dht {
+            // Every DHT message it sends and takes, in its log.
+            cmd.env("TR_DHT_VERBOSE", "1");
+        }
         cmd
     }
 
-    /// aria2c on `what` (a .torrent or a magnet link): no DHT, LPD or PEX.
+    /// aria2c on `what` (a .torrent or a magnet link): no LPD or PEX; the DHT only after
+    /// [`Run::use_dht`], joining through the first node (its table kept in the run's folder,
+    /// not the user's).
     fn aria2(&self, host: usize, dir: &Path, what: OsString) -> Command {
         let mut cmd = self.net.command(host, "aria2c");
+        match self.dht.first() {
+            Some(node) => cmd.args([
+                "--enable-dht=true".into(),
+                "--dht-listen-port=6881".into(),
+                format!("--dht-entry-point={node}"),
+                format!(
+                    "--dht-file-path={}",
+                    self.dir.join("aria2-dht.dat").display()
+                ),
+            ]),
+            None => cmd.arg("--enable-dht=false"),
+        };
         cmd.args([
             "--listen-port=6881",
-            "--enable-dht=false",
             "--enable-dht6=false",
             "--bt-enable-lpd=false",
             "--enable-peer-exchange=false",
@@ -364,25 +385,6 @@ impl<'a> Run<'a> {
             .arg(ip.to_string())
             .arg(limit.as_secs().to_string());
         cmd
-    }
-
-    /// How many seeders the tracker counts for the torrent (None if it cannot be asked).
-    pub fn scrape_complete(&self, info_hash: &[u8; 20]) -> Option<u64> {
-        let addr = SocketAddr::from((self.net.addr(TRACKER), TRACKER_PORT));
-        let query: String = info_hash.iter().map(|b| format!("%{b:02X}")).collect();
-        let body = self
-            .net
-            .run_in(TRACKER, || {
-                http_get(addr, &format!("/scrape?info_hash={query}"))
-            })
-            .unwrap_or_else(|e| self.fail(&e))?;
-        let key = b"8:completei";
-        let at = body.windows(key.len()).position(|w| w == key)? + key.len();
-        let digits = body[at..].iter().take_while(|b| b.is_ascii_digit()).count();
-        std::str::from_utf8(&body[at..at + digits])
-            .ok()?
-            .parse()
-            .ok()
     }
 
     /// Polls `probe` every 200 ms until it gives a value, failing the test when `limit`
@@ -417,8 +419,8 @@ impl<'a> Run<'a> {
             self.check_running();
             if Instant::now() > deadline {
                 self.fail(&format!(
-                    "{} did not finish within {DOWNLOAD:?}",
-                    self.procs[i].name
+                    "{} did not finish within {:?}",
+                    self.procs[i].name, self.limit
                 ));
             }
             std::thread::sleep(Duration::from_millis(100));
@@ -484,21 +486,4 @@ fn tail(path: &Path, n: usize) -> String {
         out.push('\n');
     }
     out
-}
-
-/// The body of `GET target` from `addr` if the answer is 200 OK.
-fn http_get(addr: SocketAddr, target: &str) -> Option<Vec<u8>> {
-    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(1)).ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(
-        stream,
-        "GET {target} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
-    let mut response = Vec::new();
-    stream.read_to_end(&mut response).ok()?;
-    let end = response.windows(4).position(|w| w == b"\r\n\r\n")?;
-    response
-        .starts_with(b"HTTP/1.1 200 ")
-        .then(|| response[end + 4..].to_vec())
 }

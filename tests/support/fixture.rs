@@ -5,11 +5,11 @@
 // Each test crate that includes this module uses a different part of it.
 #![allow(dead_code)]
 
-use crate::clients::{missing, Client, BIN};
+use crate::clients::{Client, BIN};
 use crate::netns::Network;
 use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 
 /// The namespace network with `hosts` hosts, once every tool the clients need is found;
@@ -29,6 +29,31 @@ pub fn network_for(clients: &[Client], hosts: usize) -> Option<Network> {
                 "cannot build the namespace network (needs root and iproute2): {e}"
             ));
             None
+        }
+    }
+}
+
+/// Why `client` cannot run here, if it cannot.
+pub fn missing(client: Client) -> Option<String> {
+    let works = |program: &str, args: &[&str]| {
+        Command::new(program)
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    match client {
+        Client::Ours => None,
+        Client::Transmission => (!works("transmission-cli", &["--version"]))
+            .then(|| "transmission-cli is not installed (apt-get install transmission-cli)".into()),
+        Client::Aria2 => (!works("aria2c", &["--version"]))
+            .then(|| "aria2c is not installed (apt-get install aria2)".into()),
+        Client::Libtorrent => {
+            (!works("/usr/bin/python3", &["-c", "import libtorrent"])).then(|| {
+                "/usr/bin/python3 cannot import libtorrent (apt-get install python3-libtorrent)"
+                    .into()
+            })
         }
     }
 }
