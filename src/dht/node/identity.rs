@@ -38,6 +38,7 @@ impl Dht {
         self.routing6 = self.rebuilt(now, Family::V6);
         // The buckets near the new id are empty: look for our neighbours at once.
         self.next_upkeep = now;
+        self.next_fill = [now; 2];
     }
 
     /// `family`'s table around our (new) id, with every node the old one held.

@@ -51,6 +51,8 @@ const BOOTSTRAP_EVERY: Duration = Duration::from_secs(10);
 const BOOTSTRAP_ROUNDS: usize = 4;
 /// The upkeep tick: pings and refreshes.
 const UPKEEP_EVERY: Duration = Duration::from_secs(5);
+/// Longest wait between two lookups of our own id while the table stays small.
+const MAX_FILL_BACKOFF: Duration = Duration::from_secs(5 * 60);
 /// Pings sent per upkeep tick at most.
 const PINGS_PER_TICK: usize = 8;
 
@@ -192,6 +194,12 @@ pub struct Dht {
     /// When the last bootstrap rounds went out (at most [`BOOTSTRAP_ROUNDS`]).
     bootstraps: VecDeque<Instant>,
     next_upkeep: Instant,
+    /// Per family: when a small table may look for our neighbours again, and the wait
+    /// after that.
+    next_fill: [Instant; 2],
+    fill_backoff: [Duration; 2],
+    /// The table's size when the last such lookup started.
+    fill_len: [usize; 2],
     rng: fastrand::Rng,
     responder: Responder,
     counters: Counters,
@@ -260,6 +268,9 @@ impl Dht {
             events: VecDeque::new(),
             bootstraps: VecDeque::new(),
             next_upkeep: now,
+            next_fill: [now; 2],
+            fill_backoff: [UPKEEP_EVERY; 2],
+            fill_len: [0; 2],
             rng,
             counters: Counters::default(),
             external: Default::default(),
@@ -589,7 +600,19 @@ impl Dht {
         let families: Vec<Family> = self.families().collect();
         for family in families {
             let running = self.lookups.values().any(|r| r.family == family);
-            if self.table(family).len() < K && !running {
+            let slot = family as usize;
+            let len = self.table(family).len();
+            if len >= K || len > self.fill_len[slot] {
+                // Full, or growing: look again at the next tick if need be.
+                self.fill_backoff[slot] = UPKEEP_EVERY;
+                self.next_fill[slot] = self.next_fill[slot].min(now);
+            }
+            if len < K && !running && now >= self.next_fill[slot] {
+                // A small table looks for our neighbours; while it stops growing (a
+                // private swarm of a few nodes), less and less often.
+                self.fill_len[slot] = len;
+                self.next_fill[slot] = now + self.fill_backoff[slot];
+                self.fill_backoff[slot] = (self.fill_backoff[slot] * 2).min(MAX_FILL_BACKOFF);
                 let own = self.id;
                 self.start_lookup(now, own, None, None, family);
             }

@@ -543,3 +543,30 @@ fn an_ipv6_only_network_works_alone() {
     }
     assert_eq!(found, vec![SocketAddr::new(net.addrs[2].ip(), 7000)]);
 }
+
+#[test]
+fn a_tiny_network_does_not_keep_looking_for_neighbours_every_few_seconds() {
+    // Three nodes: the tables never reach 8, so the own-id lookups back off to 5 minutes.
+    let mut net = Net::new(3);
+    net.advance(Duration::from_secs(60));
+    let early: u64 = net
+        .nodes
+        .iter()
+        .map(|n| n.stats(net.now).queries_sent)
+        .sum();
+    net.advance(Duration::from_secs(20 * 60));
+    let late: u64 = net
+        .nodes
+        .iter()
+        .map(|n| n.stats(net.now).queries_sent)
+        .sum();
+    let per_node_per_minute = (late - early) as f64 / 3.0 / 20.0;
+    assert!(
+        per_node_per_minute < 6.0,
+        "{per_node_per_minute:.1} queries a minute per node"
+    );
+    // They still know each other.
+    for n in &net.nodes[1..] {
+        assert!(!n.routing().is_empty());
+    }
+}
