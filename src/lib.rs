@@ -10,6 +10,7 @@ pub mod core;
 pub mod dht;
 pub mod metainfo;
 pub mod picker;
+pub mod rpc;
 pub mod session;
 pub mod storage;
 pub mod text;

@@ -22,6 +22,8 @@ mod inorder;
 mod limit;
 mod listener;
 mod magnet;
+mod remove;
+mod resume;
 mod types;
 mod verify;
 
