@@ -7,6 +7,7 @@
 
 pub mod bencode;
 pub mod core;
+pub mod daemon;
 pub mod dht;
 pub mod metainfo;
 pub mod picker;

@@ -15,6 +15,7 @@
 //! live; only pieces that verify count as had.
 
 mod announce;
+mod close;
 mod conn;
 mod dht;
 mod driver;
@@ -22,8 +23,8 @@ mod inorder;
 mod limit;
 mod listener;
 mod magnet;
+mod query;
 mod remove;
-mod resume;
 mod types;
 mod verify;
 
