@@ -12,6 +12,7 @@
 mod backend;
 mod commands;
 pub mod config;
+pub mod resume;
 mod save;
 pub mod state;
 mod table;
@@ -182,7 +183,7 @@ impl Daemon {
         let added = match (&saved.torrent, &r.magnet) {
             (Some(bytes), _) => match Metainfo::from_bytes(bytes) {
                 Ok(meta) if meta.info_hash == hash => {
-                    let stamps = state::stamps(&meta.info.layout(&dir));
+                    let stamps = resume::stamps(&meta.info.layout(&dir));
                     let have = r
                         .resume
                         .as_ref()

@@ -149,8 +149,8 @@ impl Daemon {
             let mut stamps = None;
             if let (Some(meta), Some(have)) = (&job.meta, &job.have) {
                 let layout = meta.info.layout(&job.dir);
-                let now = state::stamps(&layout);
-                state::sync_changed(&layout, job.old_stamps.as_deref(), &now);
+                let now = super::resume::stamps(&layout);
+                super::resume::sync_changed(&layout, job.old_stamps.as_deref(), &now);
                 job.record.resume = Some(Resume::new(have, now.clone()));
                 stamps = Some(now);
             }

@@ -3,7 +3,7 @@
 //! client controls: request bodies ([`MAX_BODY`]), headers (10 s to arrive, 64 KiB),
 //! connections ([`MAX_CONNECTIONS`], each at most [`MAX_CONNECTION_TIME`]).
 //!
-//! Every request passes [`guard`] first: basic auth when credentials are set, else only
+//! Every request passes a guard first: basic auth when credentials are set, else only
 //! requests addressed to this machine by address or `localhost`.
 
 use super::auth::{authorized, local_host, Credentials};
