@@ -270,6 +270,17 @@ fn transmission_remote_with_a_password() {
     assert!(!success, "{text}");
     let (success, text) = remote(d.rpc, &["-n", "me:wrong", "-l"]);
     assert!(!success, "{text}");
-    drop(d);
+    // --exit (session-close) is answered, then the daemon stops by itself.
+    let mut d = d;
+    let text = ok(d.rpc, &["-n", "me:s3cret", "--exit"]);
+    assert!(text.contains("success"), "{text}");
+    let exited = wait_for(
+        Duration::from_secs(20),
+        "the daemon does not stop after session-close",
+        || std::fs::read_to_string(dir.join("daemon.log")).unwrap_or_default(),
+        || d.proc.child.try_wait().unwrap(),
+    );
+    assert!(exited.success(), "{}", d.proc.log());
+    assert!(d.proc.log().contains("stopping: saving state"));
     let _ = std::fs::remove_dir_all(&dir);
 }

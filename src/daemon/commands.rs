@@ -39,21 +39,27 @@ impl Daemon {
         let parsed = match new.source {
             Source::Torrent(bytes) => Parsed::Torrent(Metainfo::from_bytes(&bytes)?, bytes),
             Source::File(path) => {
-                let read = tokio::task::spawn_blocking(move || -> Result<_, BackendError> {
-                    let meta = Metainfo::load(&path)?;
-                    let bytes = std::fs::read(&path).map_err(|error| {
-                        crate::metainfo::MetainfoError::Io {
-                            path: path.clone(),
-                            error,
-                        }
-                    })?;
-                    if bytes.len() as u64 > MAX_TORRENT_FILE_SIZE {
-                        return Err(BackendError::Refused(format!(
-                            "{} grew while it was read",
-                            path.display()
-                        )));
+                // Read once, bounded, and parse those bytes: what is saved is what was read.
+                let read = tokio::task::spawn_blocking(move || {
+                    let io = |error| crate::metainfo::MetainfoError::Io {
+                        path: path.clone(),
+                        error,
+                    };
+                    let file = std::fs::File::open(&path).map_err(io)?;
+                    let size = file.metadata().map_err(io)?.len();
+                    if size > MAX_TORRENT_FILE_SIZE {
+                        return Err(crate::metainfo::MetainfoError::TooLarge {
+                            size,
+                            max: MAX_TORRENT_FILE_SIZE,
+                        });
                     }
-                    Ok((meta, bytes))
+                    let mut bytes = Vec::new();
+                    std::io::Read::read_to_end(
+                        &mut std::io::Read::take(file, MAX_TORRENT_FILE_SIZE),
+                        &mut bytes,
+                    )
+                    .map_err(io)?;
+                    Ok((Metainfo::from_bytes(&bytes)?, bytes))
                 })
                 .await
                 .map_err(|e| BackendError::Refused(e.to_string()))??;

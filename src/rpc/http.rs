@@ -182,9 +182,14 @@ pub async fn serve(listener: TcpListener, app: Router, shutdown: CancellationTok
         let shutdown = shutdown.clone();
         tokio::spawn(async move {
             let _slot = slot;
+            // A second's grace at shutdown: the reply to `session-close` still goes out.
+            let closing = async {
+                shutdown.cancelled().await;
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            };
             tokio::select! {
                 _ = connection => {}
-                _ = shutdown.cancelled() => {}
+                _ = closing => {}
                 _ = tokio::time::sleep(MAX_CONNECTION_TIME) => {}
             }
         });
