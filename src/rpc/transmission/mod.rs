@@ -26,6 +26,8 @@ use std::path::PathBuf;
 pub const MAX_METAINFO: usize = 16 << 20;
 /// Most ids one request may name.
 const MAX_IDS: usize = 100_000;
+/// Most distinct fields one torrent-get may ask for (Transmission has about 90).
+const MAX_FIELDS: usize = 256;
 
 /// What a method answered: its arguments, or the sentence for `result`.
 type Outcome = Result<Map<String, Value>, String>;
@@ -213,7 +215,13 @@ fn torrent_get<B: Backend>(backend: &B, args: &Map<String, Value>, now: i64) -> 
     let Some(Value::Array(names)) = args.get("fields") else {
         return Err("torrent-get needs 'fields', a list of field names".into());
     };
-    let names: Vec<&str> = names.iter().filter_map(Value::as_str).collect();
+    let mut names: Vec<&str> = names.iter().filter_map(Value::as_str).collect();
+    // Each name once: a request cannot make the answer grow by repeating them.
+    let mut seen = std::collections::HashSet::new();
+    names.retain(|n| seen.insert(*n));
+    if names.len() > MAX_FIELDS {
+        return Err(format!("torrent-get takes at most {MAX_FIELDS} fields"));
+    }
     let table = match args.get("format").and_then(Value::as_str) {
         None | Some("objects") => false,
         Some("table") => true,
@@ -300,14 +308,14 @@ fn folder(args: &Map<String, Value>, key: &str) -> Result<Option<PathBuf>, Strin
 async fn torrent_add<B: Backend>(backend: &B, args: &Map<String, Value>) -> Outcome {
     let source = match (args.get("metainfo"), args.get("filename")) {
         (Some(Value::String(b64)), _) => {
-            if b64.len() > MAX_METAINFO / 3 * 4 + 4 {
+            // Some clients wrap the base64 text in lines.
+            let text: String = b64.chars().filter(|c| !c.is_ascii_whitespace()).collect();
+            if text.len() > MAX_METAINFO / 3 * 4 + 4 {
                 return Err(format!(
                     "the .torrent is over {} MiB: too large",
                     MAX_METAINFO >> 20
                 ));
             }
-            // Some clients wrap the base64 text in lines.
-            let text: String = b64.chars().filter(|c| !c.is_ascii_whitespace()).collect();
             let bytes = base64::engine::general_purpose::STANDARD
                 .decode(text)
                 .map_err(|e| format!("'metainfo' is not base64: {e}"))?;

@@ -299,6 +299,18 @@ fn the_table_format() {
         args["torrents"],
         json!([["id", "name", "bogus"], [1, "one", null], [2, "two", null]])
     );
+    // Repeated names count once; too many distinct ones are refused.
+    let args = ok(
+        &b,
+        json!({"method": "torrent-get", "arguments": {"fields": ["id", "id", "id"], "format": "table"}}),
+    );
+    assert_eq!(args["torrents"][0], json!(["id"]));
+    let many: Vec<String> = (0..300).map(|i| format!("f{i}")).collect();
+    assert!(refused(
+        &b,
+        json!({"method": "torrent-get", "arguments": {"fields": many}})
+    )
+    .contains("at most"));
 }
 
 #[test]
