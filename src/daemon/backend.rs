@@ -53,16 +53,16 @@ impl Backend for Arc<Daemon> {
                 continue;
             };
             let meta = self.session.metainfo(e.session);
+            // Made from the metainfo only when asked for (a magnet link costs a string).
             let (magnet, trackers) = match (&meta, &e.magnet) {
-                (Some(m), _) => (m.magnet().to_string(), m.trackers.clone()),
                 (None, Some(link)) => {
                     let trackers = link
                         .parse::<Magnet>()
                         .map(|m| m.trackers.into_iter().map(|t| vec![t]).collect())
                         .unwrap_or_default();
-                    (link.clone(), trackers)
+                    (Some(link.clone()), trackers)
                 }
-                (None, None) => (String::new(), Vec::new()),
+                _ => (None, Vec::new()),
             };
             let have = match detail {
                 Detail::Pieces => self.session.have(e.session),

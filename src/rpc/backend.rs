@@ -36,9 +36,9 @@ pub struct TorrentView {
     pub uploaded_ever: u64,
     /// The metainfo, once known (at once for a .torrent, later for a magnet link).
     pub meta: Option<Arc<Metainfo>>,
-    /// Its magnet link.
-    pub magnet: String,
-    /// Its trackers by tier.
+    /// Its magnet link while the metainfo is not known (then it comes from `meta`).
+    pub magnet: Option<String>,
+    /// Its trackers by tier while the metainfo is not known (then they are `meta`'s).
     pub trackers: Vec<Vec<String>>,
     /// Verified pieces: only when asked for ([`Detail::Pieces`]).
     pub have: Option<Bitfield>,

@@ -283,7 +283,10 @@ pub fn field(name: &str, t: &TorrentView, position: usize, now: i64) -> Option<V
         "labels" => json!(t.labels),
         "leftUntilDone" | "sizeWhenDone" | "totalSize" if meta.is_none() => json!(0),
         "leftUntilDone" => json!(left(t)),
-        "magnetLink" => json!(t.magnet),
+        "magnetLink" => match meta {
+            Some(m) => json!(m.magnet().to_string()),
+            None => json!(t.magnet.clone().unwrap_or_default()),
+        },
         "maxConnectedPeers" | "peer-limit" => json!(t.max_peers),
         "metadataPercentComplete" => json!(match (meta, s.metadata_size) {
             (Some(_), _) => 1.0,
@@ -313,7 +316,8 @@ pub fn field(name: &str, t: &TorrentView, position: usize, now: i64) -> Option<V
         "trackers" => {
             let mut id = 0;
             let mut list = Vec::new();
-            for (tier, urls) in t.trackers.iter().enumerate() {
+            let tiers = meta.map_or(&t.trackers, |m| &m.trackers);
+            for (tier, urls) in tiers.iter().enumerate() {
                 for url in urls {
                     list.push(json!({
                         "announce": url,

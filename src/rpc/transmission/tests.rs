@@ -32,8 +32,8 @@ pub fn view(id: u32, name: &str) -> TorrentView {
         changed: 1_000,
         downloaded_ever: 500,
         uploaded_ever: 250,
-        magnet: meta.magnet().to_string(),
-        trackers: vec![vec!["http://t.example/announce".into()]],
+        magnet: None,
+        trackers: vec![],
         meta: Some(std::sync::Arc::new(meta)),
         have: Some(have),
         labels: vec![],
@@ -286,6 +286,17 @@ fn files_with_their_progress_and_the_piece_map() {
     assert_eq!(t["priorities"], json!([0]));
     assert_eq!(t["pieces"], "kA==");
     assert_eq!(t["pieceCount"], 4);
+    let args = ok(
+        &b,
+        json!({"method": "torrent-get", "arguments": {"ids": 1, "fields": ["magnetLink", "trackers"]}}),
+    );
+    let t = &args["torrents"][0];
+    assert!(t["magnetLink"]
+        .as_str()
+        .unwrap()
+        .starts_with("magnet:?xt=urn:btih:"));
+    assert_eq!(t["trackers"][0]["announce"], "http://t.example/announce");
+    assert_eq!(t["trackers"][0]["scrape"], "http://t.example/scrape");
 }
 
 #[test]
