@@ -7,9 +7,11 @@
 
 pub mod bencode;
 pub mod core;
+pub mod daemon;
 pub mod dht;
 pub mod metainfo;
 pub mod picker;
+pub mod rpc;
 pub mod session;
 pub mod storage;
 pub mod text;

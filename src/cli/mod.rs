@@ -2,6 +2,7 @@
 //! Each command is a thin layer over the library; errors become one clear sentence.
 
 mod create;
+mod daemon;
 mod demo;
 mod dht;
 mod format;
@@ -54,6 +55,9 @@ pub enum Command {
     Demo(demo::DemoArgs),
     /// Run a standalone DHT node (a bootstrap node for a private swarm).
     Dht(dht::DhtNodeArgs),
+    /// Run the always-on client: torrents kept across restarts, driven over Transmission's
+    /// RPC (transmission-remote, Flood, the *arr tools).
+    Daemon(daemon::DaemonArgs),
 }
 
 /// Sets up `tracing` on stderr: warnings by default, more with each -v.
@@ -108,6 +112,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Download(args) => peer::download(args),
         Command::Demo(args) => demo::run(args),
         Command::Dht(args) => dht::run(args),
+        Command::Daemon(args) => daemon::run(args),
         Command::Magnet { torrent } => {
             let meta = show::load(&torrent)?;
             println!("{}", meta.magnet());

@@ -15,6 +15,7 @@
 //! live; only pieces that verify count as had.
 
 mod announce;
+mod close;
 mod conn;
 mod dht;
 mod driver;
@@ -23,6 +24,8 @@ mod limit;
 mod limits_api;
 mod listener;
 mod magnet;
+mod query;
+mod remove;
 mod selection;
 mod stream;
 mod types;

@@ -175,6 +175,11 @@ impl Storage {
         &self.layout
     }
 
+    /// The download folder every file lies under.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
     /// The open handles of file `index`, opened for writing if `write` (only then are the
     /// folders created and the write rules applied: a file we only read, such as a
     /// hard-linked one we seed from, is read like any other).

@@ -5,10 +5,12 @@
 //! It only reads and writes paths handed to it by [`Layout`], whose relative parts come from
 //! validated metainfo: it never builds a path from raw torrent bytes.
 
+mod delete;
 mod files;
 mod hasher;
 mod open;
 
+pub use delete::{delete_files, Deleted};
 pub use files::{Access, AlignedBuf, Storage, StorageError, DIRECT_ALIGN};
 pub use hasher::{hash_pieces, HashError, HashOptions, PieceHash};
 pub use open::{raise_open_file_limit, OpenFiles, DEFAULT_OPEN_FILES};

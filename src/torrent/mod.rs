@@ -247,6 +247,10 @@ pub struct TorrentStats {
     pub upload_rate: f64,
     pub peers: usize,
     pub seeds: usize,
+    /// Live peers sending us piece data now (a download rate above zero).
+    pub peers_sending: usize,
+    /// Live peers we send piece data to now.
+    pub peers_receiving: usize,
     pub banned: usize,
     pub complete: bool,
     /// While fetching metadata: bytes of the info dictionary received, and its size (0
@@ -520,6 +524,8 @@ impl Engine {
             upload_rate: live().map(|p| p.up.per_second()).sum(),
             peers: live().count(),
             seeds: live().filter(|p| p.bits.all()).count(),
+            peers_sending: live().filter(|p| p.down.per_second() > 0.0).count(),
+            peers_receiving: live().filter(|p| p.up.per_second() > 0.0).count(),
             banned: self.bans.banned_count(),
             complete: !self.lacks_metadata() && self.picker.is_done(),
             metadata_bytes,

@@ -1,0 +1,174 @@
+//! The daemon as the RPC's [`Backend`].
+
+use super::{lock, Daemon};
+use crate::core::InfoHash;
+use crate::metainfo::Magnet;
+use crate::rpc::backend::*;
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
+
+impl Daemon {
+    /// Bytes moved and torrents added during this run, all torrents together.
+    pub(super) fn current_counters(&self) -> Counters {
+        let totals = self.session.totals();
+        let table = lock(&self.table);
+        Counters {
+            uploaded: totals.uploaded + table.removed_up,
+            downloaded: totals.downloaded + table.removed_down,
+            files_added: table.added,
+            seconds_active: self.started.elapsed().as_secs(),
+            session_count: 1,
+        }
+    }
+}
+
+/// Free and total bytes of the filesystem holding `path`.
+fn statvfs(path: &Path) -> Option<(u64, u64)> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
+    // SAFETY: a zeroed statvfs is a valid out-parameter; `c` is a NUL-terminated path.
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    if unsafe { libc::statvfs(c.as_ptr(), &mut st) } != 0 {
+        return None;
+    }
+    let unit = st.f_frsize as u64;
+    Some((st.f_bavail as u64 * unit, st.f_blocks as u64 * unit))
+}
+
+impl Backend for Arc<Daemon> {
+    fn torrents(&self, detail: Detail) -> Vec<TorrentView> {
+        let mut summaries: HashMap<_, _> = self
+            .session
+            .torrents()
+            .into_iter()
+            .map(|s| (s.id, s))
+            .collect();
+        let table = lock(&self.table);
+        let mut views = Vec::with_capacity(table.entries.len());
+        for (id, e) in &table.entries {
+            // A torrent leaving for a check shows again once it is back.
+            let Some(s) = summaries.remove(&e.session) else {
+                continue;
+            };
+            let meta = self.session.metainfo(e.session);
+            // Made from the metainfo only when asked for (a magnet link costs a string).
+            let (magnet, trackers) = match (&meta, &e.magnet) {
+                (None, Some(link)) => {
+                    let trackers = link
+                        .parse::<Magnet>()
+                        .map(|m| m.trackers.into_iter().map(|t| vec![t]).collect())
+                        .unwrap_or_default();
+                    (Some(link.clone()), trackers)
+                }
+                _ => (None, Vec::new()),
+            };
+            let have = match detail {
+                Detail::Pieces => self.session.have(e.session),
+                Detail::Brief => None,
+            };
+            views.push(TorrentView {
+                id: *id,
+                info_hash: e.info_hash,
+                name: s.name,
+                state: s.state,
+                error: s.error,
+                dir: e.dir.clone(),
+                added: e.added,
+                done: e.done,
+                started: e.started,
+                changed: e.changed,
+                downloaded_ever: e.earlier_down + s.stats.downloaded,
+                uploaded_ever: e.earlier_up + s.stats.uploaded,
+                stats: s.stats,
+                meta,
+                magnet,
+                trackers,
+                have,
+                labels: e.labels.clone(),
+                max_peers: self.config.max_peers,
+            });
+        }
+        views
+    }
+
+    fn ids(&self) -> Vec<(u32, InfoHash)> {
+        lock(&self.table)
+            .entries
+            .iter()
+            .map(|(id, e)| (*id, e.info_hash))
+            .collect()
+    }
+
+    fn removed_recently(&self) -> Vec<u32> {
+        lock(&self.table).removed_recently(Instant::now())
+    }
+
+    async fn add(&self, new: NewTorrent) -> Result<Added, BackendError> {
+        Daemon::add(self, new).await
+    }
+
+    fn start(&self, ids: &[u32]) -> Result<(), BackendError> {
+        self.set_running(ids, true)
+    }
+
+    fn stop(&self, ids: &[u32]) -> Result<(), BackendError> {
+        self.set_running(ids, false)
+    }
+
+    async fn remove(&self, ids: &[u32], delete_data: bool) -> Result<(), BackendError> {
+        Daemon::remove(self, ids, delete_data).await
+    }
+
+    async fn verify(&self, ids: &[u32]) -> Result<(), BackendError> {
+        Daemon::verify(self, ids).await
+    }
+
+    fn set_labels(&self, ids: &[u32], labels: &[String]) -> Result<(), BackendError> {
+        Daemon::set_labels(self, ids, labels);
+        Ok(())
+    }
+
+    fn settings(&self) -> Settings {
+        let download_dir = self.download_dir();
+        Settings {
+            free_space: statvfs(&download_dir).map(|(free, _)| free),
+            download_dir,
+            config_dir: self.state.root().to_path_buf(),
+            peer_port: self.session.local_addr().port(),
+            dht: self.config.dht.is_some(),
+            upload_limit: self.config.upload_limit,
+            max_peers_per_torrent: self.config.max_peers,
+            start_added: lock(&self.live).start_added,
+        }
+    }
+
+    fn change_settings(&self, change: SettingsChange) -> Result<(), BackendError> {
+        Daemon::change_settings(self, change)
+    }
+
+    fn totals(&self) -> Totals {
+        let current = self.current_counters();
+        let mut cumulative = self.session_record();
+        cumulative.seconds_active = self.before.seconds_active + current.seconds_active;
+        Totals {
+            current,
+            cumulative: Counters {
+                uploaded: cumulative.uploaded,
+                downloaded: cumulative.downloaded,
+                files_added: cumulative.files_added,
+                seconds_active: cumulative.seconds_active,
+                session_count: cumulative.session_count,
+            },
+        }
+    }
+
+    fn free_space(&self, path: &Path) -> Option<(u64, u64)> {
+        statvfs(path)
+    }
+
+    fn close(&self) {
+        self.shutdown.cancel();
+    }
+}

@@ -1,0 +1,142 @@
+//! Resume data: the verified pieces with each file's size and modification time as they
+//! were after those pieces were written. On start a torrent whose files all still match is
+//! added as it was, without hashing; any difference (a file touched, grown, cut, gone)
+//! means the whole torrent is checked again.
+
+use crate::storage::Layout;
+use crate::wire::Bitfield;
+use base64::Engine as _;
+use serde::{Deserialize, Serialize};
+use std::fs::File;
+use std::os::unix::fs::MetadataExt;
+
+/// A file's size and modification time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stamp {
+    pub size: u64,
+    pub mtime: i64,
+    pub mtime_ns: i64,
+}
+
+/// The verified pieces and what the files looked like when they were taken.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Resume {
+    /// Number of pieces (the bitfield's length).
+    pub pieces: usize,
+    /// The bitfield's bytes in base64, most significant bit first (the wire format).
+    pub have: String,
+    /// Per file of the torrent, in order: its stamp, or `None` if missing (or padding).
+    pub files: Vec<Option<Stamp>>,
+}
+
+impl Resume {
+    /// Resume data from verified pieces and the files' stamps taken after them.
+    pub fn new(have: &Bitfield, files: Vec<Option<Stamp>>) -> Resume {
+        Resume {
+            pieces: have.len(),
+            have: base64::engine::general_purpose::STANDARD.encode(have.as_raw_slice()),
+            files,
+        }
+    }
+
+    /// The verified pieces, if the files are exactly as they were (`now`, from [`stamps`])
+    /// and the data fits a torrent of `pieces` pieces; `None` means check the data.
+    pub fn usable(&self, pieces: usize, now: &[Option<Stamp>]) -> Option<Bitfield> {
+        if self.pieces != pieces || self.files.as_slice() != now {
+            return None;
+        }
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(&self.have)
+            .ok()?;
+        if bytes.len() != pieces.div_ceil(8) {
+            return None;
+        }
+        let mut have = Bitfield::from_vec(bytes);
+        // Spare bits past the last piece must be clear, as on the wire.
+        if have[pieces..].any() {
+            return None;
+        }
+        have.truncate(pieces);
+        Some(have)
+    }
+}
+
+/// Each file's stamp (following symlinks, as seeding reads do); `None` for a padding file
+/// or one that is missing or not a regular file.
+pub fn stamps(layout: &Layout) -> Vec<Option<Stamp>> {
+    layout
+        .files
+        .iter()
+        .map(|f| {
+            if f.padding {
+                return None;
+            }
+            let m = std::fs::metadata(&f.path).ok().filter(|m| m.is_file())?;
+            Some(Stamp {
+                size: m.len(),
+                mtime: m.mtime(),
+                mtime_ns: m.mtime_nsec(),
+            })
+        })
+        .collect()
+}
+
+/// Flushes to disk the files whose stamps differ from `before` (written since the last
+/// save), so resume data never outlives the data it describes in a power cut.
+pub fn sync_changed(layout: &Layout, before: Option<&[Option<Stamp>]>, now: &[Option<Stamp>]) {
+    for (i, f) in layout.files.iter().enumerate() {
+        let old = before.and_then(|b| b.get(i).copied()).flatten();
+        if now.get(i).copied().flatten().is_some() && old != now[i] {
+            if let Ok(file) = File::open(&f.path) {
+                let _ = file.sync_data();
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stamp(size: u64, mtime: i64) -> Option<Stamp> {
+        Some(Stamp {
+            size,
+            mtime,
+            mtime_ns: 5,
+        })
+    }
+
+    #[test]
+    fn resume_data_holds_only_while_every_file_is_unchanged() {
+        let mut have = Bitfield::repeat(false, 11);
+        have.set(0, true);
+        have.set(10, true);
+        let files = vec![stamp(100, 7), None];
+        let r = Resume::new(&have, files.clone());
+        assert_eq!(r.usable(11, &files), Some(have));
+        // Touched, grown, gone, or another torrent's shape: check again.
+        assert_eq!(r.usable(11, &[stamp(100, 8), None]), None);
+        assert_eq!(r.usable(11, &[stamp(101, 7), None]), None);
+        assert_eq!(r.usable(11, &[None, None]), None);
+        assert_eq!(r.usable(11, &[stamp(100, 7), stamp(1, 1)]), None);
+        assert_eq!(r.usable(12, &files), None);
+    }
+
+    #[test]
+    fn hostile_resume_bitfields_are_refused() {
+        let files = vec![stamp(1, 1)];
+        let bad = |have: &str, pieces| Resume {
+            pieces,
+            have: have.into(),
+            files: files.clone(),
+        };
+        assert_eq!(bad("!!", 3).usable(3, &files), None);
+        // Two bytes for three pieces, and a spare bit set.
+        assert_eq!(bad("AAA=", 3).usable(3, &files), None);
+        assert_eq!(
+            bad("4A==", 3).usable(3, &files),
+            Some(Bitfield::repeat(true, 3))
+        );
+        assert_eq!(bad("8A==", 3).usable(3, &files), None);
+    }
+}

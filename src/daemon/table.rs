@@ -1,0 +1,150 @@
+//! The daemon's torrents: RPC ids (small, never reused in a run), what the session does
+//! not keep (folder, dates, labels, byte counts of earlier runs) and what was last saved.
+
+use super::state::Stamp;
+use crate::core::InfoHash;
+use crate::session::TorrentId;
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+/// How long a removed torrent's id is reported by `recently-active` queries.
+const REMEMBER_REMOVED: Duration = Duration::from_secs(60);
+/// Removed ids remembered at most.
+const MAX_REMOVED: usize = 10_000;
+
+/// One torrent of the daemon.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    /// Its id in the session (a verify adds it anew under another).
+    pub session: TorrentId,
+    pub info_hash: InfoHash,
+    pub dir: PathBuf,
+    /// Paused by a person (kept across restarts).
+    pub paused: bool,
+    /// Unix seconds.
+    pub added: i64,
+    pub done: Option<i64>,
+    pub started: i64,
+    pub changed: i64,
+    pub labels: Vec<String>,
+    /// Its magnet link while no .torrent is saved for it.
+    pub magnet: Option<String>,
+    /// Bytes received and sent before the session's current engine for it (earlier runs,
+    /// earlier checks).
+    pub earlier_down: u64,
+    pub earlier_up: u64,
+    /// What the last saved record said; `None`: save at the next round.
+    pub saved: Option<Mark>,
+    /// The files' stamps in the last saved resume data.
+    pub stamps: Option<Vec<Option<Stamp>>>,
+    /// Being checked again (out of the session for a moment): not saved, not removed.
+    pub busy: bool,
+}
+
+/// The parts of a torrent's record that change while it runs; a new one means a save.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mark {
+    pub pieces_have: usize,
+    pub checking: bool,
+    pub paused: bool,
+    pub down: u64,
+    pub up: u64,
+    pub done: Option<i64>,
+    pub labels: Vec<String>,
+    pub has_torrent: bool,
+}
+
+/// Every torrent by RPC id.
+#[derive(Debug, Default)]
+pub struct Table {
+    pub entries: BTreeMap<u32, Entry>,
+    by_hash: HashMap<InfoHash, u32>,
+    last_id: u32,
+    removed: VecDeque<(u32, Instant)>,
+    /// Bytes of torrents removed during this run.
+    pub removed_down: u64,
+    pub removed_up: u64,
+    /// Torrents added during this run.
+    pub added: u64,
+}
+
+impl Table {
+    /// Adds a torrent under the next id (from 1, as Transmission's).
+    pub fn insert(&mut self, entry: Entry) -> u32 {
+        self.last_id += 1;
+        self.by_hash.insert(entry.info_hash, self.last_id);
+        self.entries.insert(self.last_id, entry);
+        self.last_id
+    }
+
+    pub fn by_hash(&self, hash: &InfoHash) -> Option<u32> {
+        self.by_hash.get(hash).copied()
+    }
+
+    /// Takes a torrent out, remembering its id as removed with the bytes it moved this run
+    /// (`down`, `up`).
+    pub fn take(&mut self, id: u32, now: Instant, down: u64, up: u64) -> Option<Entry> {
+        let entry = self.entries.remove(&id)?;
+        self.by_hash.remove(&entry.info_hash);
+        self.removed_down += down;
+        self.removed_up += up;
+        self.removed.push_back((id, now));
+        while self.removed.len() > MAX_REMOVED {
+            self.removed.pop_front();
+        }
+        Some(entry)
+    }
+
+    /// Ids removed in the last minute.
+    pub fn removed_recently(&mut self, now: Instant) -> Vec<u32> {
+        while self
+            .removed
+            .front()
+            .is_some_and(|(_, at)| now.duration_since(*at) > REMEMBER_REMOVED)
+        {
+            self.removed.pop_front();
+        }
+        self.removed.iter().map(|(id, _)| *id).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(hash: u8) -> Entry {
+        Entry {
+            session: TorrentId(u64::from(hash)),
+            info_hash: InfoHash([hash; 20]),
+            dir: "/d".into(),
+            paused: false,
+            added: 0,
+            done: None,
+            started: 0,
+            changed: 0,
+            labels: vec![],
+            magnet: None,
+            earlier_down: 0,
+            earlier_up: 0,
+            saved: None,
+            stamps: None,
+            busy: false,
+        }
+    }
+
+    #[test]
+    fn ids_start_at_one_and_are_never_reused() {
+        let mut t = Table::default();
+        let now = Instant::now();
+        assert_eq!(t.insert(entry(1)), 1);
+        assert_eq!(t.insert(entry(2)), 2);
+        assert!(t.take(1, now, 10, 5).is_some());
+        assert_eq!(t.by_hash(&InfoHash([1; 20])), None);
+        assert_eq!(t.insert(entry(1)), 3);
+        assert_eq!(t.by_hash(&InfoHash([1; 20])), Some(3));
+        assert_eq!(t.removed_recently(now), [1]);
+        assert_eq!(t.removed_recently(now + Duration::from_secs(61)), [0u32; 0]);
+        assert_eq!((t.removed_down, t.removed_up), (10, 5));
+    }
+}

@@ -1,0 +1,419 @@
+//! Transmission's RPC (as of Transmission 3.00, RPC version 16), so transmission-remote,
+//! Flood and the *arr tools drive the daemon unchanged: one JSON request in
+//! (`{"method", "arguments", "tag"}`), one JSON response out (`{"result", "arguments",
+//! "tag"}`). No sockets here: [`handle`] maps a request onto a [`Backend`] and its answer
+//! back; the HTTP side (session-id handshake, auth) is in [`crate::rpc::http`].
+//!
+//! What the session cannot do is refused with a sentence saying so (per-torrent limits,
+//! file selection, moving data), except settings that only tune what we do anyway
+//! (priorities, seed ratios), which are accepted and have no effect; see the README.
+
+mod fields;
+mod session;
+#[cfg(test)]
+pub(crate) mod tests;
+
+pub use fields::FIELDS;
+
+use super::backend::{Added, Backend, Detail, NewTorrent, Source};
+use crate::core::InfoHash;
+use base64::Engine as _;
+use serde_json::{json, Map, Value};
+use std::path::PathBuf;
+
+/// The largest .torrent accepted through torrent-add (base64 makes the request a third
+/// larger; see [`crate::rpc::http::MAX_BODY`]).
+pub const MAX_METAINFO: usize = 16 << 20;
+/// Most ids one request may name.
+const MAX_IDS: usize = 100_000;
+/// Most distinct fields one torrent-get may ask for (Transmission has about 90).
+const MAX_FIELDS: usize = 256;
+
+/// What a method answered: its arguments, or the sentence for `result`.
+type Outcome = Result<Map<String, Value>, String>;
+
+/// Answers one request body. Never fails: a malformed request gets a `result` saying what
+/// is wrong. `now` is Unix seconds.
+pub async fn handle<B: Backend>(backend: &B, body: &[u8], session_id: &str, now: i64) -> Value {
+    let request: Value = match serde_json::from_slice(body) {
+        Ok(v) => v,
+        Err(e) => return json!({ "result": format!("the request is not JSON: {e}") }),
+    };
+    let tag = request
+        .get("tag")
+        .filter(|t| t.is_i64() || t.is_u64())
+        .cloned();
+    let outcome = match request.as_object() {
+        None => Err("the request must be a JSON object".into()),
+        Some(obj) => {
+            let empty = Map::new();
+            let args = match obj.get("arguments") {
+                None | Some(Value::Null) => Ok(&empty),
+                Some(Value::Object(args)) => Ok(args),
+                Some(_) => Err("'arguments' must be an object".to_string()),
+            };
+            match (obj.get("method").and_then(Value::as_str), args) {
+                (None, _) => Err("no method name".into()),
+                (_, Err(e)) => Err(e),
+                (Some(method), Ok(args)) => call(backend, method, args, session_id, now).await,
+            }
+        }
+    };
+    let mut response = match outcome {
+        Ok(arguments) => json!({ "result": "success", "arguments": arguments }),
+        Err(why) => json!({ "result": why, "arguments": {} }),
+    };
+    if let Some(tag) = tag {
+        response["tag"] = tag;
+    }
+    response
+}
+
+async fn call<B: Backend>(
+    backend: &B,
+    method: &str,
+    args: &Map<String, Value>,
+    session_id: &str,
+    now: i64,
+) -> Outcome {
+    match method {
+        "session-get" => session::get(backend, args, session_id),
+        "session-set" => session::set(backend, args, session_id),
+        "session-stats" => Ok(session::stats(backend)),
+        "session-close" => {
+            backend.close();
+            Ok(Map::new())
+        }
+        "free-space" => session::free_space(backend, args),
+        "torrent-get" => torrent_get(backend, args, now),
+        "torrent-add" => torrent_add(backend, args).await,
+        "torrent-start" | "torrent-start-now" => {
+            let ids = select(backend, args, now)?;
+            backend.start(&ids).map_err(|e| e.to_string())?;
+            Ok(Map::new())
+        }
+        "torrent-stop" => {
+            let ids = select(backend, args, now)?;
+            backend.stop(&ids).map_err(|e| e.to_string())?;
+            Ok(Map::new())
+        }
+        "torrent-verify" => {
+            let ids = select(backend, args, now)?;
+            backend.verify(&ids).await.map_err(|e| e.to_string())?;
+            Ok(Map::new())
+        }
+        "torrent-remove" => {
+            let ids = select(backend, args, now)?;
+            let delete = flag(args, "delete-local-data")?.unwrap_or(false);
+            backend
+                .remove(&ids, delete)
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok(Map::new())
+        }
+        "torrent-set" => torrent_set(backend, args, now),
+        "torrent-reannounce" => Err(unsupported(
+            "asking the trackers now (they are asked on their own schedule)",
+        )),
+        "torrent-set-location" | "torrent-rename-path" => {
+            Err(unsupported("moving or renaming a torrent's data"))
+        }
+        "queue-move-top" | "queue-move-up" | "queue-move-down" | "queue-move-bottom" => {
+            Err(unsupported("a download queue (every torrent runs at once)"))
+        }
+        "blocklist-update" => Err(unsupported("blocklists")),
+        "port-test" => Err(unsupported("testing the port from outside")),
+        other => Err(format!("method name not recognized: {other}")),
+    }
+}
+
+fn unsupported(what: &str) -> String {
+    format!("battorrent does not support {what} yet")
+}
+
+/// A boolean argument (Transmission's clients also send 0 and 1).
+fn flag(args: &Map<String, Value>, key: &str) -> Result<Option<bool>, String> {
+    match args.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Bool(b)) => Ok(Some(*b)),
+        Some(v) if v.as_i64() == Some(0) => Ok(Some(false)),
+        Some(v) if v.as_i64() == Some(1) => Ok(Some(true)),
+        Some(_) => Err(format!("'{key}' must be true or false")),
+    }
+}
+
+/// Which torrents `ids` names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Ids {
+    All,
+    RecentlyActive,
+    These(Vec<IdRef>),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum IdRef {
+    Number(i64),
+    Hash(InfoHash),
+}
+
+/// Reads `ids`: absent (every torrent), a number, a hash, "recently-active", or a list of
+/// numbers and hashes.
+fn parse_ids(value: Option<&Value>) -> Result<Ids, String> {
+    let one = |v: &Value| -> Result<IdRef, String> {
+        if let Some(n) = v.as_i64() {
+            return Ok(IdRef::Number(n));
+        }
+        v.as_str()
+            .and_then(InfoHash::from_hex)
+            .map(IdRef::Hash)
+            .ok_or_else(|| "'ids' holds something that is neither an id nor a 40-digit hash".into())
+    };
+    match value {
+        None | Some(Value::Null) => Ok(Ids::All),
+        Some(Value::String(s)) if s == "recently-active" => Ok(Ids::RecentlyActive),
+        Some(Value::Array(list)) if list.len() > MAX_IDS => {
+            Err(format!("'ids' may name at most {MAX_IDS} torrents"))
+        }
+        Some(Value::Array(list)) => list
+            .iter()
+            .map(one)
+            .collect::<Result<_, _>>()
+            .map(Ids::These),
+        Some(v) => one(v).map(|id| Ids::These(vec![id])),
+    }
+}
+
+/// The RPC ids of the torrents `args["ids"]` names, in the order added.
+fn select<B: Backend>(
+    backend: &B,
+    args: &Map<String, Value>,
+    now: i64,
+) -> Result<Vec<u32>, String> {
+    let index = backend.ids();
+    Ok(match parse_ids(args.get("ids"))? {
+        Ids::All => index.iter().map(|(id, _)| *id).collect(),
+        Ids::RecentlyActive => backend
+            .torrents(Detail::Brief)
+            .iter()
+            .filter(|t| fields::recently_active(t, now))
+            .map(|t| t.id)
+            .collect(),
+        Ids::These(refs) => index
+            .iter()
+            .filter(|(id, hash)| {
+                refs.iter().any(|r| match r {
+                    IdRef::Number(n) => i64::from(*id) == *n,
+                    IdRef::Hash(h) => h == hash,
+                })
+            })
+            .map(|(id, _)| *id)
+            .collect(),
+    })
+}
+
+fn torrent_get<B: Backend>(backend: &B, args: &Map<String, Value>, now: i64) -> Outcome {
+    let Some(Value::Array(names)) = args.get("fields") else {
+        return Err("torrent-get needs 'fields', a list of field names".into());
+    };
+    let mut names: Vec<&str> = names.iter().filter_map(Value::as_str).collect();
+    // Each name once: a request cannot make the answer grow by repeating them.
+    let mut seen = std::collections::HashSet::new();
+    names.retain(|n| seen.insert(*n));
+    if names.len() > MAX_FIELDS {
+        return Err(format!("torrent-get takes at most {MAX_FIELDS} fields"));
+    }
+    let table = match args.get("format").and_then(Value::as_str) {
+        None | Some("objects") => false,
+        Some("table") => true,
+        Some(other) => return Err(format!("unknown format '{other}' (objects or table)")),
+    };
+    let ids = parse_ids(args.get("ids"))?;
+    let detail = if names.iter().any(|n| fields::needs_pieces(n)) {
+        Detail::Pieces
+    } else {
+        Detail::Brief
+    };
+    let all = backend.torrents(detail);
+    let chosen = all.iter().enumerate().filter(|(_, t)| match &ids {
+        Ids::All => true,
+        Ids::RecentlyActive => fields::recently_active(t, now),
+        Ids::These(refs) => refs.iter().any(|r| match r {
+            IdRef::Number(n) => i64::from(t.id) == *n,
+            IdRef::Hash(h) => *h == t.info_hash,
+        }),
+    });
+    let mut torrents = Vec::new();
+    if table {
+        torrents.push(json!(names));
+        for (position, t) in chosen {
+            let row = names
+                .iter()
+                .map(|n| fields::field(n, t, position, now).unwrap_or(Value::Null));
+            torrents.push(Value::Array(row.collect()));
+        }
+    } else {
+        for (position, t) in chosen {
+            let object: Map<String, Value> = names
+                .iter()
+                .filter_map(|n| Some((n.to_string(), fields::field(n, t, position, now)?)))
+                .collect();
+            torrents.push(Value::Object(object));
+        }
+    }
+    let mut out = Map::new();
+    out.insert("torrents".into(), Value::Array(torrents));
+    if ids == Ids::RecentlyActive {
+        out.insert("removed".into(), json!(backend.removed_recently()));
+    }
+    Ok(out)
+}
+
+/// A list of file indexes (torrent-add and torrent-set): whether it names any file.
+fn names_files(args: &Map<String, Value>, key: &str) -> bool {
+    args.get(key)
+        .and_then(Value::as_array)
+        .is_some_and(|list| !list.is_empty())
+}
+
+/// Labels: a list of strings, each without a comma (Transmission's rule).
+fn labels(args: &Map<String, Value>) -> Result<Option<Vec<String>>, String> {
+    let Some(v) = args.get("labels") else {
+        return Ok(None);
+    };
+    let list = v.as_array().ok_or("'labels' must be a list of strings")?;
+    if list.len() > 64 {
+        return Err("at most 64 labels".into());
+    }
+    list.iter()
+        .map(|l| match l.as_str() {
+            Some(s) if !s.contains(',') && s.len() <= 256 => Ok(s.trim().to_string()),
+            _ => Err("each label must be a string of at most 256 bytes without a comma".into()),
+        })
+        .collect::<Result<Vec<_>, String>>()
+        .map(Some)
+}
+
+/// An absolute folder from a string argument.
+fn folder(args: &Map<String, Value>, key: &str) -> Result<Option<PathBuf>, String> {
+    match args.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) if s.starts_with('/') => Ok(Some(PathBuf::from(s))),
+        Some(Value::String(s)) => Err(format!(
+            "'{key}' must be an absolute path (starting with /), not \"{s}\""
+        )),
+        Some(_) => Err(format!("'{key}' must be a string")),
+    }
+}
+
+async fn torrent_add<B: Backend>(backend: &B, args: &Map<String, Value>) -> Outcome {
+    let source = match (args.get("metainfo"), args.get("filename")) {
+        (Some(Value::String(b64)), _) => {
+            // Some clients wrap the base64 text in lines.
+            let text: String = b64.chars().filter(|c| !c.is_ascii_whitespace()).collect();
+            if text.len() > MAX_METAINFO / 3 * 4 + 4 {
+                return Err(format!(
+                    "the .torrent is over {} MiB: too large",
+                    MAX_METAINFO >> 20
+                ));
+            }
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(text)
+                .map_err(|e| format!("'metainfo' is not base64: {e}"))?;
+            Source::Torrent(bytes)
+        }
+        (Some(_), _) => return Err("'metainfo' must be a base64 string".into()),
+        (None, Some(Value::String(name))) => {
+            let lower = name.get(..8).unwrap_or(name).to_ascii_lowercase();
+            if lower.starts_with("magnet:") {
+                Source::Magnet(name.clone())
+            } else if lower.starts_with("http://") || lower.starts_with("https://") {
+                return Err(unsupported(
+                    "fetching a .torrent from a URL (send its bytes as 'metainfo')",
+                ));
+            } else if name.starts_with('/') {
+                Source::File(PathBuf::from(name))
+            } else {
+                return Err(format!(
+                    "'filename' must be a magnet link or an absolute path, not \"{name}\""
+                ));
+            }
+        }
+        (None, Some(_)) => return Err("'filename' must be a string".into()),
+        (None, None) => return Err("torrent-add needs 'filename' or 'metainfo'".into()),
+    };
+    if names_files(args, "files-unwanted") {
+        return Err(unsupported("choosing which files to download"));
+    }
+    let new = NewTorrent {
+        source,
+        dir: folder(args, "download-dir")?,
+        paused: flag(args, "paused")?,
+        labels: labels(args)?.unwrap_or_default(),
+    };
+    let added = backend.add(new).await.map_err(|e| e.to_string())?;
+    let (key, id, name, hash) = match added {
+        Added::New {
+            id,
+            name,
+            info_hash,
+        } => ("torrent-added", id, name, info_hash),
+        Added::Duplicate {
+            id,
+            name,
+            info_hash,
+        } => ("torrent-duplicate", id, name, info_hash),
+    };
+    let mut out = Map::new();
+    out.insert(
+        key.into(),
+        json!({ "id": id, "name": name, "hashString": hash.to_hex() }),
+    );
+    Ok(out)
+}
+
+/// torrent-set: labels are kept; settings that only tune what we do anyway are accepted
+/// and have no effect; the rest is refused, naming what.
+fn torrent_set<B: Backend>(backend: &B, args: &Map<String, Value>, now: i64) -> Outcome {
+    let ids = select(backend, args, now)?;
+    let mut refused = Vec::new();
+    for (key, value) in args {
+        let wants = |v: &Value| v.as_bool() == Some(true) || v.as_i64() == Some(1);
+        match key.as_str() {
+            "ids" | "labels" | "files-wanted" => {}
+            // Hints about order or when to stop seeding: every file is still fetched.
+            "priority-high"
+            | "priority-low"
+            | "priority-normal"
+            | "bandwidthPriority"
+            | "seedRatioLimit"
+            | "seedRatioMode"
+            | "seedIdleLimit"
+            | "seedIdleMode"
+            | "honorsSessionLimits"
+            | "queuePosition"
+            | "sequentialDownload"
+            | "group" => {}
+            "downloadLimit" | "uploadLimit" => {}
+            "downloadLimited" | "uploadLimited" if !wants(value) => {}
+            "downloadLimited" | "uploadLimited" => refused.push("per-torrent speed limits"),
+            "files-unwanted" if !names_files(args, "files-unwanted") => {}
+            "files-unwanted" => refused.push("choosing which files to download"),
+            "peer-limit" => refused.push("changing a torrent's peer limit"),
+            "location" => refused.push("moving a torrent's data"),
+            "trackerAdd" | "trackerRemove" | "trackerReplace" | "trackerList" => {
+                refused.push("changing a torrent's trackers")
+            }
+            _ => {}
+        }
+    }
+    if !refused.is_empty() {
+        refused.dedup();
+        return Err(unsupported(&refused.join(", ")));
+    }
+    if let Some(labels) = labels(args)? {
+        backend
+            .set_labels(&ids, &labels)
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(Map::new())
+}
