@@ -38,18 +38,30 @@ pub enum Command {
 }
 
 /// The UDP sockets the DHT speaks over: one per family (an IPv6 one only where the host
-/// has IPv6). Datagrams go out through the socket of the destination's family.
+/// has IPv6; one dual-stack socket may serve both, IPv4 destinations then written as
+/// IPv4-mapped IPv6 addresses). Datagrams go out through the socket of the destination's
+/// family.
 #[derive(Clone, Default)]
 pub struct Sockets {
     pub v4: Option<Arc<UdpEndpoint>>,
     pub v6: Option<Arc<UdpEndpoint>>,
+    /// `v4` is an IPv6 socket that takes IPv4 too.
+    pub v4_mapped: bool,
+    /// The families the peer port (TCP) takes connections in.
+    pub peers_ipv4: bool,
+    pub peers_ipv6: bool,
 }
 
 impl Sockets {
-    fn for_addr(&self, to: SocketAddr) -> Option<&Arc<UdpEndpoint>> {
-        match Family::of(&to) {
-            Family::V4 => self.v4.as_ref(),
-            Family::V6 => self.v6.as_ref(),
+    /// The socket for `to`, and the address to write (mapped for a dual-stack socket).
+    fn for_addr(&self, to: SocketAddr) -> Option<(&Arc<UdpEndpoint>, SocketAddr)> {
+        match (Family::of(&to), &to) {
+            (Family::V4, SocketAddr::V4(v4)) if self.v4_mapped => {
+                let mapped = SocketAddr::new(v4.ip().to_ipv6_mapped().into(), v4.port());
+                self.v4.as_ref().map(|e| (e, mapped))
+            }
+            (Family::V4, _) => self.v4.as_ref().map(|e| (e, to)),
+            (Family::V6, _) => self.v6.as_ref().map(|e| (e, to)),
         }
     }
 
@@ -101,6 +113,8 @@ pub fn start(
     }
     config.ipv4 = sockets.v4.is_some();
     config.ipv6 = sockets.v6.is_some();
+    config.peers_ipv4 = sockets.peers_ipv4;
+    config.peers_ipv6 = sockets.peers_ipv6;
     let (commands_tx, commands) = mpsc::channel(4096);
     let stats = Arc::new(Mutex::new(DhtStats::default()));
     let saved = Arc::new(Mutex::new(None));
@@ -204,7 +218,7 @@ async fn run(
             }
         }
         while let Some((to, bytes)) = node.poll_transmit() {
-            if let Some(endpoint) = sockets.for_addr(to) {
+            if let Some((endpoint, to)) = sockets.for_addr(to) {
                 let _ = endpoint.send_to(&bytes, to).await;
             }
         }

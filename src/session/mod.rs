@@ -161,7 +161,7 @@ impl Session {
         let shutdown = CancellationToken::new();
         let mut dht_task = None;
         let dht_sockets = match (&config.dht, &udp) {
-            (Some(_), Some(endpoint)) => dht_sockets(endpoint, config.bind, local_addr.port()),
+            (Some(_), Some(endpoint)) => dht_sockets(endpoint, config.bind, local_addr),
             _ => dht::Sockets::default(),
         };
         let dht = match &config.dht {
@@ -714,11 +714,18 @@ async fn check_then_start(torrent: Arc<TorrentHandle>, meta: Arc<Metainfo>, dir:
 
 /// The DHT's sockets: the session's UDP socket for its family and, when the session listens
 /// on every IPv4 address, an IPv6-only socket on the same port where the host has IPv6.
-fn dht_sockets(udp: &Arc<UdpEndpoint>, bind: SocketAddr, port: u16) -> dht::Sockets {
+/// A session on every IPv6 address (`[::]`) has one dual-stack socket for both. We
+/// announce ourselves only in the families our TCP listener at `listen` takes.
+fn dht_sockets(udp: &Arc<UdpEndpoint>, bind: SocketAddr, listen: SocketAddr) -> dht::Sockets {
+    let port = listen.port();
     if bind.is_ipv6() {
+        let dual = bind.ip().is_unspecified();
         return dht::Sockets {
-            v4: None,
+            v4: dual.then(|| udp.clone()),
             v6: Some(udp.clone()),
+            v4_mapped: dual,
+            peers_ipv4: dual,
+            peers_ipv6: true,
         };
     }
     let v6 = if bind.ip().is_unspecified() {
@@ -732,5 +739,9 @@ fn dht_sockets(udp: &Arc<UdpEndpoint>, bind: SocketAddr, port: u16) -> dht::Sock
     dht::Sockets {
         v4: Some(udp.clone()),
         v6,
+        v4_mapped: false,
+        peers_ipv4: true,
+        // The TCP listener is IPv4 only: IPv6 peers could not connect to what we announce.
+        peers_ipv6: false,
     }
 }

@@ -8,29 +8,47 @@ use super::{new_table, Dht, Family};
 use crate::dht::id::{bep42_exempt, NodeId};
 use crate::dht::routing::{Contact, RoutingTable};
 use std::net::IpAddr;
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+/// Least time between two id changes: a decided address that keeps moving (or voters
+/// that lie) cannot make the node churn its id and table.
+pub const ID_CHANGE_EVERY: Duration = Duration::from_secs(60 * 60);
 
 impl Dht {
     /// `voter` (a DHT node that answered us, or a peer's `yourip`) sees us at `seen`.
     pub fn external_ip_vote(&mut self, now: Instant, voter: IpAddr, seen: IpAddr) {
         if let Some(ip) = self.external.vote(voter, seen) {
             tracing::debug!("DHT: our external address is {ip}");
-            self.adopt_external_ip(now, ip);
+            self.adopt_external_ip(now);
         }
     }
 
-    /// Our external address, once decided.
+    /// Our external address that the id follows, once decided: the IPv4 one when we speak
+    /// IPv4 (one id serves both families; following both would make them take turns).
     pub fn external_ip(&self) -> Option<IpAddr> {
-        self.external.current()
+        if self.config.ipv4 {
+            self.external.v4()
+        } else {
+            self.external.v6()
+        }
     }
 
-    /// Takes a BEP 42 id for `ip` unless ours already is one (or `ip` is exempt). One id
-    /// serves both families: a node that speaks IPv4 derives it from its IPv4 address only
-    /// (else the two addresses would take turns changing it).
-    fn adopt_external_ip(&mut self, now: Instant, ip: IpAddr) {
-        if bep42_exempt(ip) || self.id.is_secure_for(ip) || (ip.is_ipv6() && self.config.ipv4) {
+    /// Takes a BEP 42 id for our decided address unless ours already is one (or the
+    /// address is exempt), at most once per [`ID_CHANGE_EVERY`] (the upkeep asks again).
+    pub(super) fn adopt_external_ip(&mut self, now: Instant) {
+        let Some(ip) = self.external_ip() else {
+            return;
+        };
+        if bep42_exempt(ip) || self.id.is_secure_for(ip) {
             return;
         }
+        if self
+            .last_id_change
+            .is_some_and(|t| now.saturating_duration_since(t) < ID_CHANGE_EVERY)
+        {
+            return;
+        }
+        self.last_id_change = Some(now);
         let id = NodeId::secure_for(ip, NodeId::random(&mut self.rng));
         tracing::info!("DHT: new node id {id} for our address {ip} (BEP 42)");
         self.id = id;

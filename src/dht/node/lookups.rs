@@ -69,7 +69,8 @@ impl Dht {
                 }
             }
             // A lookup waits for the routers' answers before it may end with nothing.
-            if run.lookup.is_done(now) && !self.bootstrapping() {
+            let (done, family) = (run.lookup.is_done(now), run.family);
+            if done && !self.bootstrapping(family) {
                 self.finish(now, id);
             }
         }
@@ -81,11 +82,11 @@ impl Dht {
         }
     }
 
-    /// Whether a router's answer is awaited.
-    pub(super) fn bootstrapping(&self) -> bool {
+    /// Whether a router's answer is awaited in `family`.
+    pub(super) fn bootstrapping(&self, family: Family) -> bool {
         self.pending
             .values()
-            .any(|p| matches!(p.purpose, Purpose::Bootstrap(_)))
+            .any(|p| matches!(p.purpose, Purpose::Bootstrap(_)) && Family::of(&p.addr) == family)
     }
 
     fn finish(&mut self, now: Instant, id: u64) {
@@ -158,22 +159,10 @@ impl Dht {
     /// [`BOOTSTRAP_EVERY`]): a `get_peers` to a router that keeps peers finds them, and
     /// earns its token.
     fn bootstrap(&mut self, now: Instant, id: u64) {
-        while self
-            .bootstraps
-            .front()
-            .is_some_and(|&t| now.saturating_duration_since(t) >= BOOTSTRAP_EVERY)
-        {
-            self.bootstraps.pop_front();
-        }
-        if self.bootstraps.len() >= BOOTSTRAP_ROUNDS {
-            return;
-        }
         let Some(run) = self.lookups.get(&id) else {
             return;
         };
-        let method = run.method();
-        self.bootstraps.push_back(now);
-        let family = run.family;
+        let (method, family) = (run.method(), run.family);
         let routers: Vec<SocketAddr> = self
             .config
             .bootstrap
@@ -181,6 +170,21 @@ impl Dht {
             .copied()
             .filter(|a| Family::of(a) == family)
             .collect();
+        if routers.is_empty() {
+            return;
+        }
+        // Each family has its own budget, spent only when a router is asked.
+        let rounds = &mut self.bootstraps[family as usize];
+        while rounds
+            .front()
+            .is_some_and(|&t| now.saturating_duration_since(t) >= BOOTSTRAP_EVERY)
+        {
+            rounds.pop_front();
+        }
+        if rounds.len() >= BOOTSTRAP_ROUNDS {
+            return;
+        }
+        rounds.push_back(now);
         for addr in routers {
             self.send_query(now, addr, method.clone(), Purpose::Bootstrap(id));
         }

@@ -53,6 +53,11 @@ const BOOTSTRAP_ROUNDS: usize = 4;
 const UPKEEP_EVERY: Duration = Duration::from_secs(5);
 /// Longest wait between two lookups of our own id while the table stays small.
 const MAX_FILL_BACKOFF: Duration = Duration::from_secs(5 * 60);
+/// How long a query of ours makes the node asked "recent" (its queries then prove
+/// nothing about our reachability).
+const RECENT_FOR: Duration = Duration::from_secs(5 * 60);
+/// Recent destinations remembered at most.
+const MAX_RECENT: usize = 4096;
 /// Pings sent per upkeep tick at most.
 const PINGS_PER_TICK: usize = 8;
 
@@ -68,6 +73,10 @@ pub struct DhtConfig {
     /// The families we can send to (a socket for each): lookups run in these.
     pub ipv4: bool,
     pub ipv6: bool,
+    /// The families our peer port takes connections in: we announce ourselves only in
+    /// those families' DHTs (and still look for peers in every one).
+    pub peers_ipv4: bool,
+    pub peers_ipv6: bool,
     /// Answers to others: rate limits, the peer store's caps.
     pub responder: ResponderConfig,
     /// A state saved by an earlier run ([`Dht::save`]): its id is kept and its nodes are
@@ -85,6 +94,8 @@ impl Default for DhtConfig {
             read_only: false,
             ipv4: true,
             ipv6: false,
+            peers_ipv4: true,
+            peers_ipv6: true,
             responder: ResponderConfig::default(),
             saved: None,
             seed: fastrand::u64(..),
@@ -191,8 +202,8 @@ pub struct Dht {
     queued: VecDeque<(InfoHash, Option<u16>, Family)>,
     out: VecDeque<(SocketAddr, Vec<u8>)>,
     events: VecDeque<DhtEvent>,
-    /// When the last bootstrap rounds went out (at most [`BOOTSTRAP_ROUNDS`]).
-    bootstraps: VecDeque<Instant>,
+    /// Per family, when the last bootstrap rounds went out (at most [`BOOTSTRAP_ROUNDS`]).
+    bootstraps: [VecDeque<Instant>; 2],
     next_upkeep: Instant,
     /// Per family: when a small table may look for our neighbours again, and the wait
     /// after that.
@@ -203,10 +214,13 @@ pub struct Dht {
     rng: fastrand::Rng,
     responder: Responder,
     counters: Counters,
-    /// Where others see us (BEP 42 ids).
+    /// Where others see us (BEP 42 ids), and when the id last changed for it.
     external: crate::dht::external::ExternalIp,
+    last_id_change: Option<Instant>,
     /// Whether others reach us, else BEP 43 read-only.
     reach: reachability::Reachability,
+    /// Where we sent queries lately (at most [`MAX_RECENT`]), to tell unsolicited queries.
+    recent: HashMap<SocketAddr, Instant>,
     /// The latest time we were given: [`Dht::poll_timeout`] never asks to be woken
     /// before it for what is already past.
     now: Instant,
@@ -266,7 +280,7 @@ impl Dht {
             queued: VecDeque::new(),
             out: VecDeque::new(),
             events: VecDeque::new(),
-            bootstraps: VecDeque::new(),
+            bootstraps: [VecDeque::new(), VecDeque::new()],
             next_upkeep: now,
             next_fill: [now; 2],
             fill_backoff: [UPKEEP_EVERY; 2],
@@ -274,7 +288,9 @@ impl Dht {
             rng,
             counters: Counters::default(),
             external: Default::default(),
+            last_id_change: None,
             reach: reachability::Reachability::new(now),
+            recent: HashMap::new(),
             now,
         }
     }
@@ -319,7 +335,7 @@ impl Dht {
     /// The table's health and the node's counters.
     pub fn stats(&self, now: Instant) -> DhtStats {
         let (h4, h6): (Health, Health) = (self.routing.health(now), self.routing6.health(now));
-        let external = self.external.current();
+        let external = self.external_ip();
         DhtStats {
             id: self.id.to_string(),
             external_ip: external.map(|ip| ip.to_string()),
@@ -376,6 +392,11 @@ impl Dht {
             }
         }
         for family in families {
+            let takes_peers = match family {
+                Family::V4 => self.config.peers_ipv4,
+                Family::V6 => self.config.peers_ipv6,
+            };
+            let announce_port = announce_port.filter(|_| takes_peers);
             if self.lookups.len() >= MAX_LOOKUPS {
                 if self.queued.len() < MAX_LOOKUPS * 4
                     && !self
@@ -452,6 +473,9 @@ impl Dht {
             self.next_upkeep = now + UPKEEP_EVERY;
             let nodes = self.routing.len() + self.routing6.len();
             self.reach.tick(now, nodes);
+            self.adopt_external_ip(now);
+            self.recent
+                .retain(|_, &mut t| now.saturating_duration_since(t) < RECENT_FOR);
             self.upkeep(now);
         }
         self.drive(now);
@@ -511,7 +535,15 @@ impl Dht {
         if !q.read_only {
             self.table_mut(Family::of(&from))
                 .insert(now, q.id, from, Contact::Queried);
-            self.reach.on_query(now);
+            // A query from a node we just wrote to may come through the hole our own
+            // datagram opened in a NAT: only an unsolicited one shows we are reachable.
+            let solicited = self
+                .recent
+                .get(&from)
+                .is_some_and(|&t| now.saturating_duration_since(t) < RECENT_FOR);
+            if !solicited {
+                self.reach.on_query(now);
+            }
         }
         let tables = Tables {
             own: self.id,
@@ -640,6 +672,9 @@ impl Dht {
         let mut message = Message::query(transaction, self.id, method);
         if let Body::Query(q) = &mut message.body {
             q.read_only = self.read_only();
+        }
+        if self.recent.len() < MAX_RECENT || self.recent.contains_key(&addr) {
+            self.recent.insert(addr, now);
         }
         self.out.push_back((addr, message.to_bytes()));
         self.pending.insert(
