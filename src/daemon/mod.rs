@@ -183,11 +183,12 @@ impl Daemon {
         let added = match (&saved.torrent, &r.magnet) {
             (Some(bytes), _) => match Metainfo::from_bytes(bytes) {
                 Ok(meta) if meta.info_hash == hash => {
-                    let stamps = resume::stamps(&meta.info.layout(&dir));
+                    let layout = meta.info.layout(&dir);
+                    let stamps = resume::stamps(&layout);
                     let have = r
                         .resume
                         .as_ref()
-                        .and_then(|resume| resume.usable(meta.info.piece_count(), &stamps));
+                        .and_then(|resume| resume.usable_for(&layout, &stamps));
                     if have.is_some() {
                         report.resumed += 1;
                         entry.stamps = Some(stamps);

@@ -61,6 +61,27 @@ impl Resume {
     }
 }
 
+impl Resume {
+    /// [`Resume::usable`] for the torrent laid out as `layout`, refusing also a bitfield
+    /// that holds a piece of a file missing now, even if it was missing when the data was
+    /// saved too (deleted while seeding: nothing had noticed).
+    pub fn usable_for(&self, layout: &Layout, now: &[Option<Stamp>]) -> Option<Bitfield> {
+        let pieces = layout.total_length.div_ceil(layout.piece_length.max(1)) as usize;
+        let have = self.usable(pieces, now)?;
+        for (file, stamp) in layout.files.iter().zip(now) {
+            if file.padding || file.length == 0 || stamp.is_some() {
+                continue;
+            }
+            let first = file.offset / layout.piece_length;
+            let last = (file.offset + file.length - 1) / layout.piece_length;
+            if (first..=last).any(|p| have.get(p as usize).is_some_and(|b| *b)) {
+                return None;
+            }
+        }
+        Some(have)
+    }
+}
+
 /// Each file's stamp (following symlinks, as seeding reads do); `None` for a padding file
 /// or one that is missing or not a regular file.
 pub fn stamps(layout: &Layout) -> Vec<Option<Stamp>> {
@@ -138,5 +159,34 @@ mod tests {
             Some(Bitfield::repeat(true, 3))
         );
         assert_eq!(bad("8A==", 3).usable(3, &files), None);
+    }
+
+    #[test]
+    fn a_file_missing_at_save_and_at_start_voids_its_pieces() {
+        use crate::storage::FileSlot;
+        let slot = |offset, length| FileSlot {
+            path: "/nonexistent".into(),
+            offset,
+            length,
+            padding: false,
+        };
+        // Two files of 20 bytes in pieces of 10: pieces 0-1 and 2-3.
+        let layout = Layout {
+            piece_length: 10,
+            total_length: 40,
+            files: vec![slot(0, 20), slot(20, 20)],
+        };
+        let files = vec![stamp(20, 7), None];
+        let mut have = Bitfield::repeat(false, 4);
+        have.set(0, true);
+        have.set(1, true);
+        // The missing file's pieces are not had: usable.
+        let r = Resume::new(&have, files.clone());
+        assert_eq!(r.usable_for(&layout, &files), Some(have.clone()));
+        // They are had (the file was deleted while seeding): check again.
+        have.set(3, true);
+        let r = Resume::new(&have, files.clone());
+        assert_eq!(r.usable(4, &files), Some(have));
+        assert_eq!(r.usable_for(&layout, &files), None);
     }
 }

@@ -327,8 +327,10 @@ impl TorrentHandle {
         }
         self.revoked
             .store(d.engine.revocations(), Ordering::Relaxed);
-        let have = d.engine.pieces_have();
-        if self.pieces_seen.swap(have, Ordering::Relaxed) != have {
+        // The verified count and the revocations together: a piece lost and another
+        // verified in one go still changes the sum.
+        let seen = d.engine.pieces_have() + d.engine.revocations() as usize;
+        if self.pieces_seen.swap(seen, Ordering::Relaxed) != seen {
             self.pieces_changed.notify_waiters();
         }
         if let Some(at) = d.engine.poll_timeout() {

@@ -4,6 +4,7 @@
 
 use super::{Session, SessionError, TorrentId};
 use crate::picker::URGENT;
+use crate::torrent::TorrentState;
 use std::time::Instant;
 
 /// Why a range could not be read.
@@ -61,6 +62,10 @@ impl Session {
             let waiting = torrent.pieces_changed.notified();
             tokio::pin!(waiting);
             waiting.as_mut().enable();
+            // A failure or a pause changes no piece: the state's notification wakes us.
+            let changed = torrent.changed.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
             {
                 let mut d = torrent.lock();
                 let have = d.engine.have();
@@ -69,6 +74,10 @@ impl Session {
                 }
                 if let Some(why) = d.engine.error() {
                     return Err(StreamError::Stopped(why.to_string()));
+                }
+                let state = d.engine.state();
+                if matches!(state, TorrentState::Paused | TorrentState::Stopped) {
+                    return Err(StreamError::Stopped(format!("{state:?}").to_lowercase()));
                 }
                 if !raised {
                     raised = true;
@@ -79,6 +88,7 @@ impl Session {
             }
             tokio::select! {
                 _ = &mut waiting => {}
+                _ = &mut changed => {}
                 _ = torrent.cancel.cancelled() => {
                     return Err(StreamError::Stopped("removed".into()));
                 }

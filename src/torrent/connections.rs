@@ -92,7 +92,7 @@ impl Engine {
         if let Some(p) = self.peers.get(&peer) {
             // A peer that went away cleanly is worth trying again later.
             let retry = if !self.lacks_metadata() && self.picker.is_done() && p.is_seed() {
-                None
+                self.seed_retry()
             } else {
                 Some(REDIAL_AFTER)
             };
@@ -188,6 +188,16 @@ impl Engine {
                 p.send(&mut self.dirty, super::fast::reject(block));
                 self.fast_stats.rejects_sent += 1;
             }
+        }
+    }
+
+    /// When to try a seed again once we are done with it: never if we hold every piece;
+    /// if files were left out, much later (wanting them makes it at once).
+    pub(super) fn seed_retry(&self) -> Option<Duration> {
+        if self.picker.is_complete() {
+            None
+        } else {
+            Some(super::selection::DONE_SEED_RETRY)
         }
     }
 

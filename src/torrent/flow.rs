@@ -397,7 +397,11 @@ impl Engine {
             self.discard_blocks_from(&banned);
         }
         for (key, reason) in to_close {
-            self.close(now, key, reason, None);
+            let retry = match reason {
+                DisconnectReason::BothSeeds => self.seed_retry(),
+                _ => None,
+            };
+            self.close(now, key, reason, retry);
         }
         self.refill_all(now);
     }

@@ -330,7 +330,8 @@ impl Engine {
         let both = self.state == TorrentState::Seeding
             && self.peers.get(&key).is_some_and(|p| p.is_seed());
         if both {
-            self.close(now, key, DisconnectReason::BothSeeds, None);
+            let retry = self.seed_retry();
+            self.close(now, key, DisconnectReason::BothSeeds, retry);
         }
     }
 }

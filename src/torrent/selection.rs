@@ -5,7 +5,11 @@
 
 use super::{Action, Engine, TorrentState};
 use crate::tracker::Event;
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+/// When a seed is tried again after we closed it for having every wanted piece while
+/// files are left out (wanting more tries every known peer at once).
+pub const DONE_SEED_RETRY: Duration = Duration::from_secs(30 * 60);
 
 impl Engine {
     /// Sets each piece's priority (see [`crate::picker::SKIP`] .. [`crate::picker::URGENT`];
@@ -22,7 +26,17 @@ impl Engine {
             self.downloading = true;
             if self.state == TorrentState::Seeding {
                 self.set_state(TorrentState::Downloading);
+                // The seeds we closed (nothing to want from them then) are wanted back
+                // now, and the trackers are asked for peers.
+                self.book.retry_all_now(now);
+                self.dial_more(now);
+                self.arm(now);
+                self.actions
+                    .push_back(Action::Announce { event: Event::None });
             }
+        } else if !was_done && done && self.state == TorrentState::Paused && self.downloading {
+            // Finished by leaving the rest out while paused: the news waits for resume.
+            self.completed_while_paused = true;
         } else if !was_done && done && self.state == TorrentState::Downloading {
             // What is left is no longer wanted.
             self.actions.push_back(Action::Completed);
