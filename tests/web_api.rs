@@ -137,6 +137,23 @@ fn a_file_streams_with_ranges_while_it_downloads_and_the_cli_drives_the_daemon()
         "the reads did not overlap the download (make the seeder slower)"
     );
 
+    // The event stream, from here until it completes.
+    let events_log = dir.join("events.txt");
+    let mut events = Command::new("curl")
+        .args(["-s", "-N", "--noproxy", "*", &format!("{api}/events")])
+        .stdout(std::fs::File::create(&events_log).unwrap())
+        .spawn()
+        .unwrap();
+    wait_for(
+        Duration::from_secs(10),
+        "the event stream sends no list",
+        || d.proc.log(),
+        || {
+            let seen = std::fs::read_to_string(&events_log).unwrap_or_default();
+            seen.contains("event: torrents").then_some(())
+        },
+    );
+
     // The CLI pauses and resumes it.
     let out = cli(&["pause", "1", "--rpc", &rpc]);
     assert!(out.status.success(), "{}", text(&out));
@@ -152,6 +169,21 @@ fn a_file_streams_with_ranges_while_it_downloads_and_the_cli_drives_the_daemon()
         || d.proc.log(),
         || (progress(&api) >= 1.0).then_some(()),
     );
+    // Stopped by its process id.
+    std::thread::sleep(Duration::from_millis(1500));
+    let _ = events.kill();
+    let _ = events.wait();
+    let seen = std::fs::read_to_string(&events_log).unwrap();
+    for expected in [
+        "event: torrents\ndata: {\"torrents\":[{",
+        "event: state\ndata: {\"id\":1,\"state\":\"paused\"}",
+        "event: completed\ndata: {\"id\":1,",
+    ] {
+        assert!(
+            seen.contains(expected),
+            "no {expected:?} in the events:\n{seen}"
+        );
+    }
     let whole = curl(&[&stream]);
     assert!(whole == data, "the whole file differs");
     let (status, content_range, _) = range(&stream, &format!("{size}-"));
