@@ -2,7 +2,7 @@
 //! Transmission RPC on the daemon's router ([`crate::rpc::http`], behind the same guard).
 //!
 //! - `/api/v1/...`: JSON in, JSON out ([`handlers`] as plain functions over an
-//!   [`ApiBackend`], [`routes`] binding them to HTTP); errors are `{"error": "..."}` with a
+//!   [`ApiBackend`], [`mod@routes`] binding them to HTTP); errors are `{"error": "..."}` with a
 //!   fitting status.
 //! - `/api/v1/events`: server-sent events ([`events`]).
 //! - `/`: the web page ([`web`]), built into the binary.
