@@ -154,6 +154,15 @@ fn a_file_streams_with_ranges_while_it_downloads_and_the_cli_drives_the_daemon()
         },
     );
 
+    // A magnet link nobody serves: added, no file list yet, removed.
+    let link = format!("magnet:?xt=urn:btih:{}&dn=nothing", "ab".repeat(20));
+    let out = cli(&["add", &link, "--rpc", &rpc]);
+    assert_eq!(text(&out).trim(), "added torrent 2: nothing");
+    let (status, body) = call("GET", &format!("{api}/torrents/2/files"), &[]);
+    assert_eq!(status, 409, "{body}");
+    let (status, body) = call("DELETE", &format!("{api}/torrents/2"), &[]);
+    assert_eq!(status, 200, "{body}");
+
     // The CLI pauses and resumes it.
     let out = cli(&["pause", "1", "--rpc", &rpc]);
     assert!(out.status.success(), "{}", text(&out));
@@ -178,6 +187,8 @@ fn a_file_streams_with_ranges_while_it_downloads_and_the_cli_drives_the_daemon()
         "event: torrents\ndata: {\"torrents\":[{",
         "event: state\ndata: {\"id\":1,\"state\":\"paused\"}",
         "event: completed\ndata: {\"id\":1,",
+        "event: added\ndata: {\"id\":2,",
+        "event: removed\ndata: {\"id\":2,",
     ] {
         assert!(
             seen.contains(expected),

@@ -12,7 +12,7 @@ use crate::session::{SessionEvent, TorrentId};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures_util::Stream;
 use serde_json::json;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,20 +25,26 @@ struct Client<B> {
     backend: Arc<B>,
     events: broadcast::Receiver<SessionEvent>,
     tick: tokio::time::Interval,
-    /// Session ids to RPC ids as of the last look (a removed torrent is gone from the
-    /// daemon's table by the time its event arrives).
+    /// Session ids to RPC ids of the torrents seen so far (a removed torrent is gone from
+    /// the daemon's table by the time its event arrives; it leaves this map then).
     ids: HashMap<TorrentId, u32>,
+    /// `added` events to send before anything else (at most one per torrent).
+    pending: VecDeque<Event>,
     done: bool,
 }
 
 impl<B: ApiBackend> Client<B> {
-    fn refresh(&mut self) {
-        self.ids = self
-            .backend
-            .id_pairs()
-            .into_iter()
-            .map(|(id, tid)| (tid, id))
-            .collect();
+    /// Learns the daemon's torrents; those not seen before are announced as `added`.
+    fn refresh(&mut self, announce: bool) {
+        for (id, tid) in self.backend.id_pairs() {
+            if self.ids.insert(tid, id).is_none() && announce {
+                self.pending.push_back(
+                    Event::default()
+                        .event("added")
+                        .data(json!({"id": id, "state": null}).to_string()),
+                );
+            }
+        }
     }
 
     /// The event for a session event, if the torrent is one of the daemon's.
@@ -49,18 +55,13 @@ impl<B: ApiBackend> Client<B> {
             SessionEvent::Metadata(t) => (t, "metadata", json!(null)),
             SessionEvent::Removed(t) => (t, "removed", json!(null)),
         };
-        let known = self.ids.get(&tid).copied();
-        let id = match known {
-            Some(id) => id,
-            None => {
-                self.refresh();
-                *self.ids.get(&tid)?
-            }
-        };
-        let kind = if known.is_none() && kind == "state" {
-            "added"
+        if !self.ids.contains_key(&tid) {
+            self.refresh(true);
+        }
+        let id = if kind == "removed" {
+            self.ids.remove(&tid)?
         } else {
-            kind
+            *self.ids.get(&tid)?
         };
         Some(
             Event::default()
@@ -71,28 +72,31 @@ impl<B: ApiBackend> Client<B> {
 
     async fn next(&mut self) -> Option<Event> {
         loop {
+            if let Some(e) = self.pending.pop_front() {
+                return Some(e);
+            }
             if self.done {
                 return None;
             }
             tokio::select! {
                 _ = self.tick.tick() => {
-                    self.refresh();
+                    self.refresh(true);
                     let body = list(&*self.backend);
-                    return Some(Event::default().event("torrents").data(body.to_string()));
+                    self.pending.push_back(Event::default().event("torrents").data(body.to_string()));
                 }
                 event = self.events.recv() => match event {
                     Ok(event) => {
                         if let Some(e) = self.session_event(event) {
-                            return Some(e);
+                            self.pending.push_back(e);
                         }
                     }
                     Err(RecvError::Lagged(_)) => {
                         self.done = true;
-                        return Some(Event::default().event("dropped").data(
+                        self.pending.push_back(Event::default().event("dropped").data(
                             json!({"error": "this client fell behind the daemon's events: connect again"}).to_string(),
                         ));
                     }
-                    Err(RecvError::Closed) => return None,
+                    Err(RecvError::Closed) => self.done = true,
                 },
             }
         }
@@ -106,13 +110,15 @@ pub fn stream<B: ApiBackend>(
     let events = backend.session().subscribe();
     let mut tick = tokio::time::interval(EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-    let client = Client {
+    let mut client = Client {
         backend,
         events,
         tick,
         ids: HashMap::new(),
+        pending: VecDeque::new(),
         done: false,
     };
+    client.refresh(false);
     let s = futures_util::stream::unfold(client, |mut c| async move {
         let e = c.next().await?;
         Some((Ok(e), c))
