@@ -76,3 +76,6 @@ impl From<crate::session::SessionError> for ApiError {
 
 /// A JSON reply: the status and the value.
 pub type Reply = Result<(StatusCode, serde_json::Value), ApiError>;
+
+#[cfg(test)]
+mod tests;
