@@ -1,8 +1,9 @@
 //! The daemon's web page in a real browser: headless Chromium driven by Selenium
 //! (tests/support/web_ui.py, Debian's chromium, chromium-driver and python3-selenium)
 //! adds a torrent through the page's upload field, watches it reach 100% from our seeder
-//! on loopback, unchecks and checks its file, and saves a screenshot; then the bytes on
-//! disk are compared.
+//! on loopback, unchecks and checks its file, adds a magnet link with a hostile name through
+//! the form (it must show as text), saves a screenshot, and removes that torrent with the
+//! page's button; then the bytes on disk are compared.
 
 #[path = "support/daemon.rs"]
 mod daemon;

@@ -5,7 +5,9 @@ Usage: web_ui.py URL TORRENT_FILE SCREENSHOT SCRATCH_DIR
 
 Opens the page, adds TORRENT_FILE through the page's upload field, waits until the page
 shows the torrent at 100%, opens its files, unchecks and checks the first file (checking
-the daemon's JSON API after each), saves a screenshot, and exits 0. Any failure exits 1
+the daemon's JSON API after each), adds a magnet link whose name is HTML through the form
+(it must show as text), saves a screenshot, removes that torrent with its button (accepting
+the confirmation), and exits 0. Any failure exits 1
 with one line saying what did not happen.
 """
 
@@ -16,6 +18,7 @@ import urllib.request
 
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
@@ -88,7 +91,34 @@ def main():
             raise SystemExit(f"checking did not set priority 4: {files}")
         print("checked again: priority 4", flush=True)
 
+        # A magnet link through the form (nobody serves it), then removed with its button.
+        field = driver.find_element(By.ID, "magnet")
+        field.send_keys("magnet:?xt=urn:btih:" + "cd" * 20 + "&dn=<img src=x onerror=alert(1)>")
+        driver.find_element(By.ID, "add-magnet").click()
+        wait.until(lambda d: d.find_element(By.ID, "message").text.startswith("Added: <img"))
+        wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "tr.torrent")) == 2)
+        names = driver.execute_script(
+            "return [...document.querySelectorAll('tr.torrent td.name')].map(c => c.textContent);")
+        if names[1] != "<img src=x onerror=alert(1)>":
+            raise SystemExit(f"the magnet's name shows as {names[1]!r}")
+        if driver.find_elements(By.CSS_SELECTOR, "td.name img"):
+            raise SystemExit("a torrent name became HTML")
+        print("magnet added through the form; its name shows as text", flush=True)
         driver.save_screenshot(screenshot)
+
+        def remove_second(d):
+            try:
+                rows = d.find_elements(By.CSS_SELECTOR, "tr.torrent")
+                rows[1].find_element(By.XPATH, ".//button[text()='Remove']").click()
+                return True
+            except (StaleElementReferenceException, IndexError):
+                return False
+        wait.until(remove_second)
+        wait.until(lambda d: d.switch_to.alert).accept()
+        wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "tr.torrent")) == 1)
+        if len(api(url, "/torrents")["torrents"]) != 1:
+            raise SystemExit("the daemon still has the magnet torrent")
+        print("removed with the page's button", flush=True)
         print("screenshot:", screenshot, flush=True)
     finally:
         driver.quit()
