@@ -18,10 +18,14 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::broadcast::{self, error::RecvError};
 
+/// An event's name and its JSON.
+pub(super) type Message = (&'static str, String);
+
 /// How often the list is sent.
 pub const EVERY: Duration = Duration::from_secs(1);
 
-struct Client<B> {
+/// One client's stream state.
+pub(super) struct Client<B> {
     backend: Arc<B>,
     events: broadcast::Receiver<SessionEvent>,
     tick: tokio::time::Interval,
@@ -29,7 +33,7 @@ struct Client<B> {
     /// the daemon's table by the time its event arrives; it leaves this map then).
     ids: HashMap<TorrentId, u32>,
     /// `added` events to send before anything else (at most one per torrent).
-    pending: VecDeque<Event>,
+    pending: VecDeque<Message>,
     done: bool,
 }
 
@@ -38,17 +42,14 @@ impl<B: ApiBackend> Client<B> {
     fn refresh(&mut self, announce: bool) {
         for (id, tid) in self.backend.id_pairs() {
             if self.ids.insert(tid, id).is_none() && announce {
-                self.pending.push_back(
-                    Event::default()
-                        .event("added")
-                        .data(json!({"id": id, "state": null}).to_string()),
-                );
+                self.pending
+                    .push_back(("added", json!({"id": id, "state": null}).to_string()));
             }
         }
     }
 
     /// The event for a session event, if the torrent is one of the daemon's.
-    fn session_event(&mut self, event: SessionEvent) -> Option<Event> {
+    fn session_event(&mut self, event: SessionEvent) -> Option<Message> {
         let (tid, kind, extra) = match event {
             SessionEvent::State(t, state) => (t, "state", json!(state)),
             SessionEvent::Completed(t) => (t, "completed", json!(null)),
@@ -63,14 +64,11 @@ impl<B: ApiBackend> Client<B> {
         } else {
             *self.ids.get(&tid)?
         };
-        Some(
-            Event::default()
-                .event(kind)
-                .data(json!({"id": id, "state": extra}).to_string()),
-        )
+        Some((kind, json!({"id": id, "state": extra}).to_string()))
     }
 
-    async fn next(&mut self) -> Option<Event> {
+    /// The next event to send; `None`: the stream ends.
+    pub(super) async fn next(&mut self) -> Option<Message> {
         loop {
             if let Some(e) = self.pending.pop_front() {
                 return Some(e);
@@ -82,7 +80,7 @@ impl<B: ApiBackend> Client<B> {
                 _ = self.tick.tick() => {
                     self.refresh(true);
                     let body = list(&*self.backend);
-                    self.pending.push_back(Event::default().event("torrents").data(body.to_string()));
+                    self.pending.push_back(("torrents", body.to_string()));
                 }
                 event = self.events.recv() => match event {
                     Ok(event) => {
@@ -92,7 +90,8 @@ impl<B: ApiBackend> Client<B> {
                     }
                     Err(RecvError::Lagged(_)) => {
                         self.done = true;
-                        self.pending.push_back(Event::default().event("dropped").data(
+                        self.pending.push_back((
+                            "dropped",
                             json!({"error": "this client fell behind the daemon's events: connect again"}).to_string(),
                         ));
                     }
@@ -103,10 +102,8 @@ impl<B: ApiBackend> Client<B> {
     }
 }
 
-/// The event stream of one client.
-pub fn stream<B: ApiBackend>(
-    backend: Arc<B>,
-) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+/// A client's stream state, knowing the torrents there are now.
+pub(super) fn client<B: ApiBackend>(backend: Arc<B>) -> Client<B> {
     let events = backend.session().subscribe();
     let mut tick = tokio::time::interval(EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
@@ -119,9 +116,16 @@ pub fn stream<B: ApiBackend>(
         done: false,
     };
     client.refresh(false);
-    let s = futures_util::stream::unfold(client, |mut c| async move {
-        let e = c.next().await?;
-        Some((Ok(e), c))
+    client
+}
+
+/// The event stream of one client.
+pub fn stream<B: ApiBackend>(
+    backend: Arc<B>,
+) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+    let s = futures_util::stream::unfold(client(backend), |mut c| async move {
+        let (kind, data) = c.next().await?;
+        Some((Ok(Event::default().event(kind).data(data)), c))
     });
     Sse::new(s).keep_alive(KeepAlive::default())
 }

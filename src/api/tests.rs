@@ -95,10 +95,34 @@ async fn calls_work_against_a_daemon() {
     );
     assert_eq!(h::files(&*b, 99).unwrap_err().status, StatusCode::NOT_FOUND);
 
-    // Pause and resume.
+    // Pause and resume; a client that reads its events hears of them.
+    let mut reader = super::events::client(b.clone());
+    let first = reader.next().await.unwrap();
+    assert_eq!(first.0, "torrents");
     h::set_running(&*b, id, false).unwrap();
     assert_eq!(h::list(&*b)["torrents"][0]["state"], "paused");
     h::set_running(&*b, id, true).unwrap();
+    let mut kinds = Vec::new();
+    while kinds.len() < 2 {
+        let (kind, data) = reader.next().await.unwrap();
+        if kind == "state" {
+            kinds.push(data);
+        }
+    }
+    assert_eq!(kinds[0], format!(r#"{{"id":{id},"state":"paused"}}"#));
+
+    // A client that does not read while the session's event channel overflows is told so
+    // and its stream ends; the daemon went on meanwhile.
+    let mut sleeper = super::events::client(b.clone());
+    for _ in 0..1100 {
+        h::set_running(&*b, id, false).unwrap();
+        h::set_running(&*b, id, true).unwrap();
+    }
+    let mut last = None;
+    while let Some((kind, _)) = sleeper.next().await {
+        last = Some(kind);
+    }
+    assert_eq!(last, Some("dropped"));
 
     // A range, streamed.
     let mut headers = HeaderMap::new();
