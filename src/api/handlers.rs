@@ -2,7 +2,7 @@
 
 use super::{ApiBackend, ApiError, Reply};
 use crate::rpc::backend::{Added, Detail, NewTorrent, Source, TorrentView};
-use crate::session::Limits;
+use crate::session::{FileStat, Limits};
 use axum::http::StatusCode;
 use base64::Engine as _;
 use serde::Deserialize;
@@ -179,19 +179,34 @@ pub async fn remove<B: ApiBackend>(backend: &B, id: u32, delete_data: bool) -> R
     ))
 }
 
-/// A torrent's files.
-pub fn files<B: ApiBackend>(backend: &B, id: u32) -> Reply {
+/// A torrent's files as the API shows them: BEP 47 padding files left out, so file
+/// indexes count only real files; each with its index in the torrent's own order.
+pub fn visible_files<B: ApiBackend>(
+    backend: &B,
+    id: u32,
+) -> Result<Vec<(usize, FileStat)>, ApiError> {
     let tid = known(backend, id)?;
-    let files = backend.session().file_stats(tid).ok_or_else(|| {
+    let no_list = || {
         ApiError::new(
             StatusCode::CONFLICT,
             "this torrent has no file list yet (a magnet link still fetching its metadata)",
         )
-    })?;
-    let list: Vec<Value> = files
+    };
+    let meta = backend.session().metainfo(tid).ok_or_else(no_list)?;
+    let stats = backend.session().file_stats(tid).ok_or_else(no_list)?;
+    Ok(stats
+        .into_iter()
+        .enumerate()
+        .filter(|(i, _)| meta.info.files.get(*i).is_some_and(|f| !f.padding))
+        .collect())
+}
+
+/// A torrent's files.
+pub fn files<B: ApiBackend>(backend: &B, id: u32) -> Reply {
+    let list: Vec<Value> = visible_files(backend, id)?
         .iter()
         .enumerate()
-        .map(|(index, f)| {
+        .map(|(index, (_, f))| {
             json!({
                 "index": index,
                 "path": f.path,
@@ -251,18 +266,26 @@ pub fn new_priorities(current: &[u8], request: &FilesRequest) -> Result<Vec<u8>,
     }
 }
 
-/// Changes a torrent's file selection; answers with the files.
+/// Changes a torrent's file selection; answers with the files. Padding files keep their
+/// priority.
 pub fn set_files<B: ApiBackend>(backend: &B, id: u32, request: FilesRequest) -> Reply {
     let tid = known(backend, id)?;
-    let current: Vec<u8> = backend
+    let mut all: Vec<u8> = backend
         .session()
         .file_stats(tid)
         .ok_or_else(|| ApiError::new(StatusCode::CONFLICT, "this torrent has no file list yet"))?
         .iter()
         .map(|f| f.priority)
         .collect();
-    let priorities = new_priorities(&current, &request)?;
-    backend.session().set_file_priorities(tid, &priorities)?;
+    let visible = visible_files(backend, id)?;
+    let current: Vec<u8> = visible.iter().map(|(_, f)| f.priority).collect();
+    let chosen = new_priorities(&current, &request)?;
+    for ((at, _), priority) in visible.iter().zip(chosen) {
+        if let Some(slot) = all.get_mut(*at) {
+            *slot = priority;
+        }
+    }
+    backend.session().set_file_priorities(tid, &all)?;
     files(backend, id)
 }
 

@@ -13,28 +13,29 @@ use std::sync::Arc;
 /// Bytes read from the session per step of a reply.
 pub const CHUNK: u64 = 1 << 20;
 
-/// A file's place in its torrent's data: its offset and length.
+/// A file's place in its torrent's data: its offset and length. Padding files are not
+/// served.
 pub fn locate<B: ApiBackend>(backend: &B, id: u32, path: &str) -> Result<(u64, u64), ApiError> {
     let tid = backend
         .session_id(id)
         .ok_or_else(|| ApiError::no_torrent(id))?;
-    let files = backend.session().file_stats(tid).ok_or_else(|| {
+    let meta = backend.session().metainfo(tid).ok_or_else(|| {
         ApiError::new(
             StatusCode::CONFLICT,
             "this torrent has no file list yet (a magnet link still fetching its metadata)",
         )
     })?;
-    let mut offset = 0u64;
-    for f in &files {
-        if f.path == path {
-            return Ok((offset, f.length));
-        }
-        offset = offset.saturating_add(f.length);
-    }
-    Err(ApiError::new(
-        StatusCode::NOT_FOUND,
-        format!("torrent {id} has no file named {path:?}"),
-    ))
+    meta.info
+        .files
+        .iter()
+        .find(|f| !f.padding && &*f.path == path)
+        .map(|f| (f.offset, f.length))
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                format!("torrent {id} has no file named {path:?}"),
+            )
+        })
 }
 
 /// A media type from the file name's extension, for players.

@@ -147,6 +147,59 @@ async fn calls_work_against_a_daemon() {
     let missing = super::stream::reply(b.clone(), id, "../a.bin", &HeaderMap::new()).unwrap_err();
     assert_eq!(missing.status, StatusCode::NOT_FOUND);
 
+    // A folder of two files: indexes, selection and streaming of the second file.
+    let pack = data_dir.join("pack");
+    std::fs::create_dir_all(&pack).unwrap();
+    std::fs::write(pack.join("one.txt"), &data[..70_000]).unwrap();
+    std::fs::write(pack.join("two.bin"), &data[70_000..]).unwrap();
+    let created = build(
+        &scan(&pack, false, false).unwrap(),
+        &CreateOptions {
+            piece_length: Some(16 << 10),
+            ..CreateOptions::default()
+        },
+        |_| {},
+    )
+    .unwrap();
+    let new = h::uploaded_torrent(created.bytes.clone(), "").unwrap();
+    let (_, added) = h::add(&*b, new).await.unwrap();
+    let pack_id = added["id"].as_u64().unwrap() as u32;
+    let (_, files) = h::set_files(
+        &*b,
+        pack_id,
+        h::parse(br#"{"wanted":{"1":false}}"#).unwrap(),
+    )
+    .unwrap();
+    let shown: Vec<_> = files["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["index"].as_u64().unwrap(),
+                f["path"].as_str().unwrap().to_string(),
+                f["priority"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        shown,
+        [(0, "one.txt".to_string(), 4), (1, "two.bin".to_string(), 0)]
+    );
+    h::set_files(&*b, pack_id, h::parse(br#"{"wanted":{"1":true}}"#).unwrap()).unwrap();
+    let mut headers = HeaderMap::new();
+    headers.insert(header::RANGE, HeaderValue::from_static("bytes=-5000"));
+    let reply = super::stream::reply(b.clone(), pack_id, "two.bin", &headers).unwrap();
+    assert_eq!(
+        reply.headers()[header::CONTENT_RANGE],
+        "bytes 225000-229999/230000"
+    );
+    let bytes = axum::body::to_bytes(reply.into_body(), 1 << 20)
+        .await
+        .unwrap();
+    assert!(bytes[..] == data[data.len() - 5000..]);
+    h::remove(&*b, pack_id, false).await.unwrap();
+
     // Removed (the data stays).
     h::remove(&*b, id, false).await.unwrap();
     assert_eq!(h::list(&*b)["torrents"], serde_json::json!([]));
