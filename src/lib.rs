@@ -5,6 +5,7 @@
 //! hashing them), [`wire`], [`tracker`] and [`picker`] (filled as the peer engine grows), and
 //! [`dht`] (the Mainline DHT's ids, messages and routing table).
 
+pub mod api;
 pub mod bencode;
 pub mod core;
 pub mod daemon;

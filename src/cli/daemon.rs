@@ -5,7 +5,7 @@ use super::format;
 use anyhow::{bail, Context};
 use battorrent::daemon::config::{default_download_dir, default_state_dir, FileConfig};
 use battorrent::daemon::{Daemon, DaemonConfig, SAVE_EVERY};
-use battorrent::rpc::http::{new_session_id, router, serve, HttpConfig};
+use battorrent::rpc::http::{new_session_id, router_with, serve, HttpConfig};
 use battorrent::rpc::Credentials;
 use battorrent::session::SessionConfig;
 use clap::Args;
@@ -195,14 +195,14 @@ pub fn run(args: DaemonArgs) -> anyhow::Result<ExitCode> {
         };
         let local = listener.local_addr()?;
         eprintln!("RPC on http://{local}/transmission/rpc");
+        eprintln!("web page on http://{local}/ (JSON API under /api/v1)");
         let shutdown = daemon.shutdown_token();
-        let app = router(
-            Arc::new(daemon.clone()),
-            HttpConfig {
-                auth,
-                session_id: new_session_id(),
-            },
-        );
+        let backend = Arc::new(daemon.clone());
+        let config = HttpConfig {
+            auth,
+            session_id: new_session_id(),
+        };
+        let app = router_with(backend.clone(), config, battorrent::api::routes(backend));
         let server = tokio::spawn(serve(listener, app, shutdown.clone()));
         tokio::select! {
             _ = super::peer::shutdown_signal() => {}

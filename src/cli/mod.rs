@@ -1,6 +1,7 @@
 //! Command-line front end: argument parsing, human and JSON output, progress bars.
 //! Each command is a thin layer over the library; errors become one clear sentence.
 
+mod client;
 mod create;
 mod daemon;
 mod demo;
@@ -58,6 +59,8 @@ pub enum Command {
     /// Run the always-on client: torrents kept across restarts, driven over Transmission's
     /// RPC (transmission-remote, Flood, the *arr tools).
     Daemon(daemon::DaemonArgs),
+    #[command(flatten)]
+    Client(client::ClientCommand),
 }
 
 /// Sets up `tracing` on stderr: warnings by default, more with each -v.
@@ -113,6 +116,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Demo(args) => demo::run(args),
         Command::Dht(args) => dht::run(args),
         Command::Daemon(args) => daemon::run(args),
+        Command::Client(command) => client::run(command),
         Command::Magnet { torrent } => {
             let meta = show::load(&torrent)?;
             println!("{}", meta.magnet());

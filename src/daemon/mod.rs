@@ -9,6 +9,7 @@
 //! saved pieces back only when every file is as it was, and otherwise has the session check
 //! the data.
 
+mod api_backend;
 mod backend;
 mod commands;
 pub mod config;

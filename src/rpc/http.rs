@@ -47,16 +47,19 @@ struct AppState<B> {
 
 /// The daemon's routes over `backend`.
 pub fn router<B: Backend>(backend: Arc<B>, config: HttpConfig) -> Router {
+    router_with(backend, config, Router::new())
+}
+
+/// The daemon's routes and `extra` (the JSON API and the web page), all behind the guard.
+pub fn router_with<B: Backend>(backend: Arc<B>, config: HttpConfig, extra: Router) -> Router {
     let state = Arc::new(AppState { backend, config });
     Router::new()
         .route("/transmission/rpc", any(transmission::<B>))
         .route("/transmission/rpc/", any(transmission::<B>))
+        .with_state(state.clone())
+        .merge(extra)
         .layer(DefaultBodyLimit::max(MAX_BODY))
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            guard::<B>,
-        ))
-        .with_state(state)
+        .layer(axum::middleware::from_fn_with_state(state, guard::<B>))
 }
 
 /// A fresh RPC session id: 48 random letters and digits.
