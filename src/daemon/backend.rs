@@ -88,6 +88,8 @@ impl Backend for Arc<Daemon> {
                 have,
                 labels: e.labels.clone(),
                 max_peers: self.config.max_peers,
+                options: e.options.clone(),
+                queued: e.queued,
             });
         }
         views
@@ -130,17 +132,24 @@ impl Backend for Arc<Daemon> {
         Ok(())
     }
 
+    fn set_options(&self, ids: &[u32], change: &OptionsChange) -> Result<(), BackendError> {
+        Daemon::set_options(self, ids, change);
+        Ok(())
+    }
+
     fn settings(&self) -> Settings {
-        let download_dir = self.download_dir();
+        let live = lock(&self.live).clone();
+        let download_dir = live.download_dir;
         Settings {
             free_space: statvfs(&download_dir).map(|(free, _)| free),
             download_dir,
             config_dir: self.state.root().to_path_buf(),
             peer_port: self.session.local_addr().port(),
             dht: self.config.dht.is_some(),
-            upload_limit: self.config.upload_limit,
+            speed: live.speed,
+            queue: live.queue,
             max_peers_per_torrent: self.config.max_peers,
-            start_added: lock(&self.live).start_added,
+            start_added: live.start_added,
         }
     }
 

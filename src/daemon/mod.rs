@@ -12,6 +12,7 @@
 mod backend;
 mod commands;
 pub mod config;
+mod options;
 pub mod resume;
 mod save;
 pub mod state;
@@ -77,6 +78,8 @@ pub struct LoadReport {
 struct Live {
     download_dir: PathBuf,
     start_added: bool,
+    speed: crate::rpc::backend::SpeedLimits,
+    queue: crate::rpc::backend::QueueLimit,
 }
 
 /// A running daemon; see the module documentation.
@@ -131,7 +134,15 @@ impl Daemon {
             .unwrap_or_else(|| config.default_download_dir.clone());
         checked_folder(&download_dir)?;
         let saved = state.load(&mut report.notes)?;
+        let mut speed = before.speed.unwrap_or_default();
+        if let Some(up) = config.session.upload_limit {
+            // The command line wins over what was set over RPC.
+            speed.up = up.div_ceil(1000);
+            speed.up_enabled = true;
+        }
+        let queue = before.queue.unwrap_or_default();
         let session = Session::start(config.session.clone()).await?;
+        session.set_limits(options::session_limits(&speed));
         let daemon = Arc::new(Daemon {
             session,
             state,
@@ -139,6 +150,8 @@ impl Daemon {
             live: Mutex::new(Live {
                 download_dir,
                 start_added: before.start_added.unwrap_or(true),
+                speed,
+                queue,
             }),
             save_lock: Mutex::new(()),
             session_saved: Mutex::new(None),
@@ -179,6 +192,8 @@ impl Daemon {
             saved: None,
             stamps: None,
             busy: false,
+            options: r.options.clone(),
+            queued: false,
         };
         let added = match (&saved.torrent, &r.magnet) {
             (Some(bytes), _) => match Metainfo::from_bytes(bytes) {
@@ -238,6 +253,8 @@ impl Daemon {
         match added {
             Ok(id) => {
                 entry.session = id;
+                let o = &entry.options;
+                self.apply_options(id, o, o.sequential, !o.default_files());
                 if entry.stamps.is_some() {
                     // Saved as it is now: nothing to write until something changes.
                     entry.saved = self.mark(&entry);

@@ -4,12 +4,13 @@
 //! "tag"}`). No sockets here: [`handle`] maps a request onto a [`Backend`] and its answer
 //! back; the HTTP side (session-id handshake, auth) is in [`crate::rpc::http`].
 //!
-//! What the session cannot do is refused with a sentence saying so (per-torrent limits,
-//! file selection, moving data), except settings that only tune what we do anyway
-//! (priorities, seed ratios), which are accepted and have no effect; see the README.
+//! What the session cannot do is refused with a sentence saying so (moving data, changing
+//! trackers), except settings that only tune what we do anyway (bandwidth priority, seed
+//! ratios), which are accepted and have no effect; see the README.
 
 mod fields;
 mod session;
+mod set;
 #[cfg(test)]
 pub(crate) mod tests;
 
@@ -111,16 +112,16 @@ async fn call<B: Backend>(
                 .map_err(|e| e.to_string())?;
             Ok(Map::new())
         }
-        "torrent-set" => torrent_set(backend, args, now),
+        "torrent-set" => set::torrent_set(backend, args, now),
         "torrent-reannounce" => Err(unsupported(
             "asking the trackers now (they are asked on their own schedule)",
         )),
         "torrent-set-location" | "torrent-rename-path" => {
             Err(unsupported("moving or renaming a torrent's data"))
         }
-        "queue-move-top" | "queue-move-up" | "queue-move-down" | "queue-move-bottom" => {
-            Err(unsupported("a download queue (every torrent runs at once)"))
-        }
+        "queue-move-top" | "queue-move-up" | "queue-move-down" | "queue-move-bottom" => Err(
+            unsupported("moving torrents in the queue (it keeps the order added)"),
+        ),
         "blocklist-update" => Err(unsupported("blocklists")),
         "port-test" => Err(unsupported("testing the port from outside")),
         other => Err(format!("method name not recognized: {other}")),
@@ -268,13 +269,6 @@ fn torrent_get<B: Backend>(backend: &B, args: &Map<String, Value>, now: i64) -> 
     Ok(out)
 }
 
-/// A list of file indexes (torrent-add and torrent-set): whether it names any file.
-fn names_files(args: &Map<String, Value>, key: &str) -> bool {
-    args.get(key)
-        .and_then(Value::as_array)
-        .is_some_and(|list| !list.is_empty())
-}
-
 /// Labels: a list of strings, each without a comma (Transmission's rule).
 fn labels(args: &Map<String, Value>) -> Result<Option<Vec<String>>, String> {
     let Some(v) = args.get("labels") else {
@@ -341,9 +335,7 @@ async fn torrent_add<B: Backend>(backend: &B, args: &Map<String, Value>) -> Outc
         (None, Some(_)) => return Err("'filename' must be a string".into()),
         (None, None) => return Err("torrent-add needs 'filename' or 'metainfo'".into()),
     };
-    if names_files(args, "files-unwanted") {
-        return Err(unsupported("choosing which files to download"));
-    }
+    let options = set::options_change(args)?;
     let new = NewTorrent {
         source,
         dir: folder(args, "download-dir")?,
@@ -363,57 +355,15 @@ async fn torrent_add<B: Backend>(backend: &B, args: &Map<String, Value>) -> Outc
             info_hash,
         } => ("torrent-duplicate", id, name, info_hash),
     };
+    if key == "torrent-added" && options != Default::default() {
+        backend
+            .set_options(&[id], &options)
+            .map_err(|e| e.to_string())?;
+    }
     let mut out = Map::new();
     out.insert(
         key.into(),
         json!({ "id": id, "name": name, "hashString": hash.to_hex() }),
     );
     Ok(out)
-}
-
-/// torrent-set: labels are kept; settings that only tune what we do anyway are accepted
-/// and have no effect; the rest is refused, naming what.
-fn torrent_set<B: Backend>(backend: &B, args: &Map<String, Value>, now: i64) -> Outcome {
-    let ids = select(backend, args, now)?;
-    let mut refused = Vec::new();
-    for (key, value) in args {
-        let wants = |v: &Value| v.as_bool() == Some(true) || v.as_i64() == Some(1);
-        match key.as_str() {
-            "ids" | "labels" | "files-wanted" => {}
-            // Hints about order or when to stop seeding: every file is still fetched.
-            "priority-high"
-            | "priority-low"
-            | "priority-normal"
-            | "bandwidthPriority"
-            | "seedRatioLimit"
-            | "seedRatioMode"
-            | "seedIdleLimit"
-            | "seedIdleMode"
-            | "honorsSessionLimits"
-            | "queuePosition"
-            | "sequentialDownload"
-            | "group" => {}
-            "downloadLimit" | "uploadLimit" => {}
-            "downloadLimited" | "uploadLimited" if !wants(value) => {}
-            "downloadLimited" | "uploadLimited" => refused.push("per-torrent speed limits"),
-            "files-unwanted" if !names_files(args, "files-unwanted") => {}
-            "files-unwanted" => refused.push("choosing which files to download"),
-            "peer-limit" => refused.push("changing a torrent's peer limit"),
-            "location" => refused.push("moving a torrent's data"),
-            "trackerAdd" | "trackerRemove" | "trackerReplace" | "trackerList" => {
-                refused.push("changing a torrent's trackers")
-            }
-            _ => {}
-        }
-    }
-    if !refused.is_empty() {
-        refused.dedup();
-        return Err(unsupported(&refused.join(", ")));
-    }
-    if let Some(labels) = labels(args)? {
-        backend
-            .set_labels(&ids, &labels)
-            .map_err(|e| e.to_string())?;
-    }
-    Ok(Map::new())
 }
