@@ -362,6 +362,73 @@ fn files_limits_and_their_restart() {
 }
 
 #[test]
+fn a_download_queue_runs_one_torrent_at_a_time() {
+    if !have_transmission_remote() {
+        return;
+    }
+    let dir = scratch("tr-queue");
+    let (_tracker, url) = start_tracker(&dir);
+    let (first, first_torrent) = make_torrent(&dir, "first.bin", 3 << 20, &url);
+    let (second, second_torrent) = make_torrent(&dir, "second.bin", 3 << 20, &url);
+    let _seeder = start_seeder(&dir, &[&first_torrent, &second_torrent], "600K");
+    let (state, dl) = (dir.join("state"), dir.join("dl"));
+    let d = start_daemon(&dir, &state, &dl, "daemon.log", &["--max-active", "1"]);
+    let a = d.rpc;
+    let s = rpc(
+        a,
+        "session-get",
+        json!({"fields": ["download-queue-size", "download-queue-enabled"]}),
+    );
+    assert_eq!(
+        s,
+        json!({"download-queue-size": 1, "download-queue-enabled": true})
+    );
+    ok(a, &["-a", first_torrent.to_str().unwrap()]);
+    wait_for(
+        Duration::from_secs(20),
+        "the first torrent does not download",
+        || d.proc.log(),
+        || (status(&d, 1) == 4).then_some(()),
+    );
+    ok(a, &["-a", second_torrent.to_str().unwrap()]);
+    // The second waits (status 3) while the first downloads.
+    wait_for(
+        Duration::from_secs(20),
+        "the second torrent is not queued",
+        || format!("{}\n{}", ok(a, &["-l"]), d.proc.log()),
+        || (status(&d, 2) == 3).then_some(()),
+    );
+    let listing = ok(a, &["-l"]);
+    assert!(status(&d, 1) == 4 || status(&d, 1) == 6, "{listing}");
+    // Once the first is done, the second runs and finishes.
+    wait_row(&d, "first.bin", "the first never completes", |r| {
+        r.contains("100%")
+    });
+    wait_row(&d, "second.bin", "the second never completes", |r| {
+        r.contains("100%")
+    });
+    assert_eq!(std::fs::read(dl.join("first.bin")).unwrap(), first);
+    assert_eq!(std::fs::read(dl.join("second.bin")).unwrap(), second);
+    // The queue can be changed over RPC.
+    rpc(
+        a,
+        "session-set",
+        json!({"download-queue-size": 3, "download-queue-enabled": false}),
+    );
+    let s = rpc(
+        a,
+        "session-get",
+        json!({"fields": ["download-queue-size", "download-queue-enabled"]}),
+    );
+    assert_eq!(
+        s,
+        json!({"download-queue-size": 3, "download-queue-enabled": false})
+    );
+    drop(d);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
 fn transmission_remote_with_a_password() {
     if !have_transmission_remote() {
         return;

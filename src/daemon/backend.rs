@@ -108,15 +108,21 @@ impl Backend for Arc<Daemon> {
     }
 
     async fn add(&self, new: NewTorrent) -> Result<Added, BackendError> {
-        Daemon::add(self, new).await
+        let added = Daemon::add(self, new).await;
+        self.run_queue();
+        added
     }
 
     fn start(&self, ids: &[u32]) -> Result<(), BackendError> {
-        self.set_running(ids, true)
+        self.set_running(ids, true)?;
+        self.run_queue();
+        Ok(())
     }
 
     fn stop(&self, ids: &[u32]) -> Result<(), BackendError> {
-        self.set_running(ids, false)
+        self.set_running(ids, false)?;
+        self.run_queue();
+        Ok(())
     }
 
     async fn remove(&self, ids: &[u32], delete_data: bool) -> Result<(), BackendError> {

@@ -195,9 +195,13 @@ impl Daemon {
             let Some(e) = table.entries.get_mut(id) else {
                 continue;
             };
-            let done = if run {
+            let done = if run && e.queued {
+                // Waits for its place in the queue.
+                Ok(())
+            } else if run {
                 self.session.resume(e.session)
             } else {
+                e.queued = false;
                 self.session.pause(e.session)
             };
             match done {
@@ -348,6 +352,7 @@ impl Daemon {
             self.session
                 .set_limits(super::options::session_limits(&live.speed));
         }
+        self.run_queue();
         self.save_session_record(true);
         Ok(())
     }

@@ -13,6 +13,7 @@ mod backend;
 mod commands;
 pub mod config;
 mod options;
+mod queue;
 pub mod resume;
 mod save;
 pub mod state;
@@ -45,6 +46,8 @@ pub struct DaemonConfig {
     pub session: SessionConfig,
     /// How often changed records are saved ([`SAVE_EVERY`]).
     pub save_every: Duration,
+    /// Most torrents downloading at once (wins over the queue set over RPC).
+    pub max_active: Option<usize>,
 }
 
 /// Why the daemon could not start.
@@ -140,7 +143,13 @@ impl Daemon {
             speed.up = up.div_ceil(1000);
             speed.up_enabled = true;
         }
-        let queue = before.queue.unwrap_or_default();
+        let mut queue = before.queue.unwrap_or_default();
+        if let Some(n) = config.max_active {
+            queue = crate::rpc::backend::QueueLimit {
+                size: n,
+                enabled: true,
+            };
+        }
         let session = Session::start(config.session.clone()).await?;
         session.set_limits(options::session_limits(&speed));
         let daemon = Arc::new(Daemon {
@@ -165,6 +174,7 @@ impl Daemon {
             daemon.add_saved(s, &mut report);
         }
         tokio::spawn(daemon.clone().save_loop());
+        tokio::spawn(daemon.clone().queue_loop());
         Ok((daemon, report))
     }
 
