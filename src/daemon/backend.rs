@@ -41,7 +41,7 @@ impl Backend for Arc<Daemon> {
     fn torrents(&self, detail: Detail) -> Vec<TorrentView> {
         let mut summaries: HashMap<_, _> = self
             .session
-            .torrents()
+            .snapshot()
             .into_iter()
             .map(|s| (s.id, s))
             .collect();
@@ -52,7 +52,7 @@ impl Backend for Arc<Daemon> {
             let Some(s) = summaries.remove(&e.session) else {
                 continue;
             };
-            let meta = self.session.metainfo(e.session);
+            let meta = s.meta;
             // Made from the metainfo only when asked for (a magnet link costs a string).
             let (magnet, trackers) = match (&meta, &e.magnet) {
                 (None, Some(link)) => {

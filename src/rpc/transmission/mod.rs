@@ -9,6 +9,7 @@
 //! ratios), which are accepted and have no effect; see the README.
 
 mod fields;
+mod list;
 mod session;
 mod set;
 #[cfg(test)]
@@ -33,12 +34,14 @@ const MAX_FIELDS: usize = 256;
 /// What a method answered: its arguments, or the sentence for `result`.
 type Outcome = Result<Map<String, Value>, String>;
 
-/// Answers one request body. Never fails: a malformed request gets a `result` saying what
-/// is wrong. `now` is Unix seconds.
-pub async fn handle<B: Backend>(backend: &B, body: &[u8], session_id: &str, now: i64) -> Value {
+/// Answers one request body with the response's JSON text. Never fails: a malformed
+/// request gets a `result` saying what is wrong. `now` is Unix seconds. The response is
+/// written as text (torrent-get of thousands of torrents straight into one buffer, with
+/// no tree of JSON values in between).
+pub async fn handle<B: Backend>(backend: &B, body: &[u8], session_id: &str, now: i64) -> String {
     let request: Value = match serde_json::from_slice(body) {
         Ok(v) => v,
-        Err(e) => return json!({ "result": format!("the request is not JSON: {e}") }),
+        Err(e) => return json!({ "result": format!("the request is not JSON: {e}") }).to_string(),
     };
     let tag = request
         .get("tag")
@@ -56,18 +59,28 @@ pub async fn handle<B: Backend>(backend: &B, body: &[u8], session_id: &str, now:
             match (obj.get("method").and_then(Value::as_str), args) {
                 (None, _) => Err("no method name".into()),
                 (_, Err(e)) => Err(e),
-                (Some(method), Ok(args)) => call(backend, method, args, session_id, now).await,
+                (Some("torrent-get"), Ok(args)) => list::torrent_get(backend, args, now),
+                (Some(method), Ok(args)) => call(backend, method, args, session_id, now)
+                    .await
+                    .map(|map| Value::Object(map).to_string()),
             }
         }
     };
-    let mut response = match outcome {
-        Ok(arguments) => json!({ "result": "success", "arguments": arguments }),
-        Err(why) => json!({ "result": why, "arguments": {} }),
+    let (result, arguments) = match outcome {
+        Ok(arguments) => ("success".to_string(), arguments),
+        Err(why) => (why, "{}".to_string()),
     };
+    let mut out = String::with_capacity(arguments.len() + result.len() + 64);
+    out.push_str("{\"arguments\":");
+    out.push_str(&arguments);
+    out.push_str(",\"result\":");
+    out.push_str(&Value::String(result).to_string());
     if let Some(tag) = tag {
-        response["tag"] = tag;
+        out.push_str(",\"tag\":");
+        out.push_str(&tag.to_string());
     }
-    response
+    out.push('}');
+    out
 }
 
 async fn call<B: Backend>(
@@ -86,7 +99,6 @@ async fn call<B: Backend>(
             Ok(Map::new())
         }
         "free-space" => session::free_space(backend, args),
-        "torrent-get" => torrent_get(backend, args, now),
         "torrent-add" => torrent_add(backend, args).await,
         "torrent-start" | "torrent-start-now" => {
             let ids = select(backend, args, now)?;
@@ -210,63 +222,6 @@ fn select<B: Backend>(
             .map(|(id, _)| *id)
             .collect(),
     })
-}
-
-fn torrent_get<B: Backend>(backend: &B, args: &Map<String, Value>, now: i64) -> Outcome {
-    let Some(Value::Array(names)) = args.get("fields") else {
-        return Err("torrent-get needs 'fields', a list of field names".into());
-    };
-    let mut names: Vec<&str> = names.iter().filter_map(Value::as_str).collect();
-    // Each name once: a request cannot make the answer grow by repeating them.
-    let mut seen = std::collections::HashSet::new();
-    names.retain(|n| seen.insert(*n));
-    if names.len() > MAX_FIELDS {
-        return Err(format!("torrent-get takes at most {MAX_FIELDS} fields"));
-    }
-    let table = match args.get("format").and_then(Value::as_str) {
-        None | Some("objects") => false,
-        Some("table") => true,
-        Some(other) => return Err(format!("unknown format '{other}' (objects or table)")),
-    };
-    let ids = parse_ids(args.get("ids"))?;
-    let detail = if names.iter().any(|n| fields::needs_pieces(n)) {
-        Detail::Pieces
-    } else {
-        Detail::Brief
-    };
-    let all = backend.torrents(detail);
-    let chosen = all.iter().enumerate().filter(|(_, t)| match &ids {
-        Ids::All => true,
-        Ids::RecentlyActive => fields::recently_active(t, now),
-        Ids::These(refs) => refs.iter().any(|r| match r {
-            IdRef::Number(n) => i64::from(t.id) == *n,
-            IdRef::Hash(h) => *h == t.info_hash,
-        }),
-    });
-    let mut torrents = Vec::new();
-    if table {
-        torrents.push(json!(names));
-        for (position, t) in chosen {
-            let row = names
-                .iter()
-                .map(|n| fields::field(n, t, position, now).unwrap_or(Value::Null));
-            torrents.push(Value::Array(row.collect()));
-        }
-    } else {
-        for (position, t) in chosen {
-            let object: Map<String, Value> = names
-                .iter()
-                .filter_map(|n| Some((n.to_string(), fields::field(n, t, position, now)?)))
-                .collect();
-            torrents.push(Value::Object(object));
-        }
-    }
-    let mut out = Map::new();
-    out.insert("torrents".into(), Value::Array(torrents));
-    if ids == Ids::RecentlyActive {
-        out.insert("removed".into(), json!(backend.removed_recently()));
-    }
-    Ok(out)
 }
 
 /// Labels: a list of strings, each without a comma (Transmission's rule).

@@ -167,6 +167,8 @@ fn call(backend: &Fake, request: Value) -> Value {
         .build()
         .unwrap()
         .block_on(handle(backend, body.as_bytes(), "sid", 2_000))
+        .parse()
+        .unwrap()
 }
 
 fn ok(backend: &Fake, request: Value) -> Value {
@@ -189,6 +191,7 @@ fn malformed_requests_get_a_reason_and_the_tag_comes_back() {
         .build()
         .unwrap()
         .block_on(handle(&b, b"{not json", "sid", 0));
+    let answer: Value = answer.parse().unwrap();
     assert!(answer["result"].as_str().unwrap().contains("not JSON"));
     assert_eq!(
         refused(&b, json!([1, 2])),
