@@ -245,8 +245,185 @@ fn transmission_remote_drives_the_daemon() {
     assert_eq!(std::fs::read(other.join("alpha.bin")).unwrap(), alpha);
 
     // What the session cannot do is refused with a reason.
-    let (success, text) = remote(a, &["-t", "3", "-d", "100"]);
-    assert!(!success && text.contains("speed limits"), "{text}");
+    let (success, text) = remote(a, &["-t", "3", "--tracker-add", "http://127.0.0.1:1/a"]);
+    assert!(!success && text.contains("trackers"), "{text}");
+    drop(d);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn files_limits_and_their_restart() {
+    if !have_transmission_remote() {
+        return;
+    }
+    let dir = scratch("tr-options");
+    let (_tracker, url) = start_tracker(&dir);
+    let multi = dir.join("seed/multi");
+    std::fs::create_dir_all(&multi).unwrap();
+    let mut rng = fastrand::Rng::with_seed(7);
+    let data: Vec<Vec<u8>> = (0..3)
+        .map(|_| (0..1 << 20).map(|_| rng.u8(..)).collect())
+        .collect();
+    for (name, bytes) in ["a.bin", "b.bin", "c.bin"].iter().zip(&data) {
+        std::fs::write(multi.join(name), bytes).unwrap();
+    }
+    let torrent_path = dir.join("multi.torrent");
+    let out = std::process::Command::new(BIN)
+        .arg("create")
+        .arg(&multi)
+        .args(["-l", "65536", "-a", &url, "--no-date", "-o"])
+        .arg(&torrent_path)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let _seeder = start_seeder(&dir, &[&torrent_path], "100M");
+    let (state, dl) = (dir.join("state"), dir.join("dl"));
+    let mut d = start_daemon(&dir, &state, &dl, "daemon.log", &[]);
+    let a = d.rpc;
+
+    // Added paused, b.bin left out, then started: it finishes without b.bin.
+    ok(a, &["-a", torrent_path.to_str().unwrap(), "-S"]);
+    ok(a, &["-t", "1", "-G", "1"]);
+    ok(a, &["-t", "1", "-s"]);
+    wait_row(&d, "multi", "multi never shows 100%", |r| {
+        r.contains("100%")
+    });
+    let t = torrent(
+        a,
+        1,
+        &["wanted", "sizeWhenDone", "leftUntilDone", "fileStats"],
+    )
+    .unwrap();
+    assert_eq!(t["wanted"], json!([1, 0, 1]), "{t}");
+    assert_eq!(t["sizeWhenDone"], json!(2 << 20), "{t}");
+    assert_eq!(t["leftUntilDone"], json!(0), "{t}");
+    assert_eq!(t["fileStats"][1]["bytesCompleted"], json!(0), "{t}");
+    let dl_multi = dl.join("multi");
+    assert_eq!(std::fs::read(dl_multi.join("a.bin")).unwrap(), data[0]);
+    assert_eq!(std::fs::read(dl_multi.join("c.bin")).unwrap(), data[2]);
+    assert_ne!(
+        std::fs::read(dl_multi.join("b.bin")).ok().as_ref(),
+        Some(&data[1])
+    );
+    let files = ok(a, &["-t", "1", "-f"]);
+    assert!(
+        files
+            .lines()
+            .any(|l| l.contains(" No ") && l.ends_with("b.bin")),
+        "{files}"
+    );
+
+    // Session limits, a torrent's own limit and a file priority.
+    ok(a, &["-d", "500", "-u", "300"]);
+    ok(a, &["-t", "1", "-d", "100", "-ph", "2"]);
+    let check = |a: SocketAddr| {
+        let s = rpc(a, "session-get", json!({}));
+        assert_eq!(s["speed-limit-down"], 500, "{s}");
+        assert_eq!(s["speed-limit-down-enabled"], true, "{s}");
+        assert_eq!(s["speed-limit-up"], 300, "{s}");
+        assert_eq!(s["speed-limit-up-enabled"], true, "{s}");
+        let t = torrent(
+            a,
+            1,
+            &[
+                "downloadLimit",
+                "downloadLimited",
+                "uploadLimited",
+                "wanted",
+                "priorities",
+            ],
+        )
+        .unwrap();
+        assert_eq!(t["downloadLimit"], 100, "{t}");
+        assert_eq!(t["downloadLimited"], true, "{t}");
+        assert_eq!(t["uploadLimited"], false, "{t}");
+        assert_eq!(t["wanted"], json!([1, 0, 1]), "{t}");
+        assert_eq!(t["priorities"], json!([0, 0, 1]), "{t}");
+    };
+    check(a);
+    let info = ok(a, &["-t", "1", "-i"]);
+    assert!(info.contains("Download Limit: 100 kB/s"), "{info}");
+    let session = ok(a, &["-si"]);
+    assert!(session.contains("500 kB/s"), "{session}");
+
+    // A restart keeps them all.
+    assert!(d.proc.terminate(Duration::from_secs(20)));
+    drop(d);
+    d = start_daemon(&dir, &state, &dl, "daemon2.log", &[]);
+    check(d.rpc);
+    wait_row(
+        &d,
+        "multi",
+        "multi is not complete after the restart",
+        |r| r.contains("100%"),
+    );
+    drop(d);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_download_queue_runs_one_torrent_at_a_time() {
+    if !have_transmission_remote() {
+        return;
+    }
+    let dir = scratch("tr-queue");
+    let (_tracker, url) = start_tracker(&dir);
+    let (first, first_torrent) = make_torrent(&dir, "first.bin", 3 << 20, &url);
+    let (second, second_torrent) = make_torrent(&dir, "second.bin", 3 << 20, &url);
+    let _seeder = start_seeder(&dir, &[&first_torrent, &second_torrent], "600K");
+    let (state, dl) = (dir.join("state"), dir.join("dl"));
+    let d = start_daemon(&dir, &state, &dl, "daemon.log", &["--max-active", "1"]);
+    let a = d.rpc;
+    let s = rpc(
+        a,
+        "session-get",
+        json!({"fields": ["download-queue-size", "download-queue-enabled"]}),
+    );
+    assert_eq!(
+        s,
+        json!({"download-queue-size": 1, "download-queue-enabled": true})
+    );
+    ok(a, &["-a", first_torrent.to_str().unwrap()]);
+    wait_for(
+        Duration::from_secs(20),
+        "the first torrent does not download",
+        || d.proc.log(),
+        || (status(&d, 1) == 4).then_some(()),
+    );
+    ok(a, &["-a", second_torrent.to_str().unwrap()]);
+    // The second waits (status 3) while the first downloads.
+    wait_for(
+        Duration::from_secs(20),
+        "the second torrent is not queued",
+        || format!("{}\n{}", ok(a, &["-l"]), d.proc.log()),
+        || (status(&d, 2) == 3).then_some(()),
+    );
+    let listing = ok(a, &["-l"]);
+    assert!(status(&d, 1) == 4 || status(&d, 1) == 6, "{listing}");
+    // Once the first is done, the second runs and finishes.
+    wait_row(&d, "first.bin", "the first never completes", |r| {
+        r.contains("100%")
+    });
+    wait_row(&d, "second.bin", "the second never completes", |r| {
+        r.contains("100%")
+    });
+    assert_eq!(std::fs::read(dl.join("first.bin")).unwrap(), first);
+    assert_eq!(std::fs::read(dl.join("second.bin")).unwrap(), second);
+    // The queue can be changed over RPC.
+    rpc(
+        a,
+        "session-set",
+        json!({"download-queue-size": 3, "download-queue-enabled": false}),
+    );
+    let s = rpc(
+        a,
+        "session-get",
+        json!({"fields": ["download-queue-size", "download-queue-enabled"]}),
+    );
+    assert_eq!(
+        s,
+        json!({"download-queue-size": 3, "download-queue-enabled": false})
+    );
     drop(d);
     let _ = std::fs::remove_dir_all(&dir);
 }

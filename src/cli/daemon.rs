@@ -51,6 +51,10 @@ pub struct DaemonArgs {
     /// Most peers connected at once, per torrent [default: 50].
     #[arg(long)]
     max_peers: Option<usize>,
+    /// Most torrents downloading at once; the others wait in a queue (also set over RPC:
+    /// download-queue-size) [default: no queue].
+    #[arg(long, value_name = "N")]
+    max_active: Option<usize>,
     /// Do not contact the torrents' trackers.
     #[arg(long)]
     no_trackers: bool,
@@ -165,6 +169,7 @@ pub fn run(args: DaemonArgs) -> anyhow::Result<ExitCode> {
         download_dir,
         session,
         save_every: SAVE_EVERY,
+        max_active: args.max_active.or(file.max_active),
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .max_blocking_threads(8)

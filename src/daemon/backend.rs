@@ -41,7 +41,7 @@ impl Backend for Arc<Daemon> {
     fn torrents(&self, detail: Detail) -> Vec<TorrentView> {
         let mut summaries: HashMap<_, _> = self
             .session
-            .torrents()
+            .snapshot()
             .into_iter()
             .map(|s| (s.id, s))
             .collect();
@@ -52,7 +52,7 @@ impl Backend for Arc<Daemon> {
             let Some(s) = summaries.remove(&e.session) else {
                 continue;
             };
-            let meta = self.session.metainfo(e.session);
+            let meta = s.meta;
             // Made from the metainfo only when asked for (a magnet link costs a string).
             let (magnet, trackers) = match (&meta, &e.magnet) {
                 (None, Some(link)) => {
@@ -88,6 +88,8 @@ impl Backend for Arc<Daemon> {
                 have,
                 labels: e.labels.clone(),
                 max_peers: self.config.max_peers,
+                options: e.options.clone(),
+                queued: e.queued,
             });
         }
         views
@@ -106,15 +108,21 @@ impl Backend for Arc<Daemon> {
     }
 
     async fn add(&self, new: NewTorrent) -> Result<Added, BackendError> {
-        Daemon::add(self, new).await
+        let added = Daemon::add(self, new).await;
+        self.run_queue();
+        added
     }
 
     fn start(&self, ids: &[u32]) -> Result<(), BackendError> {
-        self.set_running(ids, true)
+        self.set_running(ids, true)?;
+        self.run_queue();
+        Ok(())
     }
 
     fn stop(&self, ids: &[u32]) -> Result<(), BackendError> {
-        self.set_running(ids, false)
+        self.set_running(ids, false)?;
+        self.run_queue();
+        Ok(())
     }
 
     async fn remove(&self, ids: &[u32], delete_data: bool) -> Result<(), BackendError> {
@@ -130,17 +138,24 @@ impl Backend for Arc<Daemon> {
         Ok(())
     }
 
+    fn set_options(&self, ids: &[u32], change: &OptionsChange) -> Result<(), BackendError> {
+        Daemon::set_options(self, ids, change);
+        Ok(())
+    }
+
     fn settings(&self) -> Settings {
-        let download_dir = self.download_dir();
+        let live = lock(&self.live).clone();
+        let download_dir = live.download_dir;
         Settings {
             free_space: statvfs(&download_dir).map(|(free, _)| free),
             download_dir,
             config_dir: self.state.root().to_path_buf(),
             peer_port: self.session.local_addr().port(),
             dht: self.config.dht.is_some(),
-            upload_limit: self.config.upload_limit,
+            speed: live.speed,
+            queue: live.queue,
             max_peers_per_torrent: self.config.max_peers,
-            start_added: lock(&self.live).start_added,
+            start_added: live.start_added,
         }
     }
 

@@ -8,7 +8,6 @@ use crate::metainfo::{Magnet, Metainfo, MAX_TORRENT_FILE_SIZE};
 use crate::rpc::backend::{Added, BackendError, NewTorrent, SettingsChange, Source};
 use crate::rpc::http::unix_now;
 use crate::session::{AddMagnet, AddTorrent, SessionError, TorrentId};
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -100,6 +99,8 @@ impl Daemon {
             saved: None,
             stamps: None,
             busy: false,
+            options: Default::default(),
+            queued: false,
         };
         // The .torrent first: a record is never saved without its source.
         let added = match parsed {
@@ -181,6 +182,7 @@ impl Daemon {
             done: None,
             labels: e.labels.clone(),
             has_torrent: e.magnet.is_none(),
+            options: e.options.clone(),
         };
         self.record_of(e, &mark, name.to_string())
     }
@@ -193,9 +195,13 @@ impl Daemon {
             let Some(e) = table.entries.get_mut(id) else {
                 continue;
             };
-            let done = if run {
+            let done = if run && e.queued {
+                // Waits for its place in the queue.
+                Ok(())
+            } else if run {
                 self.session.resume(e.session)
             } else {
+                e.queued = false;
                 self.session.pause(e.session)
             };
             match done {
@@ -300,7 +306,10 @@ impl Daemon {
             e.saved = None;
             e.stamps = None;
             match added {
-                Ok(new) => e.session = new,
+                Ok(new) => {
+                    e.session = new;
+                    self.apply_options(new, &e.options, true, !e.options.default_files());
+                }
                 Err(err) => {
                     return Err(BackendError::Refused(format!(
                         "torrent {id} could not be added back after leaving for its check: {err}"
@@ -332,13 +341,19 @@ impl Daemon {
             if let Some(start) = change.start_added {
                 live.start_added = start;
             }
+            let speed = &mut live.speed;
+            speed.down = change.speed_down.unwrap_or(speed.down);
+            speed.up = change.speed_up.unwrap_or(speed.up);
+            speed.down_enabled = change.speed_down_enabled.unwrap_or(speed.down_enabled);
+            speed.up_enabled = change.speed_up_enabled.unwrap_or(speed.up_enabled);
+            let queue = &mut live.queue;
+            queue.size = change.queue_size.unwrap_or(queue.size);
+            queue.enabled = change.queue_enabled.unwrap_or(queue.enabled);
+            self.session
+                .set_limits(super::options::session_limits(&live.speed));
         }
+        self.run_queue();
         self.save_session_record(true);
         Ok(())
-    }
-
-    /// The folder a new torrent goes to by default.
-    pub(super) fn download_dir(&self) -> PathBuf {
-        lock(&self.live).download_dir.clone()
     }
 }

@@ -24,6 +24,7 @@ pub struct FileConfig {
     pub rpc_auth: Option<String>,
     pub upload_limit: Option<String>,
     pub max_peers: Option<usize>,
+    pub max_active: Option<usize>,
     pub no_trackers: Option<bool>,
     pub no_dht: Option<bool>,
     pub dht_bootstrap: Option<Vec<String>>,

@@ -13,6 +13,8 @@ mod api_backend;
 mod backend;
 mod commands;
 pub mod config;
+mod options;
+mod queue;
 pub mod resume;
 mod save;
 pub mod state;
@@ -45,6 +47,8 @@ pub struct DaemonConfig {
     pub session: SessionConfig,
     /// How often changed records are saved ([`SAVE_EVERY`]).
     pub save_every: Duration,
+    /// Most torrents downloading at once (wins over the queue set over RPC).
+    pub max_active: Option<usize>,
 }
 
 /// Why the daemon could not start.
@@ -78,6 +82,8 @@ pub struct LoadReport {
 struct Live {
     download_dir: PathBuf,
     start_added: bool,
+    speed: crate::rpc::backend::SpeedLimits,
+    queue: crate::rpc::backend::QueueLimit,
 }
 
 /// A running daemon; see the module documentation.
@@ -132,7 +138,21 @@ impl Daemon {
             .unwrap_or_else(|| config.default_download_dir.clone());
         checked_folder(&download_dir)?;
         let saved = state.load(&mut report.notes)?;
+        let mut speed = before.speed.unwrap_or_default();
+        if let Some(up) = config.session.upload_limit {
+            // The command line wins over what was set over RPC.
+            speed.up = up.div_ceil(1000);
+            speed.up_enabled = true;
+        }
+        let mut queue = before.queue.unwrap_or_default();
+        if let Some(n) = config.max_active {
+            queue = crate::rpc::backend::QueueLimit {
+                size: n,
+                enabled: true,
+            };
+        }
         let session = Session::start(config.session.clone()).await?;
+        session.set_limits(options::session_limits(&speed));
         let daemon = Arc::new(Daemon {
             session,
             state,
@@ -140,6 +160,8 @@ impl Daemon {
             live: Mutex::new(Live {
                 download_dir,
                 start_added: before.start_added.unwrap_or(true),
+                speed,
+                queue,
             }),
             save_lock: Mutex::new(()),
             session_saved: Mutex::new(None),
@@ -153,6 +175,7 @@ impl Daemon {
             daemon.add_saved(s, &mut report);
         }
         tokio::spawn(daemon.clone().save_loop());
+        tokio::spawn(daemon.clone().queue_loop());
         Ok((daemon, report))
     }
 
@@ -180,6 +203,8 @@ impl Daemon {
             saved: None,
             stamps: None,
             busy: false,
+            options: r.options.clone(),
+            queued: false,
         };
         let added = match (&saved.torrent, &r.magnet) {
             (Some(bytes), _) => match Metainfo::from_bytes(bytes) {
@@ -240,6 +265,8 @@ impl Daemon {
         match added {
             Ok(id) => {
                 entry.session = id;
+                let o = &entry.options;
+                self.apply_options(id, o, o.sequential, !o.default_files());
                 if entry.stamps.is_some() {
                     // Saved as it is now: nothing to write until something changes.
                     entry.saved = self.mark(&entry);

@@ -57,6 +57,7 @@ impl Daemon {
             done: e.done,
             labels: e.labels.clone(),
             has_torrent: e.magnet.is_none(),
+            options: e.options.clone(),
         })
     }
 
@@ -75,6 +76,7 @@ impl Daemon {
             downloaded: mark.down,
             uploaded: mark.up,
             resume: None,
+            options: e.options.clone(),
         }
     }
 
@@ -182,6 +184,8 @@ impl Daemon {
             version: state::VERSION,
             download_dir: live.download_dir.to_str().map(str::to_owned),
             start_added: Some(live.start_added),
+            speed: Some(live.speed),
+            queue: Some(live.queue),
             uploaded: b.uploaded + current.uploaded,
             downloaded: b.downloaded + current.downloaded,
             files_added: b.files_added + current.files_added,

@@ -67,6 +67,9 @@ pub struct Record {
     pub downloaded: u64,
     pub uploaded: u64,
     pub resume: Option<Resume>,
+    /// Its own settings: files wanted and their priorities, limits, sequential.
+    #[serde(default)]
+    pub options: crate::rpc::options::TorrentOptions,
 }
 
 /// The session's own record: settings changed over RPC, and totals over every run.
@@ -76,6 +79,9 @@ pub struct SessionRecord {
     pub version: u32,
     pub download_dir: Option<String>,
     pub start_added: Option<bool>,
+    /// Speed limits and the download queue as last set over RPC.
+    pub speed: Option<crate::rpc::backend::SpeedLimits>,
+    pub queue: Option<crate::rpc::backend::QueueLimit>,
     pub uploaded: u64,
     pub downloaded: u64,
     pub files_added: u64,
@@ -324,6 +330,7 @@ mod tests {
             downloaded: 0,
             uploaded: 0,
             resume: None,
+            options: Default::default(),
         }
     }
 

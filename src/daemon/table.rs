@@ -3,6 +3,7 @@
 
 use super::state::Stamp;
 use crate::core::InfoHash;
+use crate::rpc::options::TorrentOptions;
 use crate::session::TorrentId;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::path::PathBuf;
@@ -40,6 +41,10 @@ pub struct Entry {
     pub stamps: Option<Vec<Option<Stamp>>>,
     /// Being checked again (out of the session for a moment): not saved, not removed.
     pub busy: bool,
+    /// Its own settings (files, limits, sequential).
+    pub options: TorrentOptions,
+    /// Paused by the download queue (not by a person), waiting for a place.
+    pub queued: bool,
 }
 
 /// The parts of a torrent's record that change while it runs; a new one means a save.
@@ -53,6 +58,7 @@ pub struct Mark {
     pub done: Option<i64>,
     pub labels: Vec<String>,
     pub has_torrent: bool,
+    pub options: TorrentOptions,
 }
 
 /// Every torrent by RPC id.
@@ -130,6 +136,8 @@ mod tests {
             saved: None,
             stamps: None,
             busy: false,
+            options: TorrentOptions::default(),
+            queued: false,
         }
     }
 

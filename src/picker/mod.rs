@@ -238,6 +238,11 @@ impl Picker {
         self.have_count == self.pieces as usize
     }
 
+    /// How many pieces are wanted (not [`SKIP`]).
+    pub fn wanted_count(&self) -> usize {
+        self.wanted
+    }
+
     /// Whether we hold every wanted piece: nothing is left to download.
     pub fn is_done(&self) -> bool {
         self.have_wanted == self.wanted

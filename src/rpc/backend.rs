@@ -4,6 +4,7 @@
 
 use crate::core::InfoHash;
 use crate::metainfo::Metainfo;
+pub use crate::rpc::options::{OptionsChange, TorrentOptions};
 use crate::session::{TorrentState, TorrentStats};
 use crate::wire::Bitfield;
 use std::future::Future;
@@ -45,6 +46,10 @@ pub struct TorrentView {
     pub labels: Vec<String>,
     /// Most peers it connects to.
     pub max_peers: usize,
+    /// Its own settings (files, limits, sequential).
+    pub options: TorrentOptions,
+    /// Waiting for a place in the download queue.
+    pub queued: bool,
 }
 
 /// How much [`Backend::torrents`] gathers.
@@ -102,8 +107,10 @@ pub struct Settings {
     pub config_dir: PathBuf,
     pub peer_port: u16,
     pub dht: bool,
-    /// Bytes per second, all torrents together.
-    pub upload_limit: Option<u64>,
+    /// Speed limits, all torrents together.
+    pub speed: SpeedLimits,
+    /// Most torrents downloading at once.
+    pub queue: QueueLimit,
     pub max_peers_per_torrent: usize,
     /// New torrents start at once unless asked otherwise.
     pub start_added: bool,
@@ -116,6 +123,40 @@ pub struct Settings {
 pub struct SettingsChange {
     pub download_dir: Option<PathBuf>,
     pub start_added: Option<bool>,
+    pub speed_down: Option<u64>,
+    pub speed_down_enabled: Option<bool>,
+    pub speed_up: Option<u64>,
+    pub speed_up_enabled: Option<bool>,
+    pub queue_size: Option<usize>,
+    pub queue_enabled: Option<bool>,
+}
+
+/// The session's speed limits in kB/s (1000 bytes), each kept while off.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SpeedLimits {
+    pub down: u64,
+    pub down_enabled: bool,
+    pub up: u64,
+    pub up_enabled: bool,
+}
+
+/// The download queue: at most `size` torrents downloading at once while `enabled`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct QueueLimit {
+    pub size: usize,
+    pub enabled: bool,
+}
+
+impl Default for QueueLimit {
+    /// Transmission's default: 5, off.
+    fn default() -> QueueLimit {
+        QueueLimit {
+            size: 5,
+            enabled: false,
+        }
+    }
 }
 
 /// Byte counters over some span of time.
@@ -171,6 +212,8 @@ pub trait Backend: Send + Sync + 'static {
     /// Checks the torrents' data again (they show as checking meanwhile).
     fn verify(&self, ids: &[u32]) -> impl Future<Output = Result<(), BackendError>> + Send;
     fn set_labels(&self, ids: &[u32], labels: &[String]) -> Result<(), BackendError>;
+    /// Changes torrents' own settings (files, limits, sequential).
+    fn set_options(&self, ids: &[u32], change: &OptionsChange) -> Result<(), BackendError>;
     fn settings(&self) -> Settings;
     fn change_settings(&self, change: SettingsChange) -> Result<(), BackendError>;
     fn totals(&self) -> Totals;

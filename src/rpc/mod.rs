@@ -9,6 +9,7 @@
 pub mod auth;
 pub mod backend;
 pub mod http;
+pub mod options;
 pub mod transmission;
 
 pub use auth::Credentials;

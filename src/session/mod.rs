@@ -34,6 +34,7 @@ mod verify;
 pub use crate::torrent::{TorrentState, TorrentStats};
 pub use conn::{Transport, CONNECT_TIMEOUT, WRITE_TIMEOUT};
 pub use limit::Limits;
+pub use query::TorrentSnapshot;
 pub use selection::{piece_priorities, FileStat};
 pub use stream::StreamError;
 pub use types::{

@@ -4,7 +4,45 @@ use super::{Session, TorrentId};
 use crate::torrent::TorrentState;
 use crate::wire::Bitfield;
 
+/// One torrent as [`Session::snapshot`] lists it.
+#[derive(Debug, Clone)]
+pub struct TorrentSnapshot {
+    pub id: TorrentId,
+    pub name: String,
+    pub state: TorrentState,
+    pub error: Option<String>,
+    pub stats: super::TorrentStats,
+    /// Its metainfo, once known.
+    pub meta: Option<std::sync::Arc<crate::metainfo::Metainfo>>,
+}
+
 impl Session {
+    /// Every torrent with its figures and metainfo, in the order added: one pass, each
+    /// torrent's lock taken once and briefly (what an RPC listing of thousands needs).
+    pub fn snapshot(&self) -> Vec<TorrentSnapshot> {
+        let mut all: Vec<_> = super::lock(&self.inner.registry)
+            .by_id
+            .values()
+            .cloned()
+            .collect();
+        all.sort_unstable_by_key(|t| t.id);
+        all.iter()
+            .map(|t| {
+                let name = t.name();
+                let meta = t.meta.get().cloned();
+                let d = t.lock();
+                TorrentSnapshot {
+                    id: t.id,
+                    name,
+                    state: d.engine.state(),
+                    error: d.engine.error().map(|e| e.to_string()),
+                    stats: d.engine.stats(),
+                    meta,
+                }
+            })
+            .collect()
+    }
+
     /// The pieces of a torrent verified so far (every one hashed right before it was
     /// written and marked), one bit per piece; `None` for an unknown torrent, empty for a
     /// magnet torrent still fetching its metadata. A piece that could not be read back

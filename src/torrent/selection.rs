@@ -86,6 +86,11 @@ impl Engine {
 
     /// Bytes of the wanted pieces, and of those not verified yet.
     pub fn wanted_bytes(&self) -> (u64, u64) {
+        if self.picker.wanted_count() == self.picker.piece_count() {
+            // Every piece wanted (the usual case): no walk over the pieces.
+            let total = self.geometry.total_length;
+            return (total, total.saturating_sub(self.verified_bytes));
+        }
         let priority = self.picker.priorities();
         let have = self.picker.have();
         let (mut wanted, mut left) = (0, 0);

@@ -12,6 +12,7 @@ use serde_json::{json, Value};
 mod status {
     pub const STOPPED: u8 = 0;
     pub const CHECK: u8 = 2;
+    pub const DOWNLOAD_WAIT: u8 = 3;
     pub const DOWNLOAD: u8 = 4;
     pub const SEED: u8 = 6;
 }
@@ -80,6 +81,7 @@ pub const FIELDS: &[&str] = &[
     "seedIdleMode",
     "seedRatioLimit",
     "seedRatioMode",
+    "sequentialDownload",
     "sizeWhenDone",
     "startDate",
     "status",
@@ -103,6 +105,7 @@ pub fn needs_pieces(field: &str) -> bool {
 pub fn status(t: &TorrentView) -> u8 {
     match t.state {
         TorrentState::Checking => status::CHECK,
+        _ if t.queued => status::DOWNLOAD_WAIT,
         TorrentState::FetchingMetadata | TorrentState::Downloading => status::DOWNLOAD,
         TorrentState::Seeding => status::SEED,
         TorrentState::Paused | TorrentState::Stopped | TorrentState::Failed => status::STOPPED,
@@ -124,11 +127,21 @@ fn total_size(t: &TorrentView) -> u64 {
     t.meta.as_ref().map_or(0, |m| m.info.total_length)
 }
 
+/// Bytes of the wanted files' pieces not verified yet.
 fn left(t: &TorrentView) -> u64 {
-    total_size(t).saturating_sub(t.stats.verified_bytes)
+    t.stats.left_bytes
 }
 
+/// Done of what is wanted (Transmission's `percentDone`).
 fn percent_done(t: &TorrentView) -> f64 {
+    match t.stats.wanted_bytes {
+        0 => 0.0,
+        size => size.saturating_sub(t.stats.left_bytes) as f64 / size as f64,
+    }
+}
+
+/// Done of the whole torrent (`percentComplete`).
+fn percent_complete(t: &TorrentView) -> f64 {
     match total_size(t) {
         0 => 0.0,
         size => t.stats.verified_bytes.min(size) as f64 / size as f64,
@@ -208,6 +221,18 @@ pub fn files(t: &TorrentView) -> Vec<FileProgress> {
         .collect()
 }
 
+/// How many files the RPC lists (padding files left out).
+fn file_count(t: &TorrentView) -> usize {
+    t.meta
+        .as_ref()
+        .map_or(0, |m| m.info.files.iter().filter(|f| !f.padding).count())
+}
+
+/// Whether each of `n` files is wanted, and its priority (-1, 0, 1).
+fn choices(t: &TorrentView, n: usize) -> (Vec<bool>, Vec<i8>) {
+    (t.options.wanted(n), t.options.priorities(n))
+}
+
 /// The host of a URL, for a tracker's `sitename`.
 fn host_of(url: &str) -> String {
     url::Url::parse(url)
@@ -252,20 +277,29 @@ pub fn field(name: &str, t: &TorrentView, position: usize, now: i64) -> Option<V
         "dateCreated" => json!(meta.and_then(|m| m.creation_date).unwrap_or(0)),
         "doneDate" => json!(t.done.unwrap_or(0)),
         "downloadDir" => json!(t.dir.to_string_lossy()),
-        "downloadLimit" | "uploadLimit" => json!(0),
-        "downloadLimited" | "uploadLimited" => json!(false),
+        "downloadLimit" => json!(t.options.download_limit),
+        "downloadLimited" => json!(t.options.download_limited),
+        "uploadLimit" => json!(t.options.upload_limit),
+        "uploadLimited" => json!(t.options.upload_limited),
         "downloadedEver" => json!(t.downloaded_ever),
         "error" => json!(if t.error.is_some() { LOCAL_ERROR } else { 0 }),
         "errorString" => json!(t.error.clone().unwrap_or_default()),
         "eta" => json!(eta(t)),
         "etaIdle" => json!(ETA_NOT_AVAILABLE),
-        "file-count" => json!(files(t).len()),
-        "fileStats" => Value::Array(
-            files(t)
-                .iter()
-                .map(|f| json!({"bytesCompleted": f.completed, "wanted": true, "priority": 0}))
-                .collect(),
-        ),
+        "file-count" => json!(file_count(t)),
+        "fileStats" => {
+            let files = files(t);
+            let (wanted, priorities) = choices(t, files.len());
+            Value::Array(
+                files
+                    .iter()
+                    .zip(wanted.iter().zip(&priorities))
+                    .map(|(f, (w, p))| {
+                        json!({"bytesCompleted": f.completed, "wanted": w, "priority": p})
+                    })
+                    .collect(),
+            )
+        }
         "files" => Value::Array(
             files(t)
                 .iter()
@@ -297,12 +331,13 @@ pub fn field(name: &str, t: &TorrentView, position: usize, now: i64) -> Option<V
         "peersConnected" => json!(s.peers),
         "peersGettingFromUs" => json!(s.peers_receiving),
         "peersSendingToUs" => json!(s.peers_sending),
-        "percentComplete" | "percentDone" => json!(percent_done(t)),
+        "percentComplete" => json!(percent_complete(t)),
+        "percentDone" => json!(percent_done(t)),
         "pieceCount" => json!(meta.map_or(0, |m| m.info.piece_count())),
         "pieceSize" => json!(meta.map_or(0, |m| m.info.piece_length)),
         "pieces" => json!(base64::engine::general_purpose::STANDARD
             .encode(t.have.as_ref().map_or(&[][..], |h| h.as_raw_slice()))),
-        "priorities" => Value::Array(files(t).iter().map(|_| json!(0)).collect()),
+        "priorities" => json!(choices(t, file_count(t)).1),
         "queuePosition" => json!(position),
         "rateDownload" => json!(s.download_rate.round() as u64),
         "rateUpload" => json!(s.upload_rate.round() as u64),
@@ -310,7 +345,9 @@ pub fn field(name: &str, t: &TorrentView, position: usize, now: i64) -> Option<V
         "seedIdleLimit" => json!(30),
         "seedIdleMode" | "seedRatioMode" => json!(UNLIMITED),
         "seedRatioLimit" => json!(2.0),
-        "sizeWhenDone" | "totalSize" => json!(total_size(t)),
+        "sequentialDownload" => json!(t.options.sequential),
+        "sizeWhenDone" => json!(t.stats.wanted_bytes),
+        "totalSize" => json!(total_size(t)),
         "startDate" => json!(t.started),
         "status" => json!(status(t)),
         "trackers" => {
@@ -333,7 +370,10 @@ pub fn field(name: &str, t: &TorrentView, position: usize, now: i64) -> Option<V
         }
         "uploadRatio" => json!(upload_ratio(t)),
         "uploadedEver" => json!(t.uploaded_ever),
-        "wanted" => Value::Array(files(t).iter().map(|_| json!(1)).collect()),
+        "wanted" => {
+            let wanted = choices(t, file_count(t)).0;
+            Value::Array(wanted.into_iter().map(|w| json!(u8::from(w))).collect())
+        }
         "webseeds" => json!(meta.map(|m| m.web_seeds.clone()).unwrap_or_default()),
         "webseedsSendingToUs" => json!(0),
         _ => return None,

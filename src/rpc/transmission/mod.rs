@@ -4,12 +4,14 @@
 //! "tag"}`). No sockets here: [`handle`] maps a request onto a [`Backend`] and its answer
 //! back; the HTTP side (session-id handshake, auth) is in [`crate::rpc::http`].
 //!
-//! What the session cannot do is refused with a sentence saying so (per-torrent limits,
-//! file selection, moving data), except settings that only tune what we do anyway
-//! (priorities, seed ratios), which are accepted and have no effect; see the README.
+//! What the session cannot do is refused with a sentence saying so (moving data, changing
+//! trackers), except settings that only tune what we do anyway (bandwidth priority, seed
+//! ratios), which are accepted and have no effect; see the README.
 
 mod fields;
+mod list;
 mod session;
+mod set;
 #[cfg(test)]
 pub(crate) mod tests;
 
@@ -32,12 +34,14 @@ const MAX_FIELDS: usize = 256;
 /// What a method answered: its arguments, or the sentence for `result`.
 type Outcome = Result<Map<String, Value>, String>;
 
-/// Answers one request body. Never fails: a malformed request gets a `result` saying what
-/// is wrong. `now` is Unix seconds.
-pub async fn handle<B: Backend>(backend: &B, body: &[u8], session_id: &str, now: i64) -> Value {
+/// Answers one request body with the response's JSON text. Never fails: a malformed
+/// request gets a `result` saying what is wrong. `now` is Unix seconds. The response is
+/// written as text (torrent-get of thousands of torrents straight into one buffer, with
+/// no tree of JSON values in between).
+pub async fn handle<B: Backend>(backend: &B, body: &[u8], session_id: &str, now: i64) -> String {
     let request: Value = match serde_json::from_slice(body) {
         Ok(v) => v,
-        Err(e) => return json!({ "result": format!("the request is not JSON: {e}") }),
+        Err(e) => return json!({ "result": format!("the request is not JSON: {e}") }).to_string(),
     };
     let tag = request
         .get("tag")
@@ -55,18 +59,28 @@ pub async fn handle<B: Backend>(backend: &B, body: &[u8], session_id: &str, now:
             match (obj.get("method").and_then(Value::as_str), args) {
                 (None, _) => Err("no method name".into()),
                 (_, Err(e)) => Err(e),
-                (Some(method), Ok(args)) => call(backend, method, args, session_id, now).await,
+                (Some("torrent-get"), Ok(args)) => list::torrent_get(backend, args, now),
+                (Some(method), Ok(args)) => call(backend, method, args, session_id, now)
+                    .await
+                    .map(|map| Value::Object(map).to_string()),
             }
         }
     };
-    let mut response = match outcome {
-        Ok(arguments) => json!({ "result": "success", "arguments": arguments }),
-        Err(why) => json!({ "result": why, "arguments": {} }),
+    let (result, arguments) = match outcome {
+        Ok(arguments) => ("success".to_string(), arguments),
+        Err(why) => (why, "{}".to_string()),
     };
+    let mut out = String::with_capacity(arguments.len() + result.len() + 64);
+    out.push_str("{\"arguments\":");
+    out.push_str(&arguments);
+    out.push_str(",\"result\":");
+    out.push_str(&Value::String(result).to_string());
     if let Some(tag) = tag {
-        response["tag"] = tag;
+        out.push_str(",\"tag\":");
+        out.push_str(&tag.to_string());
     }
-    response
+    out.push('}');
+    out
 }
 
 async fn call<B: Backend>(
@@ -85,7 +99,6 @@ async fn call<B: Backend>(
             Ok(Map::new())
         }
         "free-space" => session::free_space(backend, args),
-        "torrent-get" => torrent_get(backend, args, now),
         "torrent-add" => torrent_add(backend, args).await,
         "torrent-start" | "torrent-start-now" => {
             let ids = select(backend, args, now)?;
@@ -111,16 +124,16 @@ async fn call<B: Backend>(
                 .map_err(|e| e.to_string())?;
             Ok(Map::new())
         }
-        "torrent-set" => torrent_set(backend, args, now),
+        "torrent-set" => set::torrent_set(backend, args, now),
         "torrent-reannounce" => Err(unsupported(
             "asking the trackers now (they are asked on their own schedule)",
         )),
         "torrent-set-location" | "torrent-rename-path" => {
             Err(unsupported("moving or renaming a torrent's data"))
         }
-        "queue-move-top" | "queue-move-up" | "queue-move-down" | "queue-move-bottom" => {
-            Err(unsupported("a download queue (every torrent runs at once)"))
-        }
+        "queue-move-top" | "queue-move-up" | "queue-move-down" | "queue-move-bottom" => Err(
+            unsupported("moving torrents in the queue (it keeps the order added)"),
+        ),
         "blocklist-update" => Err(unsupported("blocklists")),
         "port-test" => Err(unsupported("testing the port from outside")),
         other => Err(format!("method name not recognized: {other}")),
@@ -211,70 +224,6 @@ fn select<B: Backend>(
     })
 }
 
-fn torrent_get<B: Backend>(backend: &B, args: &Map<String, Value>, now: i64) -> Outcome {
-    let Some(Value::Array(names)) = args.get("fields") else {
-        return Err("torrent-get needs 'fields', a list of field names".into());
-    };
-    let mut names: Vec<&str> = names.iter().filter_map(Value::as_str).collect();
-    // Each name once: a request cannot make the answer grow by repeating them.
-    let mut seen = std::collections::HashSet::new();
-    names.retain(|n| seen.insert(*n));
-    if names.len() > MAX_FIELDS {
-        return Err(format!("torrent-get takes at most {MAX_FIELDS} fields"));
-    }
-    let table = match args.get("format").and_then(Value::as_str) {
-        None | Some("objects") => false,
-        Some("table") => true,
-        Some(other) => return Err(format!("unknown format '{other}' (objects or table)")),
-    };
-    let ids = parse_ids(args.get("ids"))?;
-    let detail = if names.iter().any(|n| fields::needs_pieces(n)) {
-        Detail::Pieces
-    } else {
-        Detail::Brief
-    };
-    let all = backend.torrents(detail);
-    let chosen = all.iter().enumerate().filter(|(_, t)| match &ids {
-        Ids::All => true,
-        Ids::RecentlyActive => fields::recently_active(t, now),
-        Ids::These(refs) => refs.iter().any(|r| match r {
-            IdRef::Number(n) => i64::from(t.id) == *n,
-            IdRef::Hash(h) => *h == t.info_hash,
-        }),
-    });
-    let mut torrents = Vec::new();
-    if table {
-        torrents.push(json!(names));
-        for (position, t) in chosen {
-            let row = names
-                .iter()
-                .map(|n| fields::field(n, t, position, now).unwrap_or(Value::Null));
-            torrents.push(Value::Array(row.collect()));
-        }
-    } else {
-        for (position, t) in chosen {
-            let object: Map<String, Value> = names
-                .iter()
-                .filter_map(|n| Some((n.to_string(), fields::field(n, t, position, now)?)))
-                .collect();
-            torrents.push(Value::Object(object));
-        }
-    }
-    let mut out = Map::new();
-    out.insert("torrents".into(), Value::Array(torrents));
-    if ids == Ids::RecentlyActive {
-        out.insert("removed".into(), json!(backend.removed_recently()));
-    }
-    Ok(out)
-}
-
-/// A list of file indexes (torrent-add and torrent-set): whether it names any file.
-fn names_files(args: &Map<String, Value>, key: &str) -> bool {
-    args.get(key)
-        .and_then(Value::as_array)
-        .is_some_and(|list| !list.is_empty())
-}
-
 /// Labels: a list of strings, each without a comma (Transmission's rule).
 fn labels(args: &Map<String, Value>) -> Result<Option<Vec<String>>, String> {
     let Some(v) = args.get("labels") else {
@@ -341,9 +290,7 @@ async fn torrent_add<B: Backend>(backend: &B, args: &Map<String, Value>) -> Outc
         (None, Some(_)) => return Err("'filename' must be a string".into()),
         (None, None) => return Err("torrent-add needs 'filename' or 'metainfo'".into()),
     };
-    if names_files(args, "files-unwanted") {
-        return Err(unsupported("choosing which files to download"));
-    }
+    let options = set::options_change(args)?;
     let new = NewTorrent {
         source,
         dir: folder(args, "download-dir")?,
@@ -363,57 +310,15 @@ async fn torrent_add<B: Backend>(backend: &B, args: &Map<String, Value>) -> Outc
             info_hash,
         } => ("torrent-duplicate", id, name, info_hash),
     };
+    if key == "torrent-added" && options != Default::default() {
+        backend
+            .set_options(&[id], &options)
+            .map_err(|e| e.to_string())?;
+    }
     let mut out = Map::new();
     out.insert(
         key.into(),
         json!({ "id": id, "name": name, "hashString": hash.to_hex() }),
     );
     Ok(out)
-}
-
-/// torrent-set: labels are kept; settings that only tune what we do anyway are accepted
-/// and have no effect; the rest is refused, naming what.
-fn torrent_set<B: Backend>(backend: &B, args: &Map<String, Value>, now: i64) -> Outcome {
-    let ids = select(backend, args, now)?;
-    let mut refused = Vec::new();
-    for (key, value) in args {
-        let wants = |v: &Value| v.as_bool() == Some(true) || v.as_i64() == Some(1);
-        match key.as_str() {
-            "ids" | "labels" | "files-wanted" => {}
-            // Hints about order or when to stop seeding: every file is still fetched.
-            "priority-high"
-            | "priority-low"
-            | "priority-normal"
-            | "bandwidthPriority"
-            | "seedRatioLimit"
-            | "seedRatioMode"
-            | "seedIdleLimit"
-            | "seedIdleMode"
-            | "honorsSessionLimits"
-            | "queuePosition"
-            | "sequentialDownload"
-            | "group" => {}
-            "downloadLimit" | "uploadLimit" => {}
-            "downloadLimited" | "uploadLimited" if !wants(value) => {}
-            "downloadLimited" | "uploadLimited" => refused.push("per-torrent speed limits"),
-            "files-unwanted" if !names_files(args, "files-unwanted") => {}
-            "files-unwanted" => refused.push("choosing which files to download"),
-            "peer-limit" => refused.push("changing a torrent's peer limit"),
-            "location" => refused.push("moving a torrent's data"),
-            "trackerAdd" | "trackerRemove" | "trackerReplace" | "trackerList" => {
-                refused.push("changing a torrent's trackers")
-            }
-            _ => {}
-        }
-    }
-    if !refused.is_empty() {
-        refused.dedup();
-        return Err(unsupported(&refused.join(", ")));
-    }
-    if let Some(labels) = labels(args)? {
-        backend
-            .set_labels(&ids, &labels)
-            .map_err(|e| e.to_string())?;
-    }
-    Ok(Map::new())
 }

@@ -15,7 +15,6 @@ fn version() -> String {
 
 /// Every session-get field, as values.
 fn all_settings(s: &Settings, session_id: &str) -> Map<String, Value> {
-    let kbps = |bytes: Option<u64>| bytes.map_or(0, |b| b.div_ceil(1000));
     let dir = s.download_dir.to_string_lossy();
     let fields: [(&str, Value); 50] = [
         ("alt-speed-down", json!(50)),
@@ -36,8 +35,8 @@ fn all_settings(s: &Settings, session_id: &str) -> Map<String, Value> {
             "download-dir-free-space",
             json!(s.free_space.map_or(-1, |n| n as i64)),
         ),
-        ("download-queue-enabled", json!(false)),
-        ("download-queue-size", json!(0)),
+        ("download-queue-enabled", json!(s.queue.enabled)),
+        ("download-queue-size", json!(s.queue.size)),
         ("encryption", json!("tolerated")),
         ("idle-seeding-limit", json!(30)),
         ("idle-seeding-limit-enabled", json!(false)),
@@ -65,10 +64,10 @@ fn all_settings(s: &Settings, session_id: &str) -> Map<String, Value> {
         ("seedRatioLimit", json!(2.0)),
         ("seedRatioLimited", json!(false)),
         ("session-id", json!(session_id)),
-        ("speed-limit-down", json!(0)),
-        ("speed-limit-down-enabled", json!(false)),
-        ("speed-limit-up", json!(kbps(s.upload_limit))),
-        ("speed-limit-up-enabled", json!(s.upload_limit.is_some())),
+        ("speed-limit-down", json!(s.speed.down)),
+        ("speed-limit-down-enabled", json!(s.speed.down_enabled)),
+        ("speed-limit-up", json!(s.speed.up)),
+        ("speed-limit-up-enabled", json!(s.speed.up_enabled)),
         ("start-added-torrents", json!(s.start_added)),
         ("trash-original-torrent-files", json!(false)),
         (
@@ -101,7 +100,7 @@ pub fn get<B: Backend>(backend: &B, args: &Map<String, Value>, session_id: &str)
 }
 
 /// Changes what can change while running (the download folder, whether new torrents
-/// start); a setting sent with the value it already has is fine; any other change is
+/// start, speed limits, the download queue); a setting sent with the value it already has is fine; any other change is
 /// refused, naming the settings.
 pub fn set<B: Backend>(backend: &B, args: &Map<String, Value>, session_id: &str) -> Outcome {
     let current = all_settings(&backend.settings(), session_id);
@@ -111,10 +110,15 @@ pub fn set<B: Backend>(backend: &B, args: &Map<String, Value>, session_id: &str)
         match key.as_str() {
             "download-dir" => change.download_dir = folder(args, key)?,
             "start-added-torrents" => change.start_added = flag(args, key)?,
+            "speed-limit-down" => change.speed_down = number(args, key)?,
+            "speed-limit-up" => change.speed_up = number(args, key)?,
+            "speed-limit-down-enabled" => change.speed_down_enabled = flag(args, key)?,
+            "speed-limit-up-enabled" => change.speed_up_enabled = flag(args, key)?,
+            "download-queue-size" => {
+                change.queue_size = number(args, key)?.map(|n| n as usize);
+            }
+            "download-queue-enabled" => change.queue_enabled = flag(args, key)?,
             _ if current.get(key) == Some(value) => {}
-            _ if key == "speed-limit-up"
-                && current.get("speed-limit-up-enabled") == Some(&Value::Bool(false)) => {}
-            _ if key == "speed-limit-down" => {}
             _ => refused.push(key.as_str()),
         }
     }
@@ -127,6 +131,18 @@ pub fn set<B: Backend>(backend: &B, args: &Map<String, Value>, session_id: &str)
     }
     backend.change_settings(change).map_err(|e| e.to_string())?;
     Ok(Map::new())
+}
+
+/// A whole number setting (speeds in kB/s, queue sizes), at most 2^32 - 1.
+fn number(args: &Map<String, Value>, key: &str) -> Result<Option<u64>, String> {
+    match args.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => v
+            .as_u64()
+            .filter(|&n| n <= u64::from(u32::MAX))
+            .map(Some)
+            .ok_or_else(|| format!("'{key}' must be a whole number")),
+    }
 }
 
 fn counters(c: &Counters) -> Value {

@@ -22,6 +22,8 @@ pub fn view(id: u32, name: &str) -> TorrentView {
         error: None,
         stats: TorrentStats {
             verified_bytes: 256 + 232,
+            wanted_bytes: 1000,
+            left_bytes: 512,
             download_rate: 100.4,
             ..TorrentStats::default()
         },
@@ -38,6 +40,8 @@ pub fn view(id: u32, name: &str) -> TorrentView {
         have: Some(have),
         labels: vec![],
         max_peers: 50,
+        options: TorrentOptions::default(),
+        queued: false,
     }
 }
 
@@ -125,13 +129,18 @@ impl Backend for Fake {
         self.log(format!("labels {ids:?} {labels:?}"));
         Ok(())
     }
+    fn set_options(&self, ids: &[u32], change: &OptionsChange) -> Result<(), BackendError> {
+        self.log(format!("options {ids:?} {change:?}"));
+        Ok(())
+    }
     fn settings(&self) -> Settings {
         Settings {
             download_dir: "/data".into(),
             config_dir: "/state".into(),
             peer_port: 51413,
             dht: false,
-            upload_limit: None,
+            speed: Default::default(),
+            queue: Default::default(),
             max_peers_per_torrent: 50,
             start_added: true,
             free_space: Some(1 << 30),
@@ -158,6 +167,8 @@ fn call(backend: &Fake, request: Value) -> Value {
         .build()
         .unwrap()
         .block_on(handle(backend, body.as_bytes(), "sid", 2_000))
+        .parse()
+        .unwrap()
 }
 
 fn ok(backend: &Fake, request: Value) -> Value {
@@ -180,6 +191,7 @@ fn malformed_requests_get_a_reason_and_the_tag_comes_back() {
         .build()
         .unwrap()
         .block_on(handle(&b, b"{not json", "sid", 0));
+    let answer: Value = answer.parse().unwrap();
     assert!(answer["result"].as_str().unwrap().contains("not JSON"));
     assert_eq!(
         refused(&b, json!([1, 2])),
@@ -355,9 +367,14 @@ fn torrent_add_by_metainfo_magnet_or_path() {
     assert!(add(json!({"filename": "https://x/a.torrent"})).contains("URL"));
     assert!(add(json!({"metainfo": "@@@"})).contains("base64"));
     assert!(add(json!({"filename": "/a.torrent", "download-dir": "dl"})).contains("absolute"));
-    assert!(add(json!({"filename": "/a.torrent", "files-unwanted": [0]})).contains("files"));
+    assert!(add(json!({"filename": "/a.torrent", "files-unwanted": ["x"]})).contains("file index"));
     assert!(add(json!({})).contains("filename"));
     assert_eq!(b.calls().len(), 3);
+    ok(
+        &b,
+        json!({"method": "torrent-add", "arguments": {"filename": "/b.torrent", "files-unwanted": [0]}}),
+    );
+    assert!(b.calls()[4].starts_with("options [3]"), "{:?}", b.calls());
 }
 
 #[test]
@@ -398,28 +415,60 @@ fn start_stop_verify_remove_by_id() {
 }
 
 #[test]
-fn torrent_set_keeps_labels_accepts_hints_and_refuses_what_it_cannot_do() {
+fn torrent_set_keeps_labels_files_and_limits_accepts_hints_and_refuses_the_rest() {
     let b = Fake::with_two();
     ok(
         &b,
         json!({"method": "torrent-set", "arguments": {"ids": [1], "labels": ["tv"],
-            "seedRatioLimit": 1.5, "priority-high": [0], "files-wanted": [0], "uploadLimited": false}}),
+            "seedRatioLimit": 1.5, "priority-high": [0], "files-unwanted": [1],
+            "downloadLimit": 100, "downloadLimited": true, "sequentialDownload": true}}),
     );
-    assert_eq!(b.calls(), ["labels [1] [\"tv\"]"]);
+    assert_eq!(
+        b.calls(),
+        [
+            "options [1] OptionsChange { download_limit: Some(100), download_limited: Some(true), \
+             upload_limit: None, upload_limited: None, sequential: Some(true), wanted: None, \
+             unwanted: Some([1]), high: Some([0]), normal: None, low: None }",
+            "labels [1] [\"tv\"]"
+        ]
+    );
     let why = refused(
         &b,
-        json!({"method": "torrent-set", "arguments": {"ids": [1], "downloadLimited": true, "downloadLimit": 10, "files-unwanted": [0]}}),
+        json!({"method": "torrent-set", "arguments": {"ids": [1], "peer-limit": 3, "location": "/x"}}),
     );
     assert!(
-        why.contains("speed limits") && why.contains("which files"),
+        why.contains("peer limit") && why.contains("moving"),
         "{why}"
     );
+    assert!(refused(
+        &b,
+        json!({"method": "torrent-set", "arguments": {"files-wanted": [-1]}})
+    )
+    .contains("file index"));
     assert!(refused(
         &b,
         json!({"method": "torrent-set", "arguments": {"labels": ["a,b"]}})
     )
     .contains("comma"));
     assert!(refused(&b, json!({"method": "torrent-reannounce"})).contains("not support"));
+}
+
+#[test]
+fn file_choices_and_limits_are_shown() {
+    let mut t = view(1, "one");
+    t.options.unwanted = vec![0];
+    t.options.download_limit = 7;
+    t.options.download_limited = true;
+    t.stats.wanted_bytes = 0;
+    let f = |n| super::fields::field(n, &t, 0, 0).unwrap();
+    assert_eq!(f("wanted"), json!([0]));
+    assert_eq!(f("priorities"), json!([0]));
+    assert_eq!(f("downloadLimit"), json!(7));
+    assert_eq!(f("downloadLimited"), json!(true));
+    assert_eq!(f("sizeWhenDone"), json!(0));
+    assert_eq!(f("fileStats")[0]["wanted"], json!(false));
+    t.queued = true;
+    assert_eq!(super::fields::field("status", &t, 0, 0), Some(json!(3)));
 }
 
 #[test]
@@ -440,11 +489,14 @@ fn session_get_set_and_stats() {
     assert_eq!(some, json!({"peer-port": 51413}));
     ok(
         &b,
-        json!({"method": "session-set", "arguments": {"download-dir": "/new", "peer-port": 51413, "dht-enabled": false}}),
+        json!({"method": "session-set", "arguments": {"download-dir": "/new", "peer-port": 51413, "dht-enabled": false,
+            "speed-limit-down": 10, "speed-limit-down-enabled": true, "download-queue-size": 2}}),
     );
     assert_eq!(
         b.calls(),
-        [r#"settings SettingsChange { download_dir: Some("/new"), start_added: None }"#]
+        [
+            r#"settings SettingsChange { download_dir: Some("/new"), start_added: None, speed_down: Some(10), speed_down_enabled: Some(true), speed_up: None, speed_up_enabled: None, queue_size: Some(2), queue_enabled: None }"#
+        ]
     );
     let why = refused(
         &b,
