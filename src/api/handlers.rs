@@ -1,7 +1,10 @@
 //! The JSON API's calls as functions: request values in, `(status, JSON)` out, no sockets.
 
 use super::{ApiBackend, ApiError, Reply};
-use crate::rpc::backend::{Added, Detail, NewTorrent, Source, TorrentView};
+use crate::rpc::backend::{
+    Added, BackendError, Detail, NewTorrent, SettingsChange, Source, TorrentView,
+};
+use crate::rpc::options::OptionsChange;
 use crate::session::{FileStat, Limits};
 use axum::http::StatusCode;
 use base64::Engine as _;
@@ -270,7 +273,7 @@ pub fn new_priorities(current: &[u8], request: &FilesRequest) -> Result<Vec<u8>,
 /// priority.
 pub fn set_files<B: ApiBackend>(backend: &B, id: u32, request: FilesRequest) -> Reply {
     let tid = known(backend, id)?;
-    let mut all: Vec<u8> = backend
+    let all: Vec<u8> = backend
         .session()
         .file_stats(tid)
         .ok_or_else(|| ApiError::new(StatusCode::CONFLICT, "this torrent has no file list yet"))?
@@ -280,12 +283,39 @@ pub fn set_files<B: ApiBackend>(backend: &B, id: u32, request: FilesRequest) -> 
     let visible = visible_files(backend, id)?;
     let current: Vec<u8> = visible.iter().map(|(_, f)| f.priority).collect();
     let chosen = new_priorities(&current, &request)?;
-    for ((at, _), priority) in visible.iter().zip(chosen) {
-        if let Some(slot) = all.get_mut(*at) {
-            *slot = priority;
+    if all.is_empty() {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "this torrent has no file list yet",
+        ));
+    }
+    // Through the daemon, which saves the choice (file indexes skip padding files, as
+    // `visible_files` does), in its three priority levels: low, normal, high.
+    let mut change = OptionsChange::default();
+    let (mut wanted, mut unwanted, mut low, mut normal, mut high) =
+        (vec![], vec![], vec![], vec![], vec![]);
+    for (index, &p) in chosen.iter().enumerate() {
+        let index = index as u32;
+        match p {
+            0 => unwanted.push(index),
+            1..=2 => low.push(index),
+            3..=5 => normal.push(index),
+            _ => high.push(index),
+        }
+        if p != 0 {
+            wanted.push(index);
         }
     }
-    backend.session().set_file_priorities(tid, &all)?;
+    // An empty list names every file: send only lists that name some.
+    let some = |v: Vec<u32>| (!v.is_empty()).then_some(v);
+    change.wanted = some(wanted);
+    change.unwanted = some(unwanted);
+    change.low = some(low);
+    change.normal = some(normal);
+    change.high = some(high);
+    backend
+        .set_options(&[id], &change)
+        .map_err(|e| ApiError::new(StatusCode::CONFLICT, e.to_string()))?;
     files(backend, id)
 }
 
@@ -297,8 +327,14 @@ pub struct SequentialRequest {
 }
 
 pub fn set_sequential<B: ApiBackend>(backend: &B, id: u32, request: SequentialRequest) -> Reply {
-    let tid = known(backend, id)?;
-    backend.session().set_sequential(tid, request.sequential)?;
+    known(backend, id)?;
+    let change = OptionsChange {
+        sequential: Some(request.sequential),
+        ..OptionsChange::default()
+    };
+    backend
+        .set_options(&[id], &change)
+        .map_err(|e| ApiError::new(StatusCode::CONFLICT, e.to_string()))?;
     Ok((
         StatusCode::OK,
         json!({"id": id, "sequential": request.sequential}),
@@ -327,11 +363,32 @@ pub fn set_limits<B: ApiBackend>(backend: &B, id: Option<u32>, body: &[u8]) -> R
             "a limit of 0 would stop all traffic: give null for no limit, or at least 1",
         ));
     }
+    // Through the daemon, which saves them; it keeps limits in kB/s (1000 bytes, as
+    // Transmission), so they are rounded up to whole kB/s.
+    let kb = |b: Option<u64>| b.map(|b| b.div_ceil(1000));
+    let failed = |e: BackendError| ApiError::new(StatusCode::CONFLICT, e.to_string());
     match id {
-        None => backend.session().set_limits(l),
-        Some(id) => backend
-            .session()
-            .set_torrent_limits(known(backend, id)?, l)?,
+        None => {
+            let change = SettingsChange {
+                speed_down: kb(l.download),
+                speed_down_enabled: Some(l.download.is_some()),
+                speed_up: kb(l.upload),
+                speed_up_enabled: Some(l.upload.is_some()),
+                ..SettingsChange::default()
+            };
+            backend.change_settings(change).map_err(failed)?;
+        }
+        Some(id) => {
+            known(backend, id)?;
+            let change = OptionsChange {
+                download_limit: kb(l.download),
+                download_limited: Some(l.download.is_some()),
+                upload_limit: kb(l.upload),
+                upload_limited: Some(l.upload.is_some()),
+                ..OptionsChange::default()
+            };
+            backend.set_options(&[id], &change).map_err(failed)?;
+        }
     }
     limits(backend, id)
 }

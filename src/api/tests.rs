@@ -41,6 +41,7 @@ async fn calls_work_against_a_daemon() {
             ..SessionConfig::default()
         },
         save_every: Duration::from_secs(3600),
+        max_active: None,
     })
     .await
     .unwrap();
