@@ -33,24 +33,16 @@ import urllib.error
 import urllib.parse
 import urllib.request
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from daemon_restart import Rpc, rss_kib  # noqa: E402  (the same RPC client and RSS probe)
+from magnet_vs_others import bencode  # noqa: E402
+
 LIST_FIELDS = ["error", "errorString", "eta", "id", "isFinished", "leftUntilDone", "name",
                "peersGettingFromUs", "peersSendingToUs", "rateDownload", "rateUpload",
                "sizeWhenDone", "status", "uploadRatio"]
 BIG = 1 << 30
 LIMIT = 300  # seconds any one phase may take
 WINDOW = 45  # seconds of listing while seeding (a slow seeder's transfer is cut there)
-
-
-def bencode(v):
-    if isinstance(v, int):
-        return b"i%de" % v
-    if isinstance(v, bytes):
-        return b"%d:%s" % (len(v), v)
-    if isinstance(v, str):
-        return bencode(v.encode())
-    if isinstance(v, list):
-        return b"l" + b"".join(bencode(x) for x in v) + b"e"
-    return b"d" + b"".join(bencode(k) + bencode(v[k]) for k in sorted(v)) + b"e"
 
 
 def make_torrent(path, piece, announce=None):
@@ -70,14 +62,6 @@ def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def rss_kib(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
 
 
 def settle_rss(pid, seconds=3.0):
@@ -106,29 +90,11 @@ def wait(what, check, limit=LIMIT, every=0.05):
     raise TimeoutError(what)
 
 
-class TransmissionRpc:
+class TransmissionRpc(Rpc):
+    """Transmission's RPC (ours and transmission-daemon speak it) on a loopback port."""
+
     def __init__(self, port):
-        self.url = f"http://127.0.0.1:{port}/transmission/rpc"
-        self.sid = ""
-
-    def raw(self, method, arguments):
-        body = json.dumps({"method": method, "arguments": arguments}).encode()
-        for _ in range(2):
-            req = urllib.request.Request(self.url, body, {"X-Transmission-Session-Id": self.sid})
-            try:
-                with urllib.request.urlopen(req, timeout=120) as r:
-                    return r.read()
-            except urllib.error.HTTPError as e:
-                if e.code != 409:
-                    raise
-                self.sid = e.headers["X-Transmission-Session-Id"]
-        raise RuntimeError("no session id")
-
-    def call(self, method, arguments):
-        answer = json.loads(self.raw(method, arguments))
-        if answer["result"] != "success":
-            raise RuntimeError(answer["result"])
-        return answer["arguments"]
+        super().__init__(f"127.0.0.1:{port}")
 
     # The interface every client offers.
     def add(self, torrent, folder):

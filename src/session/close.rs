@@ -9,6 +9,16 @@ impl Session {
     /// finish their queue), through a shared reference. The session holds no torrent
     /// afterwards and every call on it finds none; drop it to release the rest.
     pub async fn close(&self) {
+        self.stop_all_torrents().await;
+        self.inner.shutdown.cancel();
+        let shared = self.inner.shared.clone();
+        let stop = tokio::task::spawn_blocking(move || shared.pool.stop());
+        let _ = tokio::time::timeout(Duration::from_secs(10), stop).await;
+    }
+
+    /// Takes every torrent out of the session and stops them all at once (each says
+    /// `stopped` to its trackers; its tasks end).
+    pub(super) async fn stop_all_torrents(&self) {
         let all: Vec<_> = {
             let mut reg = lock(&self.inner.registry);
             let ids: Vec<_> = reg.by_id.keys().copied().collect();
@@ -25,9 +35,5 @@ impl Session {
                 .map(|(t, tasks)| async move { stop_torrent(&t, tasks).await }),
         )
         .await;
-        self.inner.shutdown.cancel();
-        let shared = self.inner.shared.clone();
-        let stop = tokio::task::spawn_blocking(move || shared.pool.stop());
-        let _ = tokio::time::timeout(Duration::from_secs(10), stop).await;
     }
 }

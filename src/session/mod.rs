@@ -555,21 +555,7 @@ impl Session {
     ///
     /// Returns the DHT node's final state to save, if the session ran one.
     pub async fn shutdown(mut self) -> Option<Vec<u8>> {
-        let all: Vec<(Arc<TorrentHandle>, Vec<JoinHandle<()>>)> = {
-            let mut reg = lock(&self.inner.registry);
-            let ids: Vec<TorrentId> = reg.by_id.keys().copied().collect();
-            ids.into_iter()
-                .filter_map(|id| {
-                    let t = reg.by_id.remove(&id)?;
-                    reg.by_hash.remove(&t.info_hash);
-                    Some((t, reg.tasks.remove(&id).unwrap_or_default()))
-                })
-                .collect()
-        };
-        let stops = all.into_iter().map(|(t, tasks)| async move {
-            stop_torrent(&t, tasks).await;
-        });
-        futures_join_all(stops).await;
+        self.stop_all_torrents().await;
         self.inner.shutdown.cancel();
         for task in std::mem::take(&mut self.tasks) {
             let _ = tokio::time::timeout(Duration::from_secs(6), task).await;

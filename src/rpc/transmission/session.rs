@@ -135,13 +135,23 @@ pub fn set<B: Backend>(backend: &B, args: &Map<String, Value>, session_id: &str)
 
 /// A whole number setting (speeds in kB/s, queue sizes), at most 2^32 - 1.
 fn number(args: &Map<String, Value>, key: &str) -> Result<Option<u64>, String> {
+    whole(args, key, "a whole number")
+}
+
+/// The whole number at `key` (absent or null: none), at most 2^32 - 1; else an error
+/// saying it must be `what`.
+pub(super) fn whole(
+    args: &Map<String, Value>,
+    key: &str,
+    what: &str,
+) -> Result<Option<u64>, String> {
     match args.get(key) {
         None | Some(Value::Null) => Ok(None),
         Some(v) => v
             .as_u64()
             .filter(|&n| n <= u64::from(u32::MAX))
             .map(Some)
-            .ok_or_else(|| format!("'{key}' must be a whole number")),
+            .ok_or_else(|| format!("'{key}' must be {what}")),
     }
 }
 

@@ -31,14 +31,7 @@ fn index_list(args: &Map<String, Value>, key: &str) -> Result<Option<Vec<u32>>, 
 
 /// A speed limit in kB/s.
 fn kbps(args: &Map<String, Value>, key: &str) -> Result<Option<u64>, String> {
-    match args.get(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(v) => v
-            .as_u64()
-            .filter(|&n| n <= u64::from(u32::MAX))
-            .map(Some)
-            .ok_or_else(|| format!("'{key}' must be a speed in kB/s (a whole number)")),
-    }
+    super::session::whole(args, key, "a speed in kB/s (a whole number)")
 }
 
 /// The file and limit settings `args` holds (torrent-set's names; torrent-add's file
