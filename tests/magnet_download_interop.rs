@@ -76,7 +76,7 @@ fn magnet_to_ours(seeder: Client) {
     }
     let saved = dl_dir.join("set.torrent");
     match Metainfo::load(&saved) {
-        Ok(meta) if meta.info_bytes == original => {}
+        Ok(meta) if *meta.info_bytes == *original => {}
         Ok(_) => run.fail(&format!(
             "{}: the info dictionary differs from the original",
             saved.display()

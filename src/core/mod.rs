@@ -7,6 +7,7 @@
 //! engine can all use it without importing each other.
 
 pub mod compact;
+pub mod keyed;
 
 use std::fmt;
 

@@ -269,7 +269,7 @@ impl Daemon {
                 self.apply_options(id, o, o.sequential, !o.default_files());
                 if entry.stamps.is_some() {
                     // Saved as it is now: nothing to write until something changes.
-                    entry.saved = self.mark(&entry);
+                    entry.saved = self.mark(&entry).map(|m| m.digest());
                 }
                 lock(&self.table).insert(entry);
             }

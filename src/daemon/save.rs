@@ -95,7 +95,7 @@ impl Daemon {
                     e.done = Some(now);
                 }
                 let Some(mark) = self.mark(e) else { continue };
-                if e.saved.as_ref() == Some(&mark) {
+                if e.saved == Some(mark.digest()) {
                     continue;
                 }
                 let meta = self.session.metainfo(e.session);
@@ -169,7 +169,7 @@ impl Daemon {
                 if stamps.is_some() {
                     e.stamps = stamps;
                 }
-                e.saved = Some(job.mark);
+                e.saved = Some(job.mark.digest());
             }
         }
         Ok(())

@@ -35,8 +35,9 @@ pub struct Entry {
     /// earlier checks).
     pub earlier_down: u64,
     pub earlier_up: u64,
-    /// What the last saved record said; `None`: save at the next round.
-    pub saved: Option<Mark>,
+    /// A digest of what the last saved record said ([`Mark::digest`]); `None`: save at
+    /// the next round.
+    pub saved: Option<u64>,
     /// The files' stamps in the last saved resume data.
     pub stamps: Option<Vec<Option<Stamp>>>,
     /// Being checked again (out of the session for a moment): not saved, not removed.
@@ -48,7 +49,7 @@ pub struct Entry {
 }
 
 /// The parts of a torrent's record that change while it runs; a new one means a save.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Mark {
     pub pieces_have: usize,
     pub checking: bool,
@@ -59,6 +60,18 @@ pub struct Mark {
     pub labels: Vec<String>,
     pub has_torrent: bool,
     pub options: TorrentOptions,
+}
+
+impl Mark {
+    /// What an entry keeps of its last saved mark: 8 bytes instead of the mark (the save
+    /// round compares every torrent's every few seconds). Two marks with one digest would
+    /// skip one save until the next change: a chance of 2^-64.
+    pub fn digest(&self) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        self.hash(&mut h);
+        h.finish()
+    }
 }
 
 /// Every torrent by RPC id.

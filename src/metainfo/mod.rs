@@ -37,8 +37,9 @@ pub struct Metainfo {
     pub info_hash: InfoHash,
     /// The validated `info` dictionary.
     pub info: Info,
-    /// The raw bencoded `info` dictionary (for metadata exchange).
-    pub info_bytes: Vec<u8>,
+    /// The raw bencoded `info` dictionary (for metadata exchange), shared with the engine
+    /// that serves it.
+    pub info_bytes: std::sync::Arc<[u8]>,
     /// Trackers by tier (BEP 12); from `announce` alone when there is no `announce-list`.
     pub trackers: Vec<Vec<String>>,
     /// Web seed URLs (BEP 19 `url-list`).

@@ -173,7 +173,7 @@ pub(super) fn parse(input: &[u8]) -> Result<Metainfo, MetainfoError> {
         place: "top-level dictionary",
     })?;
     let info = Dict::new("info", info_value)?;
-    let info_bytes = input[info_value.span.clone()].to_vec();
+    let info_bytes: std::sync::Arc<[u8]> = input[info_value.span.clone()].into();
     let info_hash = InfoHash(Sha1::digest(&info_bytes).into());
     let (info, version) = parse_info(&info, &mut warnings)?;
 
@@ -221,7 +221,7 @@ pub(super) fn parse_info_bytes(
     Ok(Metainfo {
         info_hash: InfoHash(Sha1::digest(input).into()),
         info,
-        info_bytes: input.to_vec(),
+        info_bytes: input.into(),
         trackers,
         web_seeds: Vec::new(),
         comment: None,

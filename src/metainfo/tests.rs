@@ -21,7 +21,7 @@ fn info_hash_is_over_the_original_bytes_even_when_unsorted() {
     let meta = Metainfo::from_bytes(&bytes).unwrap();
     let expected: [u8; 20] = Sha1::digest(info.as_bytes()).into();
     assert_eq!(meta.info_hash.0, expected);
-    assert_eq!(meta.info_bytes, info.as_bytes());
+    assert_eq!(&*meta.info_bytes, info.as_bytes());
     assert!(
         meta.warnings.iter().any(|w| w.contains("out of order")),
         "{:?}",

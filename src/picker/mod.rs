@@ -12,10 +12,11 @@ mod tests;
 
 pub use choker::{Choker, ChokerPeer};
 
+use crate::core::keyed::Map;
 use crate::wire::Bitfield;
 use bitvec::prelude::{BitSlice, Msb0};
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet};
+use std::collections::{BTreeMap, BinaryHeap, HashSet};
 
 pub use crate::core::{PeerKey, BLOCK_LEN};
 
@@ -140,7 +141,7 @@ pub struct Picker {
     partial: BTreeMap<u32, Partial>,
     /// Live requests per peer: `(piece, block)` is here exactly when that block's slot holds a
     /// live ask for the peer.
-    requests: HashMap<PeerKey, HashSet<BlockId>>,
+    requests: Map<PeerKey, HashSet<BlockId>>,
     max_partial: usize,
     rng: fastrand::Rng,
     /// Each piece's priority: 0 not wanted, [`NORMAL`] by default, up to [`URGENT`] (the
@@ -190,7 +191,7 @@ impl Picker {
             have_count: 0,
             availability: vec![0; pieces as usize],
             partial: BTreeMap::new(),
-            requests: HashMap::new(),
+            requests: Map::default(),
             max_partial: DEFAULT_MAX_PARTIAL,
             rng,
             priority: vec![NORMAL; pieces as usize],
@@ -800,7 +801,7 @@ fn block_at(piece: u32, piece_len: u32, index: u32) -> Block {
 }
 
 /// Removes one live request from a peer's set, dropping the set once empty.
-fn forget(requests: &mut HashMap<PeerKey, HashSet<BlockId>>, peer: PeerKey, id: BlockId) {
+fn forget(requests: &mut Map<PeerKey, HashSet<BlockId>>, peer: PeerKey, id: BlockId) {
     if let Some(set) = requests.get_mut(&peer) {
         set.remove(&id);
         if set.is_empty() {

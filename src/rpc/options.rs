@@ -19,7 +19,7 @@ pub const PRIORITY_HIGH: i8 = 1;
 
 /// One torrent's settings. Speed limits are in kB/s (1000 bytes, Transmission's unit);
 /// a limit keeps its value while it is off, as in Transmission.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TorrentOptions {
     pub download_limit: u64,

@@ -14,7 +14,6 @@ use crate::storage::Storage;
 use crate::torrent::{Action, Engine, TorrentState};
 use crate::tracker::Event;
 use std::collections::BinaryHeap;
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
@@ -109,7 +108,7 @@ impl Link {
 /// The engine and the links of its connections, under one lock.
 pub struct Driven {
     pub engine: Engine,
-    pub links: HashMap<PeerKey, Arc<Link>>,
+    pub links: crate::core::keyed::Map<PeerKey, Arc<Link>>,
 }
 
 /// Where a torrent's data lives and how it is cut into pieces: fixed once known (at once
@@ -132,7 +131,7 @@ pub struct TorrentHandle {
     /// The torrent's metainfo: from the start for a .torrent, once fetched for a magnet.
     pub meta: std::sync::OnceLock<Arc<crate::metainfo::Metainfo>>,
     /// A magnet torrent's plan for when its metadata arrives.
-    pub magnet: Option<super::magnet::Pending>,
+    pub magnet: Option<Box<super::magnet::Pending>>,
     pub shared: Arc<Shared>,
     /// Cancelled when the torrent is removed or the session shuts down; connection
     /// tokens are its children.
@@ -150,7 +149,7 @@ pub struct TorrentHandle {
     pub pieces_seen: std::sync::atomic::AtomicUsize,
     /// Its trackers' state, served by the session's announce service (`None`: no
     /// trackers, or trackers turned off).
-    pub tracker: Option<Mutex<TrackerSlot>>,
+    pub tracker: Option<Box<Mutex<TrackerSlot>>>,
     /// Woken (all waiters) when an announce of this torrent finishes.
     pub announce_idle: Notify,
     /// The engine's count of pieces it stopped serving ([`Engine::revocations`]), copied

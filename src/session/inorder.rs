@@ -8,7 +8,6 @@
 
 use super::driver::lock;
 use sha1::{Digest, Sha1};
-use std::collections::HashMap;
 use std::sync::Mutex;
 
 /// What was hashed of one attempt at a piece: its first `next` bytes.
@@ -21,7 +20,7 @@ struct InOrder {
 /// One torrent's pieces being hashed as written.
 #[derive(Default)]
 pub struct WrittenHashes {
-    pieces: Mutex<HashMap<u32, InOrder>>,
+    pieces: Mutex<crate::core::keyed::Map<u32, InOrder>>,
 }
 
 impl WrittenHashes {

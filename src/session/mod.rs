@@ -376,11 +376,11 @@ impl Session {
             name: Mutex::new(r.name),
             core: Mutex::new(Driven {
                 engine,
-                links: HashMap::new(),
+                links: Default::default(),
             }),
             files,
             meta,
-            magnet: r.magnet,
+            magnet: r.magnet.map(Box::new),
             shared: inner.shared.clone(),
             cancel: inner.shutdown.child_token(),
             timer_at: AtomicU64::new(u64::MAX),
@@ -396,7 +396,7 @@ impl Session {
                 .then(|| Arc::new(std::sync::atomic::AtomicBool::new(false))),
             changed: tokio::sync::Notify::new(),
             tracker: (inner.config.use_trackers && !client.is_empty())
-                .then(|| Mutex::new(announce::TrackerSlot::new(client))),
+                .then(|| Box::new(Mutex::new(announce::TrackerSlot::new(client)))),
             announce_idle: tokio::sync::Notify::new(),
         });
         {
@@ -633,13 +633,13 @@ struct Registration<'a> {
 
 /// How the session's torrents behave, from its configuration: `info` is the info
 /// dictionary to serve to peers (none for a private torrent or before it is known).
-fn torrent_config(inner: &Inner, private: bool, info: Option<&[u8]>) -> TorrentConfig {
+fn torrent_config(inner: &Inner, private: bool, info: Option<&Arc<[u8]>>) -> TorrentConfig {
     TorrentConfig {
         peer_id: inner.config.peer_id,
         max_peers: inner.config.max_peers,
         upload_slots: inner.config.upload_slots,
         listen: Some(inner.local_addr),
-        metadata: info.filter(|_| !private).map(Into::into),
+        metadata: info.filter(|_| !private).cloned(),
         private,
         dht_port: inner.shared.dht.as_ref().map(|_| inner.local_addr.port()),
         ..TorrentConfig::default()

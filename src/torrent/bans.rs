@@ -11,8 +11,8 @@
 //! Bans are keyed on the address, never on the peer id: peer ids are public (every
 //! handshake carries one), so anyone could borrow an honest peer's id to get it banned.
 
+use crate::core::keyed::{Map as HashMap, Set as HashSet};
 use sha1::{Digest, Sha1};
-use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
 
 /// Strikes (failed pieces supplied alone) that ban a peer.
@@ -38,9 +38,15 @@ impl BanKey {
     }
 }
 
-/// Strike and ban bookkeeping for one torrent.
+/// Strike and ban bookkeeping for one torrent. Its lists are made at the first failed
+/// piece: most torrents never have one, and an idle torrent should cost little.
 #[derive(Debug, Default)]
 pub struct Bans {
+    lists: Option<Box<Lists>>,
+}
+
+#[derive(Debug, Default)]
+struct Lists {
     strikes: HashMap<BanKey, u32>,
     banned: HashSet<BanKey>,
     parole: HashSet<BanKey>,
@@ -53,36 +59,43 @@ fn block_hash(data: &[u8]) -> [u8; 20] {
 }
 
 impl Bans {
+    fn lists(&mut self) -> &mut Lists {
+        self.lists.get_or_insert_with(Default::default)
+    }
+
     /// Whether a peer at `addr` is banned.
     pub fn is_banned(&self, addr: SocketAddr) -> bool {
-        self.banned.contains(&BanKey::of(addr))
+        self.is_banned_key(BanKey::of(addr))
     }
 
     /// Whether `key` is banned.
     pub fn is_banned_key(&self, key: BanKey) -> bool {
-        self.banned.contains(&key)
+        self.lists.as_ref().is_some_and(|l| l.banned.contains(&key))
     }
 
     /// Whether the peer must be given whole pieces only.
     pub fn on_parole(&self, key: BanKey) -> bool {
-        self.parole.contains(&key)
+        self.lists.as_ref().is_some_and(|l| l.parole.contains(&key))
     }
 
     /// Number of banned peers.
     pub fn banned_count(&self) -> usize {
-        self.banned.len()
+        self.lists.as_ref().map_or(0, |l| l.banned.len())
     }
 
     /// Bans `key`. Returns true if it was not banned yet.
     pub fn ban(&mut self, key: BanKey) -> bool {
-        self.parole.remove(&key);
-        self.banned.insert(key)
+        let lists = self.lists();
+        lists.parole.remove(&key);
+        lists.banned.insert(key)
     }
 
     /// Whether blocks of `piece` that failed before are waiting to be compared with the
     /// good data (then a check of the piece should report its blocks' hashes).
     pub fn has_suspects(&self, piece: u32) -> bool {
-        self.suspects.contains_key(&piece)
+        self.lists
+            .as_ref()
+            .is_some_and(|l| l.suspects.contains_key(&piece))
     }
 
     /// Records a piece that failed its hash. `senders[i]` sent block `i` (blocks of
@@ -106,7 +119,7 @@ impl Bans {
         hashes: &[[u8; 20]],
         senders: &[BanKey],
     ) -> Vec<BanKey> {
-        let record = self.suspects.entry(piece).or_default();
+        let record = self.lists().suspects.entry(piece).or_default();
         for (i, (hash, sender)) in hashes.iter().zip(senders).enumerate() {
             record.push((i as u32, *sender, *hash));
         }
@@ -114,15 +127,15 @@ impl Bans {
         let mut newly = Vec::new();
         match first {
             Some(only) if senders.iter().all(|s| *s == only) => {
-                let strikes = self.strikes.entry(only).or_default();
+                let strikes = self.lists().strikes.entry(only).or_default();
                 *strikes += 1;
                 if *strikes >= MAX_STRIKES && self.ban(only) {
                     newly.push(only);
                 } else {
-                    self.parole.insert(only);
+                    self.lists().parole.insert(only);
                 }
             }
-            _ => self.parole.extend(senders.iter().copied()),
+            _ => self.lists().parole.extend(senders.iter().copied()),
         }
         newly
     }
@@ -139,7 +152,7 @@ impl Bans {
 
     /// [`Bans::piece_verified`] with each good block's SHA-1 instead of the data.
     pub fn piece_verified_hashes(&mut self, piece: u32, hashes: &[[u8; 20]]) -> Vec<BanKey> {
-        let Some(record) = self.suspects.remove(&piece) else {
+        let Some(record) = self.lists.as_mut().and_then(|l| l.suspects.remove(&piece)) else {
             return Vec::new();
         };
         let mut liars = Vec::new();
@@ -156,8 +169,9 @@ impl Bans {
         }
         for sender in honest {
             if !liars.contains(&sender) {
-                self.parole.remove(&sender);
-                self.strikes.remove(&sender);
+                let lists = self.lists();
+                lists.parole.remove(&sender);
+                lists.strikes.remove(&sender);
             }
         }
         liars.retain(|k| self.ban(*k));

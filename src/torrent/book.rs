@@ -1,7 +1,7 @@
 //! The peer book: addresses we could connect to, by where we learned them, with retry
 //! backoff. It never dials by itself; the engine asks it whom to dial next.
 
-use std::collections::HashMap;
+use crate::core::keyed::Map as HashMap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 

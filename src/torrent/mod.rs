@@ -64,13 +64,14 @@ pub use rate::Rate;
 #[cfg(test)]
 mod tests;
 
+use crate::core::keyed::{Map, Set};
 use crate::core::{Geometry, InfoHash, PeerId, PeerKey};
 use crate::picker::{Choker, Picker};
 use crate::storage::AlignedBuf;
 use crate::tracker::Event;
 use crate::wire::max_message_len;
 use peer::Peer;
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::VecDeque;
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
@@ -292,14 +293,14 @@ pub struct Engine {
     choker: Choker,
     bans: Bans,
     book: PeerBook,
-    peers: HashMap<PeerKey, Peer>,
+    peers: Map<PeerKey, Peer>,
     next_key: u64,
     /// Outgoing connections asked for and not yet reported.
-    dialing: HashSet<SocketAddr>,
+    dialing: Set<SocketAddr>,
     /// Pieces being received.
-    partial: HashMap<u32, PieceBuf>,
+    partial: Map<u32, PieceBuf>,
     /// Pieces handed out for verification, with who sent each block.
-    verifying: HashMap<u32, Vec<BanKey>>,
+    verifying: Map<u32, Vec<BanKey>>,
     /// Piece buffers to reuse.
     pool: Vec<AlignedBuf>,
     verified_bytes: u64,
@@ -308,18 +309,18 @@ pub struct Engine {
     /// Failed writes since the last good one.
     write_errors: u32,
     /// Blocks of spilled pieces handed out for writing and not yet reported, per piece.
-    unwritten: HashMap<u32, u32>,
+    unwritten: Map<u32, u32>,
     unwritten_bytes: u64,
     /// Block buffers to reuse for [`Action::Write`].
     block_pool: Vec<Vec<u8>>,
     /// Pieces we had that are being checked again after a failed read.
-    rechecking: HashSet<u32>,
+    rechecking: Set<u32>,
     /// Spilled pieces to start again once their old writes landed.
-    draining: HashSet<u32>,
+    draining: Set<u32>,
     /// Pieces we had and stopped serving (a failed read), ever.
     revocations: u64,
     /// The attempt number of each spilled piece in progress, and the last one given.
-    attempts: HashMap<u32, u64>,
+    attempts: Map<u32, u64>,
     last_attempt: u64,
     /// Peers with bytes in their `out` queue.
     dirty: Vec<PeerKey>,
@@ -361,21 +362,21 @@ impl Engine {
             picker,
             bans: Bans::default(),
             book: PeerBook::default(),
-            peers: HashMap::new(),
+            peers: Map::default(),
             next_key: 0,
-            dialing: HashSet::new(),
-            partial: HashMap::new(),
-            verifying: HashMap::new(),
+            dialing: Set::default(),
+            partial: Map::default(),
+            verifying: Map::default(),
             pool: Vec::new(),
             verified_bytes: 0,
             write_errors: 0,
-            unwritten: HashMap::new(),
+            unwritten: Map::default(),
             unwritten_bytes: 0,
             block_pool: Vec::new(),
-            rechecking: HashSet::new(),
-            draining: HashSet::new(),
+            rechecking: Set::default(),
+            draining: Set::default(),
             revocations: 0,
-            attempts: HashMap::new(),
+            attempts: Map::default(),
             last_attempt: 0,
             counters: Counters::default(),
             fast_stats: FastStats::default(),
@@ -478,7 +479,14 @@ impl Engine {
                 }
             }
         }
-        self.actions.pop_front()
+        let next = self.actions.pop_front();
+        if next.is_none() && self.peers.is_empty() && self.actions.capacity() > 0 {
+            // Idle: give back the queues' memory (thousands of idle torrents add up).
+            self.actions = VecDeque::new();
+            self.dirty = Vec::new();
+            self.scratch_blocks = Vec::new();
+        }
+        next
     }
 
     /// When [`Engine::handle_timeout`] is due; `None` while there is nothing to time (no

@@ -249,7 +249,7 @@ fn metadata_comes_from_several_peers_then_the_torrent_checks_and_downloads_over_
     }
     rig.serve_honestly(&peers);
     let meta = rig.metadata().expect("metadata handed to the session");
-    assert!(meta.info_bytes == info, "byte for byte");
+    assert!(*meta.info_bytes == *info, "byte for byte");
     assert_eq!(meta.info_hash, rig.engine.info_hash());
     assert_eq!(rig.engine.state(), TorrentState::Checking);
     assert_eq!(rig.engine.geometry().pieces, 10_000);
@@ -348,7 +348,7 @@ fn a_huge_metadata_size_is_refused_before_allocating_and_an_honest_peer_complete
         rig.closed(liar)
     );
     assert!(
-        rig.metadata().is_some_and(|m| m.info_bytes == info),
+        rig.metadata().is_some_and(|m| *m.info_bytes == *info),
         "no metadata"
     );
 }
@@ -392,7 +392,7 @@ fn a_wrong_total_size_or_a_short_piece_ends_the_connection() {
         "{short_closed:?}"
     );
     assert!(
-        rig.metadata().is_some_and(|m| m.info_bytes == info),
+        rig.metadata().is_some_and(|m| *m.info_bytes == *info),
         "no metadata"
     );
 }
@@ -435,7 +435,7 @@ fn a_peer_whose_metadata_fails_the_hash_is_banned_and_an_honest_one_completes() 
         }
     }
     assert!(
-        rig.metadata().is_some_and(|m| m.info_bytes == info),
+        rig.metadata().is_some_and(|m| *m.info_bytes == *info),
         "no metadata"
     );
     // The liar was caught when it was asked alone, or never needed again: either way it
@@ -467,7 +467,7 @@ fn a_lone_liar_is_banned_and_the_fetch_waits_for_another_peer() {
     let honest = rig.connect(3, size);
     rig.serve_honestly(&[honest]);
     assert!(
-        rig.metadata().is_some_and(|m| m.info_bytes == info),
+        rig.metadata().is_some_and(|m| *m.info_bytes == *info),
         "no metadata"
     );
 }
@@ -494,7 +494,7 @@ fn unanswered_requests_go_to_another_peer_after_the_timeout() {
     }
     rig.serve_honestly(&[honest]);
     assert!(
-        rig.metadata().is_some_and(|m| m.info_bytes == info),
+        rig.metadata().is_some_and(|m| *m.info_bytes == *info),
         "no metadata"
     );
 }
@@ -554,7 +554,7 @@ fn pausing_while_fetching_closes_peers_and_resuming_fetches_again() {
     let again = rig.connect(3, size);
     rig.serve_honestly(&[again]);
     assert!(
-        rig.metadata().is_some_and(|m| m.info_bytes == info),
+        rig.metadata().is_some_and(|m| *m.info_bytes == *info),
         "no metadata"
     );
 }
