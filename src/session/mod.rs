@@ -294,8 +294,20 @@ impl Session {
         )?;
         if add.have.is_none() {
             let torrent = self.torrent(id)?;
-            let task = tokio::spawn(check_then_start(torrent, shared_meta, add.dir.clone()));
-            if let Some(tasks) = lock(&inner.registry).tasks.get_mut(&id) {
+            // Spawned under the registry's lock, so the task finds its handle there when
+            // it takes it out at its end (see `TaskDone`).
+            let mut reg = lock(&inner.registry);
+            let done = TaskDone {
+                inner: self.inner.clone(),
+                torrent: id,
+            };
+            let task = tokio::spawn(check_then_start(
+                torrent,
+                shared_meta,
+                add.dir.clone(),
+                Some(done),
+            ));
+            if let Some(tasks) = reg.tasks.get_mut(&id) {
                 tasks.push(task);
             }
         }
@@ -680,7 +692,31 @@ async fn futures_join_all<F: std::future::Future<Output = ()> + Send + 'static>(
 }
 
 /// Checks the data on disk on a blocking thread, then lets the torrent go live.
-async fn check_then_start(torrent: Arc<TorrentHandle>, meta: Arc<Metainfo>, dir: PathBuf) {
+/// Held by a torrent's task: when the task ends, its handle leaves the registry. A
+/// finished task's memory stays allocated while its handle lives, and a daemon keeps
+/// thousands of torrents that were checked once.
+struct TaskDone {
+    inner: Arc<Inner>,
+    torrent: TorrentId,
+}
+
+impl Drop for TaskDone {
+    fn drop(&mut self) {
+        let Some(me) = tokio::task::try_id() else {
+            return;
+        };
+        if let Some(tasks) = lock(&self.inner.registry).tasks.get_mut(&self.torrent) {
+            tasks.retain(|t| t.id() != me);
+        }
+    }
+}
+
+async fn check_then_start(
+    torrent: Arc<TorrentHandle>,
+    meta: Arc<Metainfo>,
+    dir: PathBuf,
+    _done: Option<TaskDone>,
+) {
     let cancel = torrent.check_cancel.clone();
     let checked =
         tokio::task::spawn_blocking(move || check_until(&meta, &dir, cancel, |_| {})).await;
