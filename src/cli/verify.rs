@@ -50,7 +50,7 @@ pub fn run(args: VerifyArgs) -> anyhow::Result<ExitCode> {
 
     let good: Vec<bool> = results
         .iter()
-        .zip(&info.pieces)
+        .zip(info.pieces.iter())
         .map(|(got, want)| *got == PieceHash::Hashed(*want))
         .collect();
     let statuses: Vec<Status> = layout

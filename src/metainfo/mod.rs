@@ -61,7 +61,7 @@ pub struct Info {
     /// Bytes per piece (the last piece may be shorter).
     pub piece_length: u64,
     /// SHA-1 of each piece, in order.
-    pub pieces: Vec<[u8; 20]>,
+    pub pieces: std::sync::Arc<[[u8; 20]]>,
     /// BEP 27 private flag.
     pub private: bool,
     /// `source` tag (used by private trackers to change the info hash).

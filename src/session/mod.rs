@@ -87,7 +87,7 @@ fn check_until(
     let found = hash_pieces(&layout, options, on_progress)?;
     Ok(found
         .iter()
-        .zip(&meta.info.pieces)
+        .zip(meta.info.pieces.iter())
         .map(|(found, want)| matches!(found, PieceHash::Hashed(h) if h == want))
         .collect())
 }
@@ -259,7 +259,10 @@ impl Session {
     /// `paused`.
     pub fn add(&self, add: AddTorrent) -> Result<TorrentId, SessionError> {
         let inner = &self.inner;
-        let meta = &add.meta;
+        // Shared as it came (a copy would leave the original's many small allocations as
+        // holes among long-lived ones: thousands of torrents add up).
+        let shared_meta = Arc::new(add.meta);
+        let meta = &*shared_meta;
         if lock(&inner.registry).by_hash.contains_key(&meta.info_hash) {
             return Err(SessionError::Duplicate(meta.info_hash));
         }
@@ -276,7 +279,6 @@ impl Session {
             meta.info.pieces.clone(),
             torrent_config(inner, meta.info.private, Some(&meta.info_bytes)),
         );
-        let shared_meta = Arc::new(meta.clone());
         let id = self.register(
             now,
             Registration {

@@ -284,7 +284,7 @@ pub struct Engine {
     info_hash: InfoHash,
     config: TorrentConfig,
     geometry: Geometry,
-    hashes: Vec<[u8; 20]>,
+    hashes: std::sync::Arc<[[u8; 20]]>,
     state: TorrentState,
     error: Option<TorrentError>,
     /// Origin of the choker's clock.
@@ -346,7 +346,7 @@ impl Engine {
         now: Instant,
         info_hash: InfoHash,
         geometry: Geometry,
-        hashes: Vec<[u8; 20]>,
+        hashes: impl Into<std::sync::Arc<[[u8; 20]]>>,
         config: TorrentConfig,
     ) -> Engine {
         let picker = picker_for(geometry, config.seed);
@@ -355,7 +355,7 @@ impl Engine {
             choker: Choker::new(config.upload_slots, config.seed),
             config,
             geometry,
-            hashes,
+            hashes: hashes.into(),
             state: TorrentState::Checking,
             error: None,
             epoch: now,
