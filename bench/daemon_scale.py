@@ -2,7 +2,10 @@
 """Many torrents in one daemon: ours, transmission-daemon and qbittorrent-nox in one run.
 
 For each client and each count N (small generated torrents, data already in place):
-  - RSS per idle torrent: (RSS with N seeding - RSS empty) / N, after a settle;
+  - RSS per idle torrent: (RSS with N seeding - RSS empty) / N, after a settle. "Empty" is
+    measured after one warm-up torrent was added, seeded and removed, so the code paged in
+    on a first add and the first per-thread allocator arenas count as fixed costs, not as
+    the torrents' (every client gets the same warm-up);
   - restart with saved state: seconds from start until the RPC answers and lists all N
     (target for ours: <= 10 s at 10,000);
   - listing every torrent (torrent-get of the fields transmission-remote -l asks; for
@@ -99,11 +102,16 @@ class TransmissionRpc(Rpc):
     # The interface every client offers.
     def add(self, torrent, folder):
         self.call("torrent-add", {"metainfo": base64.b64encode(torrent).decode(),
-                                  "download-dir": folder})
+                                  "download-dir": folder, "paused": False})
 
     def add_many(self, torrents, folder):
         for t in torrents:
             self.add(t, folder)
+
+    def remove_all(self):
+        got = self.call("torrent-get", {"fields": ["id"]})["torrents"]
+        if got:
+            self.call("torrent-remove", {"ids": [t["id"] for t in got]})
 
     def list_raw(self):
         return self.raw("torrent-get", {"fields": LIST_FIELDS})
@@ -157,6 +165,13 @@ class QbtApi:
 
     def add(self, torrent, folder):
         self.add_many([torrent], folder)
+
+    def remove_all(self):
+        body = urllib.parse.urlencode({"hashes": "all", "deleteFiles": "false"}).encode()
+        req = urllib.request.Request(self.base + "torrents/delete", body,
+                                     {"Cookie": self.cookie})
+        with urllib.request.urlopen(req, timeout=120) as r:
+            r.read()
 
     def list_raw(self):
         return self.get("torrents/info")
@@ -257,8 +272,38 @@ def percentile(xs, p):
     return xs[min(len(xs) - 1, int(round(p / 100 * (len(xs) - 1))))]
 
 
-def run_client(name, start, work, data, small, big, binary, peer_port):
-    """One client through every measure; returns a dict of figures (None where it failed)."""
+def warm_up(api, warm, data):
+    """Adds one torrent, waits until it seeds, removes it: what a first add pages in and
+    allocates once is then in the empty figure."""
+    api.add(warm, data)
+    wait("the warm-up torrent does not seed", lambda: api.seeding() == (1, 1), every=0.2)
+    api.remove_all()
+    wait("the warm-up torrent is not removed", lambda: api.seeding() == (0, 0), every=0.2)
+
+
+def preload_transmission(work, torrents):
+    """Writes torrents into transmission-daemon's state folder, stopped (as if added paused):
+    it adds about ten a second over RPC and checks about ten a second, so at 10,000 this is
+    the only way to measure it in minutes. Stopped torrents cost it no less than seeding
+    ones, so the comparison does not favour us."""
+    conf = os.path.join(work, "tr-conf")
+    folder = os.path.join(conf, "torrents")
+    os.makedirs(folder, exist_ok=True)
+    for i, t in enumerate(torrents):
+        with open(os.path.join(folder, f"s{i:05}.torrent"), "wb") as f:
+            f.write(t)
+    settings = os.path.join(conf, "settings.json")
+    with open(settings) as f:
+        s = json.load(f)
+    s["start-added-torrents"] = False
+    with open(settings, "w") as f:
+        json.dump(s, f)
+
+
+def run_client(name, start, work, data, small, big, binary, peer_port, warm, preload=None):
+    """One client through every measure; returns a dict of figures (None where it failed).
+    With `preload`, the torrents are written into the client's state folder while it is
+    stopped instead of added over its API; its start with them is the restart figure."""
     out = {"rss_per_kib": None, "restart_s": None, "list_p50": None, "list_p99": None,
            "list_n": 0}
     n = len(small)
@@ -266,27 +311,43 @@ def run_client(name, start, work, data, small, big, binary, peer_port):
     proc, api = start()
     try:
         wait(f"{name} does not answer", lambda: ready(api))
+        warm_up(api, warm, data)
         empty = settle_rss(proc.pid, 2)
-        t0 = time.monotonic()
-        api.add_many(small, data)
-        wait(f"{name}: not every torrent seeds", lambda: api.seeding() == (n, n), every=0.5)
-        out["add_s"] = time.monotonic() - t0
-        full = settle_rss(proc.pid, 5)
-        out["rss_per_kib"] = (full - empty) / n
-        print(f"  {name}: {n} added and seeding in {out['add_s']:.1f} s; RSS "
-              f"{empty / 1024:.1f} -> {full / 1024:.1f} MiB, {out['rss_per_kib']:.2f} KiB each",
-              flush=True)
-        stop(proc)
-        t0 = time.monotonic()
-        proc, api = start()
-        wait(f"{name} does not come back", lambda: ready(api) and api.seeding()[0] == n,
-             every=0.02)
-        out["restart_s"] = time.monotonic() - t0
-        wait(f"{name}: not every torrent seeds after the restart",
-             lambda: api.seeding() == (n, n), every=0.2)
-        out["restart_seeding_s"] = time.monotonic() - t0
-        print(f"  {name}: restart: all {n} listed after {out['restart_s']:.2f} s, all seeding "
-              f"after {out['restart_seeding_s']:.2f} s", flush=True)
+        if preload:
+            stop(proc)
+            preload(small)
+            t0 = time.monotonic()
+            proc, api = start()
+            wait(f"{name} does not come back", lambda: ready(api) and api.seeding()[0] == n,
+                 every=0.02)
+            out["restart_s"] = time.monotonic() - t0
+            full = settle_rss(proc.pid, 5)
+            out["rss_per_kib"] = (full - empty) / n
+            print(f"  {name}: {n} written to its state folder (stopped), all listed after "
+                  f"{out['restart_s']:.2f} s; RSS {empty / 1024:.1f} -> {full / 1024:.1f} MiB, "
+                  f"{out['rss_per_kib']:.2f} KiB each", flush=True)
+        else:
+            t0 = time.monotonic()
+            api.add_many(small, data)
+            wait(f"{name}: not every torrent seeds", lambda: api.seeding() == (n, n),
+                 every=0.5)
+            out["add_s"] = time.monotonic() - t0
+            full = settle_rss(proc.pid, 5)
+            out["rss_per_kib"] = (full - empty) / n
+            print(f"  {name}: {n} added and seeding in {out['add_s']:.1f} s; RSS "
+                  f"{empty / 1024:.1f} -> {full / 1024:.1f} MiB, "
+                  f"{out['rss_per_kib']:.2f} KiB each", flush=True)
+            stop(proc)
+            t0 = time.monotonic()
+            proc, api = start()
+            wait(f"{name} does not come back", lambda: ready(api) and api.seeding()[0] == n,
+                 every=0.02)
+            out["restart_s"] = time.monotonic() - t0
+            wait(f"{name}: not every torrent seeds after the restart",
+                 lambda: api.seeding() == (n, n), every=0.2)
+            out["restart_seeding_s"] = time.monotonic() - t0
+            print(f"  {name}: restart: all {n} listed after {out['restart_s']:.2f} s, all "
+                  f"seeding after {out['restart_seeding_s']:.2f} s", flush=True)
         api.add(big_torrent, big_dir)
         wait(f"{name} does not check the 1 GiB torrent", lambda: api.done(big_name), every=0.5)
         times, transfers, body, codes = [], 0, b"", []
@@ -331,6 +392,9 @@ def main():
     ap.add_argument("--max-qbittorrent", type=int, default=10**9,
                     help="skip qBittorrent above this many torrents (it adds about one a second)")
     ap.add_argument("--max-transmission", type=int, default=10**9)
+    ap.add_argument("--preload-transmission-above", type=int, default=1000,
+                    help="above this many torrents, write them into transmission-daemon's "
+                         "state folder (stopped) instead of adding them over RPC")
     ap.add_argument("--big-mib", type=int, default=BIG >> 20, help="the transfer's size")
     ap.add_argument("--bin", default="target/release/battorrent")
     args = ap.parse_args()
@@ -349,6 +413,10 @@ def main():
             with open(path, "wb") as f:
                 f.write(os.urandom(args.size))
             small.append(make_torrent(path, 16 << 10))
+        warm_path = os.path.join(data, "warm-up.bin")
+        with open(warm_path, "wb") as f:
+            f.write(os.urandom(args.size))
+        warm = make_torrent(warm_path, 16 << 10)
         seed_dir = os.path.join(root, "seed")
         os.makedirs(seed_dir)
         big_path = os.path.join(seed_dir, "big.bin")
@@ -376,7 +444,11 @@ def main():
                         print(f"{name}: {n} torrents skipped (--max-{name})")
                         continue
                     print(f"{name}, {n} torrents, run {run + 1}", flush=True)
-                    r = run_client(name, start, work, data, small[:n], big, binary, pp)
+                    preload = None
+                    if name == "transmission" and n > args.preload_transmission_above:
+                        preload = lambda ts: preload_transmission(work, ts)  # noqa: E731
+                    r = run_client(name, start, work, data, small[:n], big, binary, pp, warm,
+                                   preload)
                     results.setdefault((name, n), []).append(r)
                     shutil.rmtree(work, ignore_errors=True)
         print("\nmedians (restart: all listed; list: all torrents while seeding 1 GiB)")

@@ -86,7 +86,7 @@ impl Daemon {
         let mut entry = Entry {
             session: TorrentId(u64::MAX),
             info_hash: hash,
-            dir: dir.clone(),
+            dir: dir.as_path().into(),
             paused,
             added: now,
             done: None,
@@ -290,7 +290,7 @@ impl Daemon {
             let _ = self.session.remove(old).await;
             let added = self.session.add(AddTorrent {
                 meta: (*meta).clone(),
-                dir,
+                dir: dir.to_path_buf(),
                 have: None,
                 peers: Vec::new(),
                 paused,

@@ -190,7 +190,7 @@ impl Daemon {
         let mut entry = Entry {
             session: crate::session::TorrentId(u64::MAX),
             info_hash: hash,
-            dir: dir.clone(),
+            dir: dir.as_path().into(),
             paused: r.paused,
             added: r.added,
             done: r.done,

@@ -9,7 +9,6 @@ use crate::metainfo::Metainfo;
 use crate::rpc::http::unix_now;
 use crate::session::TorrentState;
 use crate::wire::Bitfield;
-use std::path::PathBuf;
 use std::sync::Arc;
 
 /// One record to write.
@@ -19,7 +18,7 @@ struct Job {
     record: Record,
     mark: Mark,
     meta: Option<Arc<Metainfo>>,
-    dir: PathBuf,
+    dir: Arc<std::path::Path>,
     /// Verified pieces, taken before the files' stamps; `None` while checking.
     have: Option<Bitfield>,
     /// The .torrent to save (a magnet link's metadata just arrived).

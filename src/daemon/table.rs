@@ -5,8 +5,9 @@ use super::state::Stamp;
 use crate::core::InfoHash;
 use crate::rpc::options::TorrentOptions;
 use crate::session::TorrentId;
-use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::path::PathBuf;
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// How long a removed torrent's id is reported by `recently-active` queries.
@@ -20,7 +21,8 @@ pub struct Entry {
     /// Its id in the session (a verify adds it anew under another).
     pub session: TorrentId,
     pub info_hash: InfoHash,
-    pub dir: PathBuf,
+    /// Shared by every torrent in the same folder ([`Table::insert`]).
+    pub dir: Arc<Path>,
     /// Paused by a person (kept across restarts).
     pub paused: bool,
     /// Unix seconds.
@@ -80,6 +82,8 @@ pub struct Table {
     pub entries: BTreeMap<u32, Entry>,
     by_hash: HashMap<InfoHash, u32>,
     last_id: u32,
+    /// The torrents' folders, one copy each.
+    dirs: HashSet<Arc<Path>>,
     removed: VecDeque<(u32, Instant)>,
     /// Bytes of torrents removed during this run.
     pub removed_down: u64,
@@ -90,7 +94,14 @@ pub struct Table {
 
 impl Table {
     /// Adds a torrent under the next id (from 1, as Transmission's).
-    pub fn insert(&mut self, entry: Entry) -> u32 {
+    pub fn insert(&mut self, mut entry: Entry) -> u32 {
+        entry.dir = match self.dirs.get(&entry.dir) {
+            Some(dir) => dir.clone(),
+            None => {
+                self.dirs.insert(entry.dir.clone());
+                entry.dir
+            }
+        };
         self.last_id += 1;
         self.by_hash.insert(entry.info_hash, self.last_id);
         self.entries.insert(self.last_id, entry);
@@ -106,6 +117,10 @@ impl Table {
     pub fn take(&mut self, id: u32, now: Instant, down: u64, up: u64) -> Option<Entry> {
         let entry = self.entries.remove(&id)?;
         self.by_hash.remove(&entry.info_hash);
+        // The set's copy and this entry's: no other torrent is in that folder.
+        if Arc::strong_count(&entry.dir) == 2 {
+            self.dirs.remove(&entry.dir);
+        }
         self.removed_down += down;
         self.removed_up += up;
         self.removed.push_back((id, now));
@@ -136,7 +151,7 @@ mod tests {
         Entry {
             session: TorrentId(u64::from(hash)),
             info_hash: InfoHash([hash; 20]),
-            dir: "/d".into(),
+            dir: Path::new("/d").into(),
             paused: false,
             added: 0,
             done: None,

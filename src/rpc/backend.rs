@@ -25,7 +25,7 @@ pub struct TorrentView {
     /// This run's figures.
     pub stats: TorrentStats,
     /// The folder its files go under.
-    pub dir: PathBuf,
+    pub dir: std::sync::Arc<std::path::Path>,
     /// Unix seconds: added to the daemon, completed (first seen complete), started (this
     /// run), last changed by a command (add, start, stop, verify).
     pub added: i64,

@@ -150,7 +150,7 @@ async fn read_loop(
                 "closed by peer",
             ));
         }
-        let wait = super::limit::both(&torrent.shared.limits.down, &torrent.limits.down, n as u64);
+        let wait = super::limit::both(&torrent.shared.limits.down, torrent.limits.down(), n as u64);
         end += n;
         {
             let mut d = torrent.lock();
@@ -210,7 +210,7 @@ async fn write_loop(
         }
         let mut payload: u64 = blocks.iter().map(|b| u64::from(b.len)).sum();
         if !blocks.is_empty() {
-            let wait = super::limit::both(&torrent.shared.limits.up, &torrent.limits.up, payload);
+            let wait = super::limit::both(&torrent.shared.limits.up, torrent.limits.up(), payload);
             if !wait.is_zero() {
                 tokio::select! {
                     _ = tokio::time::sleep(wait) => {}

@@ -123,7 +123,8 @@ pub struct Files {
 pub struct TorrentHandle {
     pub id: TorrentId,
     pub info_hash: InfoHash,
-    /// Its name (a magnet link's `dn` or its info hash until the metadata arrives).
+    /// A magnet torrent's name until its metadata arrives (the link's `dn` or its info
+    /// hash); then empty, as the metainfo names it ([`TorrentHandle::name`]).
     pub name: Mutex<String>,
     pub core: Mutex<Driven>,
     /// Set once, before any piece can be received or served.
@@ -158,7 +159,7 @@ pub struct TorrentHandle {
     /// The file priorities last set (`None`: every file at the default).
     pub file_priority: Mutex<Option<Vec<u8>>>,
     /// This torrent's own rate limits (on top of the session's).
-    pub limits: super::limit::Limiters,
+    pub limits: super::limit::TorrentLimiters,
     /// Spilled pieces hashed as their blocks are written.
     pub written: super::inorder::WrittenHashes,
 }
@@ -178,7 +179,10 @@ impl TorrentHandle {
 
     /// Its name now (escape it before it reaches a terminal).
     pub fn name(&self) -> String {
-        lock(&self.name).clone()
+        match self.meta.get() {
+            Some(meta) => meta.info.name.clone(),
+            None => lock(&self.name).clone(),
+        }
     }
 
     /// Carries out every action the engine has, with its lock held (nothing here blocks).

@@ -5,7 +5,7 @@
 //! Every limit can be changed or lifted at any time.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 /// A token bucket that paces a byte stream to a rate, or lets everything through.
@@ -99,9 +99,37 @@ impl Limiters {
     }
 }
 
-/// The longer of two waits, both counted.
-pub fn both(a: &Limiter, b: &Limiter, bytes: u64) -> Duration {
-    a.reserve(bytes).max(b.reserve(bytes))
+/// A torrent's own limiters, made when a limit is first set: most torrents never have
+/// one, and a daemon holds thousands of torrents.
+#[derive(Default)]
+pub struct TorrentLimiters(OnceLock<Box<Limiters>>);
+
+impl TorrentLimiters {
+    pub fn set(&self, limits: Limits) {
+        match self.0.get() {
+            Some(l) => l.set(limits),
+            None if limits == Limits::default() => {}
+            None => self.0.get_or_init(Default::default).set(limits),
+        }
+    }
+
+    pub fn get(&self) -> Limits {
+        self.0.get().map_or_else(Limits::default, |l| l.get())
+    }
+
+    pub fn down(&self) -> Option<&Limiter> {
+        self.0.get().map(|l| &l.down)
+    }
+
+    pub fn up(&self) -> Option<&Limiter> {
+        self.0.get().map(|l| &l.up)
+    }
+}
+
+/// The longer of two waits, both counted (`b`: a torrent's limiter, if it has one).
+pub fn both(a: &Limiter, b: Option<&Limiter>, bytes: u64) -> Duration {
+    let own = b.map_or(Duration::ZERO, |b| b.reserve(bytes));
+    a.reserve(bytes).max(own)
 }
 
 #[cfg(test)]

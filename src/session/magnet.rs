@@ -39,9 +39,10 @@ pub async fn metadata_arrived(torrent: Arc<TorrentHandle>, mut meta: Metainfo) {
         Ok(Err(e)) => return fail(&torrent, e.to_string()),
         Err(e) => return fail(&torrent, e.to_string()),
     };
-    *super::driver::lock(&torrent.name) = meta.info.name.clone();
     let _ = torrent.files.set(files);
     let _ = torrent.meta.set(meta.clone());
+    // The metainfo names it now.
+    *super::driver::lock(&torrent.name) = String::new();
     let _ = torrent
         .shared
         .events

@@ -98,7 +98,8 @@ struct Registry {
     by_id: HashMap<TorrentId, Arc<TorrentHandle>>,
     by_hash: HashMap<InfoHash, TorrentId>,
     next_id: u64,
-    /// Tasks of each torrent (timer, announcer, checker), awaited on removal.
+    /// A torrent's running tasks (its data check), awaited on removal; no entry while
+    /// it has none.
     tasks: HashMap<TorrentId, Vec<JoinHandle<()>>>,
 }
 
@@ -309,8 +310,8 @@ impl Session {
                 add.dir.clone(),
                 Some(done),
             ));
-            if let Some(tasks) = reg.tasks.get_mut(&id) {
-                tasks.push(task);
+            if reg.by_id.contains_key(&id) {
+                reg.tasks.entry(id).or_default().push(task);
             }
         }
         Ok(id)
@@ -381,13 +382,19 @@ impl Session {
             let _ = files.set(f);
         }
         let meta = std::sync::OnceLock::new();
+        // With its metainfo, the name is the metainfo's (one copy per torrent).
+        let name = if r.meta.is_some() {
+            String::new()
+        } else {
+            r.name
+        };
         if let Some(m) = r.meta {
             let _ = meta.set(m);
         }
         let torrent = Arc::new(TorrentHandle {
             id,
             info_hash: r.info_hash,
-            name: Mutex::new(r.name),
+            name: Mutex::new(name),
             core: Mutex::new(Driven {
                 engine,
                 links: Default::default(),
@@ -402,7 +409,7 @@ impl Session {
             file_priority: Mutex::new(None),
             pieces_changed: tokio::sync::Notify::new(),
             pieces_seen: std::sync::atomic::AtomicUsize::new(0),
-            limits: Limiters::default(),
+            limits: Default::default(),
             written: Default::default(),
             check_cancel: r
                 .have
@@ -426,7 +433,6 @@ impl Session {
         }
         reg.by_hash.insert(r.info_hash, id);
         reg.by_id.insert(id, torrent);
-        reg.tasks.insert(id, Vec::new());
         Ok(id)
     }
 
@@ -707,8 +713,12 @@ impl Drop for TaskDone {
         let Some(me) = tokio::task::try_id() else {
             return;
         };
-        if let Some(tasks) = lock(&self.inner.registry).tasks.get_mut(&self.torrent) {
+        let mut reg = lock(&self.inner.registry);
+        if let Some(tasks) = reg.tasks.get_mut(&self.torrent) {
             tasks.retain(|t| t.id() != me);
+            if tasks.is_empty() {
+                reg.tasks.remove(&self.torrent);
+            }
         }
     }
 }

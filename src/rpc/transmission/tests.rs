@@ -5,7 +5,7 @@ use crate::core::InfoHash;
 use crate::rpc::backend::*;
 use crate::session::{TorrentState, TorrentStats};
 use serde_json::{json, Value};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Mutex;
 
 /// A torrent of one 1,000-byte file in pieces of 256 bytes, half verified.
@@ -27,7 +27,7 @@ pub fn view(id: u32, name: &str) -> TorrentView {
             download_rate: 100.4,
             ..TorrentStats::default()
         },
-        dir: PathBuf::from("/data"),
+        dir: Path::new("/data").into(),
         added: 1_000,
         done: None,
         started: 1_000,
