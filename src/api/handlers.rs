@@ -26,7 +26,7 @@ pub fn torrent_json(t: &TorrentView) -> Value {
         .then(|| (s.left_bytes as f64 / s.download_rate).ceil() as u64);
     json!({
         "id": t.id,
-        "name": t.name,
+        "name": t.name(),
         "hash": t.info_hash.to_hex(),
         "state": t.state,
         "error": t.error,

@@ -4,7 +4,6 @@ use super::{lock, Daemon};
 use crate::core::InfoHash;
 use crate::metainfo::Magnet;
 use crate::rpc::backend::*;
-use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
@@ -39,20 +38,21 @@ fn statvfs(path: &Path) -> Option<(u64, u64)> {
 
 impl Backend for Arc<Daemon> {
     fn torrents(&self, detail: Detail) -> Vec<TorrentView> {
-        let mut summaries: HashMap<_, _> = self
-            .session
-            .snapshot()
-            .into_iter()
-            .map(|s| (s.id, s))
-            .collect();
+        // In session id order: found by binary search, each taken once (moved out field
+        // by field: the list is megabytes at 10,000 torrents, and copies of it cost).
+        let mut summaries = self.session.snapshot();
+        let mut taken = vec![false; summaries.len()];
         let table = lock(&self.table);
         let mut views = Vec::with_capacity(table.entries.len());
         for (id, e) in &table.entries {
+            let found = summaries.binary_search_by_key(&e.session, |s| s.id);
             // A torrent leaving for a check shows again once it is back.
-            let Some(s) = summaries.remove(&e.session) else {
+            let Some(i) = found.ok().filter(|&i| !taken[i]) else {
                 continue;
             };
-            let meta = s.meta;
+            taken[i] = true;
+            let s = &mut summaries[i];
+            let meta = s.meta.take();
             // Made from the metainfo only when asked for (a magnet link costs a string).
             let (magnet, trackers) = match (&meta, &e.magnet) {
                 (None, Some(link)) => {
@@ -71,9 +71,9 @@ impl Backend for Arc<Daemon> {
             views.push(TorrentView {
                 id: *id,
                 info_hash: e.info_hash,
-                name: s.name,
+                pending_name: std::mem::take(&mut s.pending_name),
                 state: s.state,
-                error: s.error,
+                error: s.error.take(),
                 dir: e.dir.clone(),
                 added: e.added,
                 done: e.done,
@@ -81,7 +81,7 @@ impl Backend for Arc<Daemon> {
                 changed: e.changed,
                 downloaded_ever: e.earlier_down + s.stats.downloaded,
                 uploaded_ever: e.earlier_up + s.stats.uploaded,
-                stats: s.stats,
+                stats: std::mem::take(&mut s.stats),
                 meta,
                 magnet,
                 trackers,

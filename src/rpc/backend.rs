@@ -18,7 +18,8 @@ pub struct TorrentView {
     /// The RPC id: small, never reused while the daemon runs (not across restarts).
     pub id: u32,
     pub info_hash: InfoHash,
-    pub name: String,
+    /// A magnet torrent's name while `meta` is not known (see [`TorrentView::name`]).
+    pub pending_name: String,
     pub state: TorrentState,
     /// Why it failed, if it did.
     pub error: Option<String>,
@@ -50,6 +51,15 @@ pub struct TorrentView {
     pub options: TorrentOptions,
     /// Waiting for a place in the download queue.
     pub queued: bool,
+}
+
+impl TorrentView {
+    /// Its name: the metainfo's, or the magnet link's until the metadata arrives.
+    pub fn name(&self) -> &str {
+        self.meta
+            .as_ref()
+            .map_or(&self.pending_name, |m| &m.info.name)
+    }
 }
 
 /// How much [`Backend::torrents`] gathers.

@@ -139,7 +139,7 @@ async fn transmission<B: Backend>(
     let answer = super::transmission::handle(&*state.backend, &body, id, now).await;
     let mut reply = (
         [(header::CONTENT_TYPE, "application/json; charset=UTF-8")],
-        answer.to_string(),
+        answer,
     )
         .into_response();
     if let Ok(value) = HeaderValue::from_str(id) {

@@ -8,12 +8,23 @@ use crate::wire::Bitfield;
 #[derive(Debug, Clone)]
 pub struct TorrentSnapshot {
     pub id: TorrentId,
-    pub name: String,
+    /// A magnet torrent's name while its metadata is missing; empty once `meta` is known
+    /// (see [`TorrentSnapshot::name`]).
+    pub pending_name: String,
     pub state: TorrentState,
     pub error: Option<String>,
     pub stats: super::TorrentStats,
     /// Its metainfo, once known.
     pub meta: Option<std::sync::Arc<crate::metainfo::Metainfo>>,
+}
+
+impl TorrentSnapshot {
+    /// Its name: the metainfo's, or the magnet link's until the metadata arrives.
+    pub fn name(&self) -> &str {
+        self.meta
+            .as_ref()
+            .map_or(&self.pending_name, |m| &m.info.name)
+    }
 }
 
 impl Session {
@@ -28,12 +39,18 @@ impl Session {
         all.sort_unstable_by_key(|t| t.id);
         all.iter()
             .map(|t| {
-                let name = t.name();
                 let meta = t.meta.get().cloned();
+                // One copy of the name per torrent per listing of thousands: only when
+                // there is no metainfo to read it from.
+                let pending_name = if meta.is_some() {
+                    String::new()
+                } else {
+                    t.name()
+                };
                 let d = t.lock();
                 TorrentSnapshot {
                     id: t.id,
-                    name,
+                    pending_name,
                     state: d.engine.state(),
                     error: d.engine.error().map(|e| e.to_string()),
                     stats: d.engine.stats(),

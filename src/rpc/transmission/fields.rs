@@ -327,7 +327,7 @@ pub fn field(name: &str, t: &TorrentView, position: usize, now: i64) -> Option<V
             (None, 0) => 0.0,
             (None, size) => s.metadata_bytes as f64 / size as f64,
         }),
-        "name" => json!(t.name),
+        "name" => json!(t.name()),
         "peersConnected" => json!(s.peers),
         "peersGettingFromUs" => json!(s.peers_receiving),
         "peersSendingToUs" => json!(s.peers_sending),

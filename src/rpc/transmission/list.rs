@@ -16,7 +16,8 @@ pub fn torrent_get<B: Backend>(
     backend: &B,
     args: &Map<String, Value>,
     now: i64,
-) -> Result<String, String> {
+    buf: &mut Vec<u8>,
+) -> Result<(), String> {
     let Some(Value::Array(names)) = args.get("fields") else {
         return Err("torrent-get needs 'fields', a list of field names".into());
     };
@@ -56,11 +57,11 @@ pub fn torrent_get<B: Backend>(
             k
         })
         .collect();
-    let mut buf = Vec::with_capacity(all.len().saturating_mul(names.len() * 24) + 64);
+    buf.reserve(all.len().saturating_mul(names.len() * 16) + 64);
     buf.extend_from_slice(b"{\"torrents\":[");
     let mut first = true;
     if table {
-        push(&mut buf, &serde_json::json!(names))?;
+        push(buf, &serde_json::json!(names))?;
         first = false;
     }
     for (position, t) in chosen {
@@ -82,15 +83,15 @@ pub fn torrent_get<B: Backend>(
             if !table {
                 buf.extend_from_slice(key);
             }
-            push(&mut buf, value.as_ref().unwrap_or(&Value::Null))?;
+            push(buf, value.as_ref().unwrap_or(&Value::Null))?;
         }
         buf.push(if table { b']' } else { b'}' });
     }
     buf.push(b']');
     if ids == Ids::RecentlyActive {
         buf.extend_from_slice(b",\"removed\":");
-        push(&mut buf, &serde_json::json!(backend.removed_recently()))?;
+        push(buf, &serde_json::json!(backend.removed_recently()))?;
     }
     buf.push(b'}');
-    String::from_utf8(buf).map_err(|e| format!("cannot write the answer: {e}"))
+    Ok(())
 }

@@ -47,6 +47,11 @@ pub async fn handle<B: Backend>(backend: &B, body: &[u8], session_id: &str, now:
         .get("tag")
         .filter(|t| t.is_i64() || t.is_u64())
         .cloned();
+    // The whole answer is written into one buffer: a listing of thousands of torrents is
+    // megabytes, and each copy of it costs the caller time.
+    let mut out: Vec<u8> = Vec::new();
+    out.extend_from_slice(b"{\"arguments\":");
+    let start = out.len();
     let outcome = match request.as_object() {
         None => Err("the request must be a JSON object".into()),
         Some(obj) => {
@@ -59,28 +64,32 @@ pub async fn handle<B: Backend>(backend: &B, body: &[u8], session_id: &str, now:
             match (obj.get("method").and_then(Value::as_str), args) {
                 (None, _) => Err("no method name".into()),
                 (_, Err(e)) => Err(e),
-                (Some("torrent-get"), Ok(args)) => list::torrent_get(backend, args, now),
+                (Some("torrent-get"), Ok(args)) => list::torrent_get(backend, args, now, &mut out),
                 (Some(method), Ok(args)) => call(backend, method, args, session_id, now)
                     .await
-                    .map(|map| Value::Object(map).to_string()),
+                    .map(|map| out.extend_from_slice(Value::Object(map).to_string().as_bytes())),
             }
         }
     };
-    let (result, arguments) = match outcome {
-        Ok(arguments) => ("success".to_string(), arguments),
-        Err(why) => (why, "{}".to_string()),
+    let result = match outcome {
+        Ok(()) => "success".to_string(),
+        Err(why) => {
+            out.truncate(start);
+            out.extend_from_slice(b"{}");
+            why
+        }
     };
-    let mut out = String::with_capacity(arguments.len() + result.len() + 64);
-    out.push_str("{\"arguments\":");
-    out.push_str(&arguments);
-    out.push_str(",\"result\":");
-    out.push_str(&Value::String(result).to_string());
+    out.extend_from_slice(b",\"result\":");
+    out.extend_from_slice(Value::String(result).to_string().as_bytes());
     if let Some(tag) = tag {
-        out.push_str(",\"tag\":");
-        out.push_str(&tag.to_string());
+        out.extend_from_slice(b",\"tag\":");
+        out.extend_from_slice(tag.to_string().as_bytes());
     }
-    out.push('}');
-    out
+    out.push(b'}');
+    // Every part is serde_json's output or ASCII.
+    String::from_utf8(out).unwrap_or_else(|e| {
+        json!({ "result": format!("cannot write the answer: {e}") }).to_string()
+    })
 }
 
 async fn call<B: Backend>(

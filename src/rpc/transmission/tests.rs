@@ -17,7 +17,7 @@ pub fn view(id: u32, name: &str) -> TorrentView {
     TorrentView {
         id,
         info_hash: meta.info_hash,
-        name: name.into(),
+        pending_name: String::new(),
         state: TorrentState::Downloading,
         error: None,
         stats: TorrentStats {
