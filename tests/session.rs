@@ -418,3 +418,42 @@ async fn a_magnet_waits_for_peers_then_fetches_its_metadata_and_downloads_under_
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partial_recheck_hashes_only_the_pieces_it_names() {
+    let _serial = SERIAL.lock().await;
+    let dir = scratch("partial-recheck");
+    let meta = torrent(&dir, "three.bin", 3 * 32 * 1024, 3);
+    // Piece 0 is damaged on disk, while the resume data says every piece is had.
+    let path = dir.join("three.bin");
+    let mut data = std::fs::read(&path).unwrap();
+    data[100] ^= 0xFF;
+    std::fs::write(&path, &data).unwrap();
+    let session = Session::start(config()).await.unwrap();
+    let settled = |id| {
+        let session = &session;
+        async move {
+            for _ in 0..500 {
+                if session.state(id) != Some(TorrentState::Checking) {
+                    return session.have(id).unwrap();
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            panic!("still checking after 5 s");
+        }
+    };
+    // Only piece 2 hashed again: piece 0 is taken on trust (the caller vouches for it).
+    let id = session
+        .add_rechecking(add(&meta, &dir, Some(true), vec![]), vec![2])
+        .unwrap();
+    assert_eq!(settled(id).await, Bitfield::repeat(true, 3));
+    session.remove(id).await.unwrap();
+    // Piece 0 hashed again: it fails, and the others are kept without hashing.
+    let id = session
+        .add_rechecking(add(&meta, &dir, Some(true), vec![]), vec![0])
+        .unwrap();
+    let have = settled(id).await;
+    assert_eq!(have.iter_ones().collect::<Vec<_>>(), vec![1, 2]);
+    session.shutdown().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -211,23 +211,33 @@ impl Daemon {
                 Ok(meta) if meta.info_hash == hash => {
                     let layout = meta.info.layout(&dir);
                     let stamps = resume::stamps(&layout);
-                    let have = r
+                    let plan = r
                         .resume
                         .as_ref()
-                        .and_then(|resume| resume.usable_for(&layout, &stamps));
-                    if have.is_some() {
-                        report.resumed += 1;
-                        entry.stamps = Some(stamps);
-                    } else {
-                        report.checking += 1;
-                    }
-                    self.session.add(AddTorrent {
+                        .and_then(|resume| resume.plan_for(&layout, &stamps));
+                    let (have, recheck) = match plan {
+                        Some(plan) if plan.recheck.is_empty() => {
+                            report.resumed += 1;
+                            entry.stamps = Some(stamps);
+                            (Some(plan.have), Vec::new())
+                        }
+                        Some(plan) => {
+                            report.checking += 1;
+                            (Some(plan.have), plan.recheck)
+                        }
+                        None => {
+                            report.checking += 1;
+                            (None, Vec::new())
+                        }
+                    };
+                    let add = AddTorrent {
                         meta,
                         dir,
                         have,
                         peers: Vec::new(),
                         paused: r.paused,
-                    })
+                    };
+                    self.session.add_rechecking(add, recheck)
                 }
                 Ok(_) => {
                     report.notes.push(format!(

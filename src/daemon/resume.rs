@@ -1,7 +1,7 @@
 //! Resume data: the verified pieces with each file's size and modification time as they
 //! were after those pieces were written. On start a torrent whose files all still match is
-//! added as it was, without hashing; any difference (a file touched, grown, cut, gone)
-//! means the whole torrent is checked again.
+//! added as it was, without hashing; the pieces of a file that differs (touched, grown,
+//! cut, gone) are not trusted: they are hashed again, and the rest is kept.
 
 use crate::storage::Layout;
 use crate::wire::Bitfield;
@@ -32,9 +32,16 @@ pub struct Resume {
 impl Resume {
     /// Resume data from verified pieces and the files' stamps taken after them.
     pub fn new(have: &Bitfield, files: Vec<Option<Stamp>>) -> Resume {
+        // Spare bits past the last piece are clear, as on the wire (a bitfield made whole,
+        // `repeat(true, n)`, can have them set).
+        let mut bytes = have.as_raw_slice().to_vec();
+        let spare = (bytes.len() * 8).saturating_sub(have.len());
+        if let Some(last) = bytes.last_mut().filter(|_| spare > 0) {
+            *last &= 0xFFu8 << spare;
+        }
         Resume {
             pieces: have.len(),
-            have: base64::engine::general_purpose::STANDARD.encode(have.as_raw_slice()),
+            have: base64::engine::general_purpose::STANDARD.encode(bytes),
             files,
         }
     }
@@ -42,7 +49,15 @@ impl Resume {
     /// The verified pieces, if the files are exactly as they were (`now`, from [`stamps`])
     /// and the data fits a torrent of `pieces` pieces; `None` means check the data.
     pub fn usable(&self, pieces: usize, now: &[Option<Stamp>]) -> Option<Bitfield> {
-        if self.pieces != pieces || self.files.as_slice() != now {
+        if self.files.as_slice() != now {
+            return None;
+        }
+        self.decode(pieces)
+    }
+
+    /// The saved bitfield, if it fits a torrent of `pieces` pieces.
+    fn decode(&self, pieces: usize) -> Option<Bitfield> {
+        if self.pieces != pieces {
             return None;
         }
         let bytes = base64::engine::general_purpose::STANDARD
@@ -61,24 +76,44 @@ impl Resume {
     }
 }
 
+/// What a start does with a torrent's saved resume data.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Plan {
+    /// The saved pieces still trusted.
+    pub have: Bitfield,
+    /// Pieces to hash again before the torrent goes live (sorted, each once).
+    pub recheck: Vec<u32>,
+}
+
 impl Resume {
-    /// [`Resume::usable`] for the torrent laid out as `layout`, refusing also a bitfield
-    /// that holds a piece of a file missing now, even if it was missing when the data was
-    /// saved too (deleted while seeding: nothing had noticed).
-    pub fn usable_for(&self, layout: &Layout, now: &[Option<Stamp>]) -> Option<Bitfield> {
+    /// The saved pieces to keep and those to hash again, for the torrent laid out as
+    /// `layout` whose files now look like `now`: every piece touching a file whose stamp
+    /// changed is hashed again, and a file missing now has no piece kept (even if it was
+    /// missing at the save too). `None`: the data does not fit the torrent (check it all).
+    pub fn plan_for(&self, layout: &Layout, now: &[Option<Stamp>]) -> Option<Plan> {
+        if self.files.len() != now.len() || layout.files.len() != now.len() {
+            return None;
+        }
         let pieces = layout.total_length.div_ceil(layout.piece_length.max(1)) as usize;
-        let have = self.usable(pieces, now)?;
-        for (file, stamp) in layout.files.iter().zip(now) {
-            if file.padding || file.length == 0 || stamp.is_some() {
+        let mut have = self.decode(pieces)?;
+        let mut recheck = std::collections::BTreeSet::new();
+        for ((file, then), now) in layout.files.iter().zip(&self.files).zip(now) {
+            if file.padding || file.length == 0 || (then == now && now.is_some()) {
                 continue;
             }
             let first = file.offset / layout.piece_length;
             let last = (file.offset + file.length - 1) / layout.piece_length;
-            if (first..=last).any(|p| have.get(p as usize).is_some_and(|b| *b)) {
-                return None;
+            for p in first..=last.min(pieces as u64 - 1) {
+                have.set(p as usize, false);
+                if now.is_some() {
+                    recheck.insert(p as u32);
+                }
             }
         }
-        Some(have)
+        Some(Plan {
+            have,
+            recheck: recheck.into_iter().collect(),
+        })
     }
 }
 
@@ -180,13 +215,48 @@ mod tests {
         let mut have = Bitfield::repeat(false, 4);
         have.set(0, true);
         have.set(1, true);
-        // The missing file's pieces are not had: usable.
+        let plan = |r: &Resume| r.plan_for(&layout, &files).unwrap();
+        // The missing file's pieces are not had: kept as it is, nothing to hash.
         let r = Resume::new(&have, files.clone());
-        assert_eq!(r.usable_for(&layout, &files), Some(have.clone()));
-        // They are had (the file was deleted while seeding): check again.
-        have.set(3, true);
-        let r = Resume::new(&have, files.clone());
-        assert_eq!(r.usable(4, &files), Some(have));
-        assert_eq!(r.usable_for(&layout, &files), None);
+        let kept = plan(&r);
+        assert_eq!((kept.have, kept.recheck), (have.clone(), vec![]));
+        // They are had (the file was deleted while seeding): not any more.
+        let mut claimed = have.clone();
+        claimed.set(3, true);
+        let r = Resume::new(&claimed, files.clone());
+        assert_eq!(r.usable(4, &files), Some(claimed));
+        let kept = plan(&r);
+        assert_eq!((kept.have, kept.recheck), (have, vec![]));
+    }
+
+    #[test]
+    fn only_the_pieces_of_changed_files_are_hashed_again() {
+        use crate::storage::FileSlot;
+        let slot = |offset, length| FileSlot {
+            path: "/nonexistent".into(),
+            offset,
+            length,
+            padding: false,
+        };
+        // Three files of 15 bytes in pieces of 10: pieces 0-1, 1-2 and 3-4.
+        let layout = Layout {
+            piece_length: 10,
+            total_length: 45,
+            files: vec![slot(0, 15), slot(15, 15), slot(30, 15)],
+        };
+        let then = vec![stamp(15, 1), stamp(15, 2), stamp(15, 3)];
+        let r = Resume::new(&Bitfield::repeat(true, 5), then.clone());
+        let plan = r.plan_for(&layout, &then).unwrap();
+        assert_eq!((plan.have.count_ones(), plan.recheck), (5, vec![]));
+        // The middle file touched: its pieces (one shared with each neighbour) are hashed
+        // again; the last file gone: its pieces are dropped, with nothing to hash.
+        let now = vec![stamp(15, 1), stamp(15, 9), None];
+        let plan = r.plan_for(&layout, &now).unwrap();
+        assert_eq!(plan.recheck, vec![1, 2]);
+        assert_eq!(plan.have.iter_ones().collect::<Vec<_>>(), vec![0]);
+        // Another torrent's shape: check everything.
+        assert_eq!(r.plan_for(&layout, &now[..2]), None);
+        let other = Resume::new(&Bitfield::repeat(true, 4), then.clone());
+        assert_eq!(other.plan_for(&layout, &then), None);
     }
 }

@@ -318,6 +318,7 @@ pub fn build(
         },
         require_all: true,
         cancel: None,
+        only: None,
     };
     let hashes = hash_pieces(&layout, hash_options, &mut on_progress)?;
     let mut piece_bytes = Vec::with_capacity(hashes.len() * 20);

@@ -47,7 +47,7 @@ pub async fn metadata_arrived(torrent: Arc<TorrentHandle>, mut meta: Metainfo) {
         .shared
         .events
         .send(SessionEvent::Metadata(torrent.id));
-    check_then_start(torrent, meta, dir, None).await;
+    check_then_start(torrent, meta, dir, None, None).await;
 }
 
 fn fail(torrent: &Arc<TorrentHandle>, message: String) {

@@ -69,27 +69,47 @@ pub fn check(
     dir: &Path,
     on_progress: impl FnMut(u64),
 ) -> Result<Bitfield, HashError> {
-    check_until(meta, dir, None, on_progress)
+    check_until(meta, dir, None, None, on_progress)
 }
 
-/// [`check`], stopping early with [`HashError::Cancelled`] once `cancel` is set.
+/// Pieces known verified, and pieces to hash again before trusting the rest (those of
+/// files changed since the others were verified).
+struct Partial {
+    have: Bitfield,
+    recheck: Arc<[u32]>,
+}
+
+/// [`check`], stopping early with [`HashError::Cancelled`] once `cancel` is set; with
+/// `partial`, only its pieces are hashed and the result is its `have` plus those that
+/// verify.
 fn check_until(
     meta: &Metainfo,
     dir: &Path,
     cancel: Option<Arc<std::sync::atomic::AtomicBool>>,
+    partial: Option<&Partial>,
     on_progress: impl FnMut(u64),
 ) -> Result<Bitfield, HashError> {
     let layout = meta.info.layout(dir);
     let options = HashOptions {
         cancel,
+        only: partial.map(|p| p.recheck.clone()),
         ..HashOptions::default()
     };
     let found = hash_pieces(&layout, options, on_progress)?;
-    Ok(found
+    let mut have: Bitfield = found
         .iter()
         .zip(meta.info.pieces.iter())
         .map(|(found, want)| matches!(found, PieceHash::Hashed(h) if h == want))
-        .collect())
+        .collect();
+    if let Some(p) = partial.filter(|p| p.have.len() == have.len()) {
+        let rechecked: std::collections::HashSet<u32> = p.recheck.iter().copied().collect();
+        for i in p.have.iter_ones() {
+            if !rechecked.contains(&(i as u32)) {
+                have.set(i, true);
+            }
+        }
+    }
+    Ok(have)
 }
 
 /// The torrents of a session, by id and by info hash.
@@ -259,6 +279,28 @@ impl Session {
     /// Adds a torrent. It starts at once (checking first when `have` is `None`) unless
     /// `paused`.
     pub fn add(&self, add: AddTorrent) -> Result<TorrentId, SessionError> {
+        self.add_rechecking(add, Vec::new())
+    }
+
+    /// [`Session::add`] with `have` given, hashing the `recheck` pieces again first (those
+    /// of files changed since `have` was taken; their bits in `have` are not trusted).
+    /// The torrent is in the checking state until they are hashed; the other pieces of
+    /// `have` are taken as they are.
+    pub fn add_rechecking(
+        &self,
+        mut add: AddTorrent,
+        recheck: Vec<u32>,
+    ) -> Result<TorrentId, SessionError> {
+        let partial = match add.have.take() {
+            Some(have) if !recheck.is_empty() => Some(Partial {
+                have,
+                recheck: recheck.into(),
+            }),
+            have => {
+                add.have = have;
+                None
+            }
+        };
         let inner = &self.inner;
         // Shared as it came (a copy would leave the original's many small allocations as
         // holes among long-lived ones: thousands of torrents add up).
@@ -309,6 +351,7 @@ impl Session {
                 shared_meta,
                 add.dir.clone(),
                 Some(done),
+                partial,
             ));
             if reg.by_id.contains_key(&id) {
                 reg.tasks.entry(id).or_default().push(task);
@@ -728,10 +771,13 @@ async fn check_then_start(
     meta: Arc<Metainfo>,
     dir: PathBuf,
     _done: Option<TaskDone>,
+    partial: Option<Partial>,
 ) {
     let cancel = torrent.check_cancel.clone();
-    let checked =
-        tokio::task::spawn_blocking(move || check_until(&meta, &dir, cancel, |_| {})).await;
+    let checked = tokio::task::spawn_blocking(move || {
+        check_until(&meta, &dir, cancel, partial.as_ref(), |_| {})
+    })
+    .await;
     let mut d = torrent.lock();
     let now = Instant::now();
     match checked {

@@ -52,6 +52,9 @@ pub struct HashOptions {
     /// Set from another thread to stop early with [`HashError::Cancelled`] (a torrent
     /// removed while its data is checked).
     pub cancel: Option<std::sync::Arc<AtomicBool>>,
+    /// Hash only these pieces (the others stay [`PieceHash::Incomplete`]): a restart
+    /// checks again only the pieces of files that changed. `None`: every piece.
+    pub only: Option<std::sync::Arc<[u32]>>,
 }
 
 impl Default for HashOptions {
@@ -61,6 +64,7 @@ impl Default for HashOptions {
             threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
             require_all: false,
             cancel: None,
+            only: None,
         }
     }
 }
@@ -90,7 +94,9 @@ pub fn hash_pieces(
     mut on_progress: impl FnMut(u64),
 ) -> Result<Vec<PieceHash>, HashError> {
     let count = layout.piece_count();
-    let threads = options.threads.clamp(1, count.max(1));
+    let only = options.only.as_deref();
+    let todo = only.map_or(count, <[u32]>::len);
+    let threads = options.threads.clamp(1, todo.max(1));
     let next = AtomicUsize::new(0);
     let stop = AtomicBool::new(false);
     let hashed_bytes = AtomicU64::new(0);
@@ -116,10 +122,16 @@ pub fn hash_pieces(
                             outcome = Err(HashError::Cancelled);
                             break;
                         }
-                        let index = next.fetch_add(1, Ordering::Relaxed);
-                        if index >= count {
-                            break;
-                        }
+                        let nth = next.fetch_add(1, Ordering::Relaxed);
+                        let index = match only {
+                            Some(list) => match list.get(nth) {
+                                Some(&p) if (p as usize) < count => p as usize,
+                                Some(_) => continue,
+                                None => break,
+                            },
+                            None if nth < count => nth,
+                            None => break,
+                        };
                         match worker.hash_piece(index) {
                             Ok(hash) => done.push((index, hash)),
                             Err(e) => {
