@@ -90,6 +90,7 @@ impl Backend for Arc<Daemon> {
                 max_peers: self.config.max_peers,
                 options: e.options.clone(),
                 queued: e.queued,
+                queue_position: e.queue_position,
             });
         }
         views
@@ -185,5 +186,12 @@ impl Backend for Arc<Daemon> {
 
     fn close(&self) {
         self.shutdown.cancel();
+    }
+
+    fn queue_move(&self, ids: &[u32], to: QueueMove) -> Result<(), BackendError> {
+        lock(&self.table).queue_move(ids, to);
+        // The new order decides who downloads now.
+        self.run_queue();
+        Ok(())
     }
 }

@@ -101,6 +101,7 @@ impl Daemon {
             busy: false,
             options: Default::default(),
             queued: false,
+            queue_position: u64::MAX,
         };
         // The .torrent first: a record is never saved without its source.
         let added = match parsed {
@@ -183,6 +184,7 @@ impl Daemon {
             labels: e.labels.clone(),
             has_torrent: e.magnet.is_none(),
             options: e.options.clone(),
+            queue_position: e.queue_position,
         };
         self.record_of(e, &mark, name.to_string())
     }

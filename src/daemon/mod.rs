@@ -174,6 +174,7 @@ impl Daemon {
         for s in saved {
             daemon.add_saved(s, &mut report);
         }
+        lock(&daemon.table).renumber();
         tokio::spawn(daemon.clone().save_loop());
         tokio::spawn(daemon.clone().queue_loop());
         Ok((daemon, report))
@@ -205,6 +206,8 @@ impl Daemon {
             busy: false,
             options: r.options.clone(),
             queued: false,
+            // Placed after every torrent is loaded (see `Table::renumber`).
+            queue_position: r.queue_position.unwrap_or(u64::MAX - 1),
         };
         let added = match (&saved.torrent, &r.magnet) {
             (Some(bytes), _) => match Metainfo::from_bytes(bytes) {

@@ -1,9 +1,10 @@
 //! The download queue: while it is on, at most `size` torrents download at once; the
 //! others wait, paused in the session (not by a person: they show as Transmission's
-//! "queued for download" and are saved as running), and start in the order added when a
-//! downloading torrent finishes, is stopped or removed, or the queue grows. A torrent
-//! already downloading is queued again only when the queue shrinks below the number
-//! downloading (the last added wait first). Seeding torrents are not counted.
+//! "queued for download" and are saved as running), and start in queue order (the order
+//! added, unless moved with `queue-move-*`) when a downloading torrent finishes, is stopped
+//! or removed, or the queue grows. A torrent already downloading is queued again only when
+//! the queue shrinks below the number downloading (the last in the queue wait first).
+//! Seeding torrents are not counted.
 
 use super::{lock, Daemon};
 use crate::session::TorrentState;
@@ -53,18 +54,21 @@ impl Daemon {
         } else {
             usize::MAX
         };
-        // Running downloads in the order added, and those waiting.
+        // Running downloads in queue order, and those waiting.
         let mut running = Vec::new();
         let mut waiting = Vec::new();
-        for (id, e) in &table.entries {
+        for id in table.queue_order() {
+            let Some(e) = table.entries.get(&id) else {
+                continue;
+            };
             if e.paused || e.busy {
                 continue;
             }
             match self.downloading(e.session) {
-                Some(true) if e.queued => waiting.push(*id),
-                Some(true) => running.push(*id),
+                Some(true) if e.queued => waiting.push(id),
+                Some(true) => running.push(id),
                 // Finished while queued (nothing left to fetch): it may seed.
-                Some(false) if e.queued => waiting.insert(0, *id),
+                Some(false) if e.queued => waiting.insert(0, id),
                 _ => {}
             }
         }

@@ -57,6 +57,7 @@ impl Daemon {
             labels: e.labels.clone(),
             has_torrent: e.magnet.is_none(),
             options: e.options.clone(),
+            queue_position: e.queue_position,
         })
     }
 
@@ -76,6 +77,7 @@ impl Daemon {
             uploaded: mark.up,
             resume: None,
             options: e.options.clone(),
+            queue_position: (e.queue_position != u64::MAX).then_some(e.queue_position),
         }
     }
 

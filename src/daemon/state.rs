@@ -70,6 +70,9 @@ pub struct Record {
     /// Its own settings: files wanted and their priorities, limits, sequential.
     #[serde(default)]
     pub options: crate::rpc::options::TorrentOptions,
+    /// Its place in the download queue (older records have none: the order added).
+    #[serde(default)]
+    pub queue_position: Option<u64>,
 }
 
 /// The session's own record: settings changed over RPC, and totals over every run.
@@ -331,6 +334,7 @@ mod tests {
             uploaded: 0,
             resume: None,
             options: Default::default(),
+            queue_position: Some(3),
         }
     }
 

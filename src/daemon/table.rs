@@ -3,6 +3,7 @@
 
 use super::state::Stamp;
 use crate::core::InfoHash;
+use crate::rpc::backend::QueueMove;
 use crate::rpc::options::TorrentOptions;
 use crate::session::TorrentId;
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
@@ -48,6 +49,9 @@ pub struct Entry {
     pub options: TorrentOptions,
     /// Paused by the download queue (not by a person), waiting for a place.
     pub queued: bool,
+    /// Its place in the download queue, from 0 (see [`Table::renumber`]); `u64::MAX`
+    /// before [`Table::insert`]: last.
+    pub queue_position: u64,
 }
 
 /// The parts of a torrent's record that change while it runs; a new one means a save.
@@ -62,6 +66,7 @@ pub struct Mark {
     pub labels: Vec<String>,
     pub has_torrent: bool,
     pub options: TorrentOptions,
+    pub queue_position: u64,
 }
 
 impl Mark {
@@ -102,6 +107,9 @@ impl Table {
                 entry.dir
             }
         };
+        if entry.queue_position == u64::MAX {
+            entry.queue_position = self.entries.len() as u64;
+        }
         self.last_id += 1;
         self.by_hash.insert(entry.info_hash, self.last_id);
         self.entries.insert(self.last_id, entry);
@@ -127,7 +135,60 @@ impl Table {
         while self.removed.len() > MAX_REMOVED {
             self.removed.pop_front();
         }
+        self.renumber();
         Some(entry)
+    }
+
+    /// Ids in queue order.
+    pub fn queue_order(&self) -> Vec<u32> {
+        let mut order: Vec<(u64, u32)> = self
+            .entries
+            .iter()
+            .map(|(id, e)| (e.queue_position, *id))
+            .collect();
+        order.sort_unstable();
+        order.into_iter().map(|(_, id)| id).collect()
+    }
+
+    /// Numbers the queue 0, 1, 2... in its order (ties: the order added).
+    pub fn renumber(&mut self) {
+        let order = self.queue_order();
+        self.place(&order);
+    }
+
+    fn place(&mut self, order: &[u32]) {
+        for (position, id) in order.iter().enumerate() {
+            if let Some(e) = self.entries.get_mut(id) {
+                e.queue_position = position as u64;
+            }
+        }
+    }
+
+    /// Moves torrents in the queue as Transmission's `queue-move-*` do: to the top or the
+    /// bottom keeping their order, or one place up or down each.
+    pub fn queue_move(&mut self, ids: &[u32], to: QueueMove) {
+        let moving: HashSet<u32> = ids.iter().copied().collect();
+        let mut order = self.queue_order();
+        let (chosen, rest): (Vec<u32>, Vec<u32>) = order.iter().partition(|id| moving.contains(id));
+        match to {
+            QueueMove::Top => order = chosen.into_iter().chain(rest).collect(),
+            QueueMove::Bottom => order = rest.into_iter().chain(chosen).collect(),
+            QueueMove::Up => {
+                for i in 1..order.len() {
+                    if moving.contains(&order[i]) && !moving.contains(&order[i - 1]) {
+                        order.swap(i - 1, i);
+                    }
+                }
+            }
+            QueueMove::Down => {
+                for i in (0..order.len().saturating_sub(1)).rev() {
+                    if moving.contains(&order[i]) && !moving.contains(&order[i + 1]) {
+                        order.swap(i, i + 1);
+                    }
+                }
+            }
+        }
+        self.place(&order);
     }
 
     /// Ids removed in the last minute.
@@ -152,6 +213,7 @@ mod tests {
             session: TorrentId(u64::from(hash)),
             info_hash: InfoHash([hash; 20]),
             dir: Path::new("/d").into(),
+            queue_position: u64::MAX,
             paused: false,
             added: 0,
             done: None,
@@ -182,5 +244,34 @@ mod tests {
         assert_eq!(t.removed_recently(now), [1]);
         assert_eq!(t.removed_recently(now + Duration::from_secs(61)), [0u32; 0]);
         assert_eq!((t.removed_down, t.removed_up), (10, 5));
+    }
+
+    #[test]
+    fn the_queue_moves_as_transmissions_does() {
+        let mut t = Table::default();
+        for hash in 1..=5 {
+            t.insert(entry(hash));
+        }
+        assert_eq!(t.queue_order(), vec![1, 2, 3, 4, 5]);
+        t.queue_move(&[4, 5], QueueMove::Top);
+        assert_eq!(t.queue_order(), vec![4, 5, 1, 2, 3]);
+        t.queue_move(&[4, 1], QueueMove::Bottom);
+        assert_eq!(t.queue_order(), vec![5, 2, 3, 4, 1]);
+        t.queue_move(&[3, 4], QueueMove::Up);
+        assert_eq!(t.queue_order(), vec![5, 3, 4, 2, 1]);
+        t.queue_move(&[5, 4], QueueMove::Down);
+        assert_eq!(t.queue_order(), vec![3, 5, 2, 4, 1]);
+        // At the edge already: stays. Unknown ids: ignored.
+        t.queue_move(&[3, 99], QueueMove::Up);
+        assert_eq!(t.queue_order(), vec![3, 5, 2, 4, 1]);
+        // A removal closes the gap; positions stay 0..n.
+        t.take(2, Instant::now(), 0, 0);
+        let positions: Vec<u64> = t
+            .queue_order()
+            .iter()
+            .map(|id| t.entries[id].queue_position)
+            .collect();
+        assert_eq!(positions, vec![0, 1, 2, 3]);
+        assert_eq!(t.queue_order(), vec![3, 5, 4, 1]);
     }
 }

@@ -51,6 +51,8 @@ pub struct TorrentView {
     pub options: TorrentOptions,
     /// Waiting for a place in the download queue.
     pub queued: bool,
+    /// Its place in the download queue, from 0.
+    pub queue_position: u64,
 }
 
 impl TorrentView {
@@ -231,4 +233,15 @@ pub trait Backend: Send + Sync + 'static {
     fn free_space(&self, path: &std::path::Path) -> Option<(u64, u64)>;
     /// Asks the daemon to shut down (it saves its state first).
     fn close(&self);
+    /// Moves torrents in the download queue.
+    fn queue_move(&self, ids: &[u32], to: QueueMove) -> Result<(), BackendError>;
+}
+
+/// Where `queue-move-*` sends torrents.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QueueMove {
+    Top,
+    Up,
+    Down,
+    Bottom,
 }

@@ -257,8 +257,8 @@ fn scrape_of(url: &str) -> String {
 }
 
 /// One field's value for a torrent; `None` for a field this module does not answer.
-/// `position` is the torrent's place in the list, `now` Unix seconds.
-pub fn field(name: &str, t: &TorrentView, position: usize, now: i64) -> Option<Value> {
+/// `now` is Unix seconds.
+pub fn field(name: &str, t: &TorrentView, now: i64) -> Option<Value> {
     let s = &t.stats;
     let meta = t.meta.as_deref();
     let value = match name {
@@ -338,7 +338,7 @@ pub fn field(name: &str, t: &TorrentView, position: usize, now: i64) -> Option<V
         "pieces" => json!(base64::engine::general_purpose::STANDARD
             .encode(t.have.as_ref().map_or(&[][..], |h| h.as_raw_slice()))),
         "priorities" => json!(choices(t, file_count(t)).1),
-        "queuePosition" => json!(position),
+        "queuePosition" => json!(t.queue_position),
         "rateDownload" => json!(s.download_rate.round() as u64),
         "rateUpload" => json!(s.upload_rate.round() as u64),
         "recheckProgress" => json!(0.0),
@@ -406,8 +406,8 @@ mod tests {
     fn every_listed_field_is_answered() {
         let t = super::super::tests::view(1, "x");
         for f in FIELDS {
-            assert!(field(f, &t, 0, 0).is_some(), "{f}");
+            assert!(field(f, &t, 0).is_some(), "{f}");
         }
-        assert!(field("nonsense", &t, 0, 0).is_none());
+        assert!(field("nonsense", &t, 0).is_none());
     }
 }

@@ -40,7 +40,7 @@ pub fn torrent_get<B: Backend>(
         Detail::Brief
     };
     let all = backend.torrents(detail);
-    let chosen = all.iter().enumerate().filter(|(_, t)| match &ids {
+    let chosen = all.iter().filter(|t| match &ids {
         Ids::All => true,
         Ids::RecentlyActive => fields::recently_active(t, now),
         Ids::These(refs) => refs.iter().any(|r| match r {
@@ -64,7 +64,7 @@ pub fn torrent_get<B: Backend>(
         push(buf, &serde_json::json!(names))?;
         first = false;
     }
-    for (position, t) in chosen {
+    for t in chosen {
         if !first {
             buf.push(b',');
         }
@@ -72,7 +72,7 @@ pub fn torrent_get<B: Backend>(
         buf.push(if table { b'[' } else { b'{' });
         let mut first_field = true;
         for (name, key) in names.iter().zip(&keys) {
-            let value = fields::field(name, t, position, now);
+            let value = fields::field(name, t, now);
             if value.is_none() && !table {
                 continue;
             }

@@ -17,7 +17,7 @@ pub(crate) mod tests;
 
 pub use fields::FIELDS;
 
-use super::backend::{Added, Backend, Detail, NewTorrent, Source};
+use super::backend::{Added, Backend, Detail, NewTorrent, QueueMove, Source};
 use crate::core::InfoHash;
 use base64::Engine as _;
 use serde_json::{json, Map, Value};
@@ -140,9 +140,17 @@ async fn call<B: Backend>(
         "torrent-set-location" | "torrent-rename-path" => {
             Err(unsupported("moving or renaming a torrent's data"))
         }
-        "queue-move-top" | "queue-move-up" | "queue-move-down" | "queue-move-bottom" => Err(
-            unsupported("moving torrents in the queue (it keeps the order added)"),
-        ),
+        "queue-move-top" | "queue-move-up" | "queue-move-down" | "queue-move-bottom" => {
+            let to = match method {
+                "queue-move-top" => QueueMove::Top,
+                "queue-move-up" => QueueMove::Up,
+                "queue-move-down" => QueueMove::Down,
+                _ => QueueMove::Bottom,
+            };
+            let ids = select(backend, args, now)?;
+            backend.queue_move(&ids, to).map_err(|e| e.to_string())?;
+            Ok(Map::new())
+        }
         "blocklist-update" => Err(unsupported("blocklists")),
         "port-test" => Err(unsupported("testing the port from outside")),
         other => Err(format!("method name not recognized: {other}")),

@@ -42,6 +42,7 @@ pub fn view(id: u32, name: &str) -> TorrentView {
         max_peers: 50,
         options: TorrentOptions::default(),
         queued: false,
+        queue_position: u64::from(id) - 1,
     }
 }
 
@@ -158,6 +159,10 @@ impl Backend for Fake {
     }
     fn close(&self) {
         self.log("close".into());
+    }
+    fn queue_move(&self, ids: &[u32], to: QueueMove) -> Result<(), BackendError> {
+        self.log(format!("queue {to:?} {ids:?}"));
+        Ok(())
     }
 }
 
@@ -460,7 +465,7 @@ fn file_choices_and_limits_are_shown() {
     t.options.download_limit = 7;
     t.options.download_limited = true;
     t.stats.wanted_bytes = 0;
-    let f = |n| super::fields::field(n, &t, 0, 0).unwrap();
+    let f = |n| super::fields::field(n, &t, 0).unwrap();
     assert_eq!(f("wanted"), json!([0]));
     assert_eq!(f("priorities"), json!([0]));
     assert_eq!(f("downloadLimit"), json!(7));
@@ -468,7 +473,7 @@ fn file_choices_and_limits_are_shown() {
     assert_eq!(f("sizeWhenDone"), json!(0));
     assert_eq!(f("fileStats")[0]["wanted"], json!(false));
     t.queued = true;
-    assert_eq!(super::fields::field("status", &t, 0, 0), Some(json!(3)));
+    assert_eq!(super::fields::field("status", &t, 0), Some(json!(3)));
 }
 
 #[test]
@@ -516,4 +521,23 @@ fn session_get_set_and_stats() {
         json!({"method": "free-space", "arguments": {"path": "/data"}}),
     );
     assert_eq!(free["size-bytes"], 5);
+}
+
+#[test]
+fn queue_moves_reach_the_backend_and_positions_are_shown() {
+    let b = Fake::with_two();
+    ok(
+        &b,
+        json!({"method": "queue-move-top", "arguments": {"ids": [2]}}),
+    );
+    ok(
+        &b,
+        json!({"method": "queue-move-down", "arguments": {"ids": [1]}}),
+    );
+    assert_eq!(b.calls(), vec!["queue Top [2]", "queue Down [1]"]);
+    let got = ok(
+        &b,
+        json!({"method": "torrent-get", "arguments": {"fields": ["id", "queuePosition"]}}),
+    );
+    assert_eq!(got["torrents"][1]["queuePosition"], json!(1));
 }
