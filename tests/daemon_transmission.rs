@@ -170,6 +170,33 @@ fn transmission_remote_drives_the_daemon() {
     );
     assert!(row(a, "alpha.bin").unwrap().contains("100%"));
 
+    // Moved to another folder: the file goes there and the torrent seeds on, unchecked.
+    let moved = dir.join("moved");
+    ok(a, &["-t", "1", "--move", moved.to_str().unwrap()]);
+    assert_eq!(std::fs::read(moved.join("alpha.bin")).unwrap(), alpha);
+    assert!(!dl.join("alpha.bin").exists());
+    wait_for(
+        Duration::from_secs(30),
+        "the moved torrent is not seeding",
+        || d.proc.log(),
+        || {
+            let t = torrent(a, 1, &["status", "downloadDir"])?;
+            (t["status"] == 6 && t["downloadDir"] == moved.to_str().unwrap()).then_some(())
+        },
+    );
+    // Found in a folder holding a copy: checked there, and seeds from it.
+    std::fs::copy(moved.join("alpha.bin"), dl.join("alpha.bin")).unwrap();
+    ok(a, &["-t", "1", "--find", dl.to_str().unwrap()]);
+    wait_for(
+        Duration::from_secs(30),
+        "the found torrent is not seeding",
+        || d.proc.log(),
+        || {
+            let t = torrent(a, 1, &["status", "downloadDir"])?;
+            (t["status"] == 6 && t["downloadDir"] == dl.to_str().unwrap()).then_some(())
+        },
+    );
+
     // A magnet link: the metadata comes from the seeder, then the data; the .torrent is
     // saved in the state folder once known.
     let magnet = Command::new(BIN)

@@ -134,6 +134,15 @@ impl Backend for Arc<Daemon> {
         Daemon::verify(self, ids).await
     }
 
+    async fn set_location(
+        &self,
+        ids: &[u32],
+        location: std::path::PathBuf,
+        move_data: bool,
+    ) -> Result<(), BackendError> {
+        Daemon::set_location(self, ids, location, move_data).await
+    }
+
     fn set_labels(&self, ids: &[u32], labels: &[String]) -> Result<(), BackendError> {
         Daemon::set_labels(self, ids, labels);
         Ok(())

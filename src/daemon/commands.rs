@@ -266,62 +266,6 @@ impl Daemon {
         Ok(())
     }
 
-    /// Checks torrents' data again: each leaves the session and comes back checking, under
-    /// the same RPC id, paused or not as it was.
-    pub(super) async fn verify(self: &Arc<Self>, ids: &[u32]) -> Result<(), BackendError> {
-        for id in ids {
-            let (old, dir, paused) = {
-                let mut table = lock(&self.table);
-                let Some(e) = table.entries.get_mut(id) else {
-                    continue;
-                };
-                if e.busy {
-                    continue;
-                }
-                e.busy = true;
-                (e.session, e.dir.clone(), e.paused)
-            };
-            let Some(meta) = self.session.metainfo(old) else {
-                // A magnet link without its metadata has no data to check.
-                if let Some(e) = lock(&self.table).entries.get_mut(id) {
-                    e.busy = false;
-                }
-                continue;
-            };
-            let stats = self.session.stats(old).unwrap_or_default();
-            let _ = self.session.remove(old).await;
-            let added = self.session.add(AddTorrent {
-                meta: (*meta).clone(),
-                dir: dir.to_path_buf(),
-                have: None,
-                peers: Vec::new(),
-                paused,
-            });
-            let mut table = lock(&self.table);
-            let Some(e) = table.entries.get_mut(id) else {
-                continue;
-            };
-            e.busy = false;
-            e.earlier_down += stats.downloaded;
-            e.earlier_up += stats.uploaded;
-            e.changed = unix_now();
-            e.saved = None;
-            e.stamps = None;
-            match added {
-                Ok(new) => {
-                    e.session = new;
-                    self.apply_options(new, &e.options, true, !e.options.default_files());
-                }
-                Err(err) => {
-                    return Err(BackendError::Refused(format!(
-                        "torrent {id} could not be added back after leaving for its check: {err}"
-                    )))
-                }
-            }
-        }
-        Ok(())
-    }
-
     pub(super) fn set_labels(&self, ids: &[u32], labels: &[String]) {
         let mut table = lock(&self.table);
         for id in ids {

@@ -15,6 +15,7 @@ mod commands;
 pub mod config;
 mod options;
 mod queue;
+mod relocate;
 pub mod resume;
 mod save;
 pub mod state;

@@ -139,6 +139,31 @@ impl Table {
         Some(entry)
     }
 
+    /// Points a torrent at another folder (one copy of each folder, as [`Table::insert`]).
+    pub fn set_dir(&mut self, id: u32, dir: &Path) {
+        let Some(e) = self.entries.get(&id) else {
+            return;
+        };
+        if *e.dir == *dir {
+            return;
+        }
+        if Arc::strong_count(&e.dir) == 2 {
+            let old = e.dir.clone();
+            self.dirs.remove(&old);
+        }
+        let shared = match self.dirs.get(dir) {
+            Some(d) => d.clone(),
+            None => {
+                let d: Arc<Path> = dir.into();
+                self.dirs.insert(d.clone());
+                d
+            }
+        };
+        if let Some(e) = self.entries.get_mut(&id) {
+            e.dir = shared;
+        }
+    }
+
     /// Ids in queue order.
     pub fn queue_order(&self) -> Vec<u32> {
         let mut order: Vec<(u64, u32)> = self

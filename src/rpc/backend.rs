@@ -233,6 +233,14 @@ pub trait Backend: Send + Sync + 'static {
     fn free_space(&self, path: &std::path::Path) -> Option<(u64, u64)>;
     /// Asks the daemon to shut down (it saves its state first).
     fn close(&self);
+    /// Points torrents at another folder (absolute): their files moved there when
+    /// `move_data`, otherwise looked for (checked) there.
+    fn set_location(
+        &self,
+        ids: &[u32],
+        location: PathBuf,
+        move_data: bool,
+    ) -> impl Future<Output = Result<(), BackendError>> + Send;
     /// Moves torrents in the download queue.
     fn queue_move(&self, ids: &[u32], to: QueueMove) -> Result<(), BackendError>;
 }

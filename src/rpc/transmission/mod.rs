@@ -137,9 +137,19 @@ async fn call<B: Backend>(
         "torrent-reannounce" => Err(unsupported(
             "asking the trackers now (they are asked on their own schedule)",
         )),
-        "torrent-set-location" | "torrent-rename-path" => {
-            Err(unsupported("moving or renaming a torrent's data"))
+        "torrent-set-location" => {
+            let ids = select(backend, args, now)?;
+            let Some(location) = args.get("location").and_then(Value::as_str) else {
+                return Err("torrent-set-location needs 'location', a folder".into());
+            };
+            let move_data = flag(args, "move")?.unwrap_or(false);
+            backend
+                .set_location(&ids, PathBuf::from(location), move_data)
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok(Map::new())
         }
+        "torrent-rename-path" => Err(unsupported("renaming a torrent's files")),
         "queue-move-top" | "queue-move-up" | "queue-move-down" | "queue-move-bottom" => {
             let to = match method {
                 "queue-move-top" => QueueMove::Top,

@@ -126,6 +126,18 @@ impl Backend for Fake {
         self.log(format!("verify {ids:?}"));
         Ok(())
     }
+    async fn set_location(
+        &self,
+        ids: &[u32],
+        location: std::path::PathBuf,
+        move_data: bool,
+    ) -> Result<(), BackendError> {
+        self.log(format!(
+            "location {ids:?} {} {move_data}",
+            location.display()
+        ));
+        Ok(())
+    }
     fn set_labels(&self, ids: &[u32], labels: &[String]) -> Result<(), BackendError> {
         self.log(format!("labels {ids:?} {labels:?}"));
         Ok(())
@@ -540,4 +552,27 @@ fn queue_moves_reach_the_backend_and_positions_are_shown() {
         json!({"method": "torrent-get", "arguments": {"fields": ["id", "queuePosition"]}}),
     );
     assert_eq!(got["torrents"][1]["queuePosition"], json!(1));
+}
+
+#[test]
+fn set_location_reaches_the_backend_with_its_move_flag() {
+    let b = Fake::with_two();
+    ok(
+        &b,
+        json!({"method": "torrent-set-location",
+               "arguments": {"ids": [1], "location": "/new", "move": true}}),
+    );
+    ok(
+        &b,
+        json!({"method": "torrent-set-location", "arguments": {"ids": [2], "location": "/x"}}),
+    );
+    assert_eq!(
+        b.calls(),
+        vec!["location [1] /new true", "location [2] /x false"]
+    );
+    let why = refused(
+        &b,
+        json!({"method": "torrent-set-location", "arguments": {"ids": [1]}}),
+    );
+    assert!(why.contains("location"), "{why}");
 }
