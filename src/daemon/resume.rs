@@ -196,15 +196,18 @@ mod tests {
         assert_eq!(bad("8A==", 3).usable(3, &files), None);
     }
 
-    #[test]
-    fn a_file_missing_at_save_and_at_start_voids_its_pieces() {
-        use crate::storage::FileSlot;
-        let slot = |offset, length| FileSlot {
+    /// A file of `length` bytes at `offset` in the torrent, not on disk.
+    fn slot(offset: u64, length: u64) -> crate::storage::FileSlot {
+        crate::storage::FileSlot {
             path: "/nonexistent".into(),
             offset,
             length,
             padding: false,
-        };
+        }
+    }
+
+    #[test]
+    fn a_file_missing_at_save_and_at_start_voids_its_pieces() {
         // Two files of 20 bytes in pieces of 10: pieces 0-1 and 2-3.
         let layout = Layout {
             piece_length: 10,
@@ -231,13 +234,6 @@ mod tests {
 
     #[test]
     fn only_the_pieces_of_changed_files_are_hashed_again() {
-        use crate::storage::FileSlot;
-        let slot = |offset, length| FileSlot {
-            path: "/nonexistent".into(),
-            offset,
-            length,
-            padding: false,
-        };
         // Three files of 15 bytes in pieces of 10: pieces 0-1, 1-2 and 3-4.
         let layout = Layout {
             piece_length: 10,
