@@ -80,21 +80,28 @@ impl Daemon {
                 ))),
             };
         };
-        if let Return::Move(to) = &how {
-            if let Err(e) = clashes(&meta.info.layout(&dir), &meta.info.layout(to)) {
-                release(self);
-                return Err(BackendError::Refused(e));
+        // A move's two layouts: checked for clashes now, used for the move below.
+        let layouts = match &how {
+            Return::Move(to) => {
+                let (from, into) = (meta.info.layout(&dir), meta.info.layout(to));
+                if let Err(e) = clashes(&from, &into) {
+                    release(self);
+                    return Err(BackendError::Refused(e));
+                }
+                Some((from, into))
             }
-        }
+            _ => None,
+        };
         let stats = self.session.stats(old).unwrap_or_default();
         // Taken before the files move: only pieces verified in these files.
         let had = self.session.have(old);
         let _ = self.session.remove(old).await;
-        let (to, have, failure) = match how {
-            Return::Check => (dir.to_path_buf(), None, None),
-            Return::Find(to) => (to, None, None),
-            Return::Move(to) => {
-                let (from, into) = (meta.info.layout(&dir), meta.info.layout(&to));
+        let (to, have, failure) = match (how, layouts) {
+            (Return::Check, _) => (dir.to_path_buf(), None, None),
+            (Return::Find(to), _) => (to, None, None),
+            // (Not reached: a move always has its layouts.) Checked there, as a find.
+            (Return::Move(to), None) => (to, None, None),
+            (Return::Move(to), Some((from, into))) => {
                 let moved = tokio::task::spawn_blocking(move || move_files(&from, &into)).await;
                 match moved {
                     Ok(Ok(())) => (to, had, None),

@@ -100,13 +100,7 @@ pub struct Table {
 impl Table {
     /// Adds a torrent under the next id (from 1, as Transmission's).
     pub fn insert(&mut self, mut entry: Entry) -> u32 {
-        entry.dir = match self.dirs.get(&entry.dir) {
-            Some(dir) => dir.clone(),
-            None => {
-                self.dirs.insert(entry.dir.clone());
-                entry.dir
-            }
-        };
+        entry.dir = self.intern(entry.dir);
         if entry.queue_position == u64::MAX {
             entry.queue_position = self.entries.len() as u64;
         }
@@ -125,18 +119,37 @@ impl Table {
     pub fn take(&mut self, id: u32, now: Instant, down: u64, up: u64) -> Option<Entry> {
         let entry = self.entries.remove(&id)?;
         self.by_hash.remove(&entry.info_hash);
-        // The set's copy and this entry's: no other torrent is in that folder.
-        if Arc::strong_count(&entry.dir) == 2 {
-            self.dirs.remove(&entry.dir);
-        }
+        self.release(&entry.dir);
         self.removed_down += down;
         self.removed_up += up;
         self.removed.push_back((id, now));
         while self.removed.len() > MAX_REMOVED {
             self.removed.pop_front();
         }
-        self.renumber();
+        // The queue closes the gap (positions stay 0..n).
+        for e in self.entries.values_mut() {
+            if e.queue_position > entry.queue_position {
+                e.queue_position -= 1;
+            }
+        }
         Some(entry)
+    }
+
+    /// The one shared copy of a folder.
+    fn intern(&mut self, dir: Arc<Path>) -> Arc<Path> {
+        if let Some(shared) = self.dirs.get(&dir) {
+            return shared.clone();
+        }
+        self.dirs.insert(dir.clone());
+        dir
+    }
+
+    /// Forgets a folder a torrent leaves, if no other torrent is in it (the set's copy and
+    /// the leaving torrent's are the only ones).
+    fn release(&mut self, dir: &Arc<Path>) {
+        if Arc::strong_count(dir) == 2 {
+            self.dirs.remove(dir);
+        }
     }
 
     /// Points a torrent at another folder (one copy of each folder, as [`Table::insert`]).
@@ -147,20 +160,14 @@ impl Table {
         if *e.dir == *dir {
             return;
         }
-        if Arc::strong_count(&e.dir) == 2 {
-            let old = e.dir.clone();
-            self.dirs.remove(&old);
-        }
-        let shared = match self.dirs.get(dir) {
-            Some(d) => d.clone(),
-            None => {
-                let d: Arc<Path> = dir.into();
-                self.dirs.insert(d.clone());
-                d
-            }
-        };
+        let old = e.dir.clone();
+        let shared = self.intern(dir.into());
         if let Some(e) = self.entries.get_mut(&id) {
             e.dir = shared;
+        }
+        // Now held by the set and `old` only if no torrent is left there.
+        if Arc::strong_count(&old) == 2 {
+            self.dirs.remove(&old);
         }
     }
 
